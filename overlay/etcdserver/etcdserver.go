@@ -1,0 +1,151 @@
+// Package etcdserver runs a single-member etcd in process, so a lab cluster,
+// the demo and the tests need no separate etcd install. It is not meant to
+// replace a real etcd cluster in production.
+package etcdserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// Config describes the member. Zero values get lab-friendly defaults.
+type Config struct {
+	// DataDir holds the member's WAL and snapshot; created if missing.
+	DataDir string
+	// ClientURLs the member serves clients on, e.g. "http://[::1]:2379" or
+	// "unix:///run/vxlan6/etcd.sock" (a unix socket is reachable from every
+	// network namespace, which is what the multi-host testbed uses).
+	ClientURLs []string
+	// PeerURL for the (unused) raft peer port; default: a free loopback port.
+	PeerURL string
+	// Name of the member; default "vxlan6".
+	Name string
+	// StartTimeout bounds the wait for the member to become ready; default 30s.
+	StartTimeout time.Duration
+	// NoFsync trades durability for speed; tests only.
+	NoFsync bool
+	// LogLevel of etcd's own logger; default "error" so it does not drown ours.
+	LogLevel string
+}
+
+// Server is a running member.
+type Server struct {
+	etcd *embed.Etcd
+	// Endpoints are the client URLs, ready for clientv3.Config.Endpoints.
+	Endpoints []string
+}
+
+// Start launches the member and waits until it serves clients.
+func Start(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("etcd: data dir is required")
+	}
+	if len(cfg.ClientURLs) == 0 {
+		return nil, errors.New("etcd: at least one client URL is required")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "vxlan6"
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "error"
+	}
+	if cfg.PeerURL == "" {
+		port, err := FreePort()
+		if err != nil {
+			return nil, fmt.Errorf("etcd: pick peer port: %w", err)
+		}
+		cfg.PeerURL = "http://127.0.0.1:" + strconv.Itoa(port)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("etcd: create data dir %s: %w", cfg.DataDir, err)
+	}
+
+	ec := embed.NewConfig()
+	ec.Name = cfg.Name
+	ec.Dir = cfg.DataDir
+	ec.LogLevel = cfg.LogLevel
+	ec.LogOutputs = []string{"stderr"}
+	ec.UnsafeNoFsync = cfg.NoFsync
+	var curls, adv []url.URL
+	for _, s := range cfg.ClientURLs {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("etcd: client URL %q: %w", s, err)
+		}
+		if u.Scheme == "unix" {
+			// A stale socket from a killed run would make listen fail.
+			_ = os.Remove(unixPath(u))
+		} else {
+			adv = append(adv, *u)
+		}
+		curls = append(curls, *u)
+	}
+	purl, err := url.Parse(cfg.PeerURL)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: peer URL %q: %w", cfg.PeerURL, err)
+	}
+	if len(adv) == 0 {
+		// etcd insists that advertised URLs are host:port, which a socket
+		// path is not; a single member advertises to nobody, so any
+		// well-formed URL does.
+		u, _ := url.Parse("http://localhost:2379")
+		adv = []url.URL{*u}
+	}
+	ec.ListenClientUrls, ec.AdvertiseClientUrls = curls, adv
+	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*purl}, []url.URL{*purl}
+	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: start member in %s: %w", cfg.DataDir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("etcd: member failed while starting: %w", err)
+	case <-time.After(cfg.StartTimeout):
+		e.Server.Stop()
+		e.Close()
+		return nil, fmt.Errorf("etcd: member not ready after %s", cfg.StartTimeout)
+	}
+	slog.Info("embedded etcd ready", "clientURLs", strings.Join(cfg.ClientURLs, ","), "dataDir", cfg.DataDir)
+	return &Server{etcd: e, Endpoints: append([]string(nil), cfg.ClientURLs...)}, nil
+}
+
+// Err reports a fatal error of the running member.
+func (s *Server) Err() <-chan error { return s.etcd.Err() }
+
+// Close stops the member and releases its listeners.
+func (s *Server) Close() {
+	s.etcd.Close()
+}
+
+func unixPath(u *url.URL) string {
+	if u.Path != "" {
+		return u.Host + u.Path
+	}
+	return u.Host
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,216 @@
+// Package subnetfile holds the contract between vxlan6d and the vxlan6 CNI
+// plugin: the daemon writes this node's subnet(s), the cluster network(s), the
+// overlay MTU and the VTEP; the plugin reads them on every ADD.
+//
+// The format is shell-sourceable KEY=VALUE lines (like flannel's subnet.env),
+// so operators can `. /run/vxlan6/subnet.env` in scripts:
+//
+//	VXLAN6_NETWORK_V6=fd10:244::/48
+//	VXLAN6_SUBNET_V6=fd10:244:0:1::/64
+//	VXLAN6_NETWORK_V4=10.244.0.0/16   (dual-stack only)
+//	VXLAN6_SUBNET_V4=10.244.1.0/24    (dual-stack only)
+//	VXLAN6_MTU=1430
+//	VXLAN6_VTEP=2001:db8:1::2
+//
+// Blank lines and lines starting with '#' are ignored. Unknown keys are
+// ignored so that newer daemons can add keys without breaking older plugins.
+// The IPv6 network and subnet are mandatory: vxlan6 is IPv6-first.
+package subnetfile
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// DefaultPath is where vxlan6d writes the file unless --subnet-file says otherwise.
+const DefaultPath = "/run/vxlan6/subnet.env"
+
+// Keys of the file, exported so tools and docs use the same spelling.
+const (
+	KeyNetworkV6 = "VXLAN6_NETWORK_V6"
+	KeySubnetV6  = "VXLAN6_SUBNET_V6"
+	KeyNetworkV4 = "VXLAN6_NETWORK_V4"
+	KeySubnetV4  = "VXLAN6_SUBNET_V4"
+	KeyMTU       = "VXLAN6_MTU"
+	KeyVTEP      = "VXLAN6_VTEP"
+)
+
+// Config is the parsed content of a subnet file.
+type Config struct {
+	NetworkV6 *net.IPNet // cluster-wide IPv6 pod network
+	SubnetV6  *net.IPNet // this node's IPv6 pod subnet
+	NetworkV4 *net.IPNet // cluster-wide IPv4 pod network; nil unless dual-stack
+	SubnetV4  *net.IPNet // this node's IPv4 pod subnet; nil unless dual-stack
+	MTU       int        // MTU of the overlay (the VXLAN device's MTU)
+	VTEP      net.IP     // the underlay address this node tunnels from
+}
+
+// DualStack reports whether the node also has an IPv4 pod subnet.
+func (c *Config) DualStack() bool { return c.SubnetV4 != nil }
+
+// Validate checks the invariants the plugin relies on.
+func (c *Config) Validate() error {
+	if c.NetworkV6 == nil || c.SubnetV6 == nil {
+		return fmt.Errorf("%s and %s are required", KeyNetworkV6, KeySubnetV6)
+	}
+	if c.NetworkV6.IP.To4() != nil || c.SubnetV6.IP.To4() != nil {
+		return fmt.Errorf("%s/%s must be IPv6", KeyNetworkV6, KeySubnetV6)
+	}
+	if !containsNet(c.NetworkV6, c.SubnetV6) {
+		return fmt.Errorf("%s %s is not inside %s %s", KeySubnetV6, c.SubnetV6, KeyNetworkV6, c.NetworkV6)
+	}
+	if (c.NetworkV4 == nil) != (c.SubnetV4 == nil) {
+		return fmt.Errorf("%s and %s must be given together", KeyNetworkV4, KeySubnetV4)
+	}
+	if c.NetworkV4 != nil {
+		if c.NetworkV4.IP.To4() == nil || c.SubnetV4.IP.To4() == nil {
+			return fmt.Errorf("%s/%s must be IPv4", KeyNetworkV4, KeySubnetV4)
+		}
+		if !containsNet(c.NetworkV4, c.SubnetV4) {
+			return fmt.Errorf("%s %s is not inside %s %s", KeySubnetV4, c.SubnetV4, KeyNetworkV4, c.NetworkV4)
+		}
+	}
+	if c.MTU < 1280 || c.MTU > 65535 {
+		return fmt.Errorf("%s %d out of range (IPv6 needs at least 1280)", KeyMTU, c.MTU)
+	}
+	return nil
+}
+
+func containsNet(outer, inner *net.IPNet) bool {
+	oo, _ := outer.Mask.Size()
+	io, _ := inner.Mask.Size()
+	return io >= oo && outer.Contains(inner.IP)
+}
+
+// Read parses and validates the subnet file at path. Errors name the file.
+func Read(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read subnet file %s: %w", path, err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("subnet file %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse parses and validates subnet file content.
+func Parse(data []byte) (*Config, error) {
+	c := &Config{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("line %d: %q is not KEY=VALUE", line, s)
+		}
+		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"'`)
+		var err error
+		switch k {
+		case KeyNetworkV6:
+			c.NetworkV6, err = parseCIDR(k, v)
+		case KeySubnetV6:
+			c.SubnetV6, err = parseCIDR(k, v)
+		case KeyNetworkV4:
+			c.NetworkV4, err = parseCIDR(k, v)
+		case KeySubnetV4:
+			c.SubnetV4, err = parseCIDR(k, v)
+		case KeyMTU:
+			c.MTU, err = strconv.Atoi(v)
+			if err != nil {
+				err = fmt.Errorf("%s %q is not a number", k, v)
+			}
+		case KeyVTEP:
+			c.VTEP = net.ParseIP(v)
+			if c.VTEP == nil {
+				err = fmt.Errorf("%s %q is not an IP address", k, v)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parseCIDR(key, v string) (*net.IPNet, error) {
+	ip, n, err := net.ParseCIDR(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q is not a CIDR", key, v)
+	}
+	if !ip.Equal(n.IP) {
+		return nil, fmt.Errorf("%s %q has host bits set", key, v)
+	}
+	return n, nil
+}
+
+// Marshal renders c in the file format.
+func (c *Config) Marshal() []byte {
+	var b bytes.Buffer
+	b.WriteString("# written by vxlan6d; read by the vxlan6 CNI plugin\n")
+	fmt.Fprintf(&b, "%s=%s\n%s=%s\n", KeyNetworkV6, c.NetworkV6, KeySubnetV6, c.SubnetV6)
+	if c.NetworkV4 != nil {
+		fmt.Fprintf(&b, "%s=%s\n%s=%s\n", KeyNetworkV4, c.NetworkV4, KeySubnetV4, c.SubnetV4)
+	}
+	fmt.Fprintf(&b, "%s=%d\n", KeyMTU, c.MTU)
+	if c.VTEP != nil {
+		fmt.Fprintf(&b, "%s=%s\n", KeyVTEP, c.VTEP)
+	}
+	return b.Bytes()
+}
+
+// Write validates c and replaces the file at path atomically (temp file in the
+// same directory, fsync, rename, fsync of the directory), so the plugin never
+// reads a half-written file.
+func Write(path string, c *Config) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("write subnet file %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write subnet file %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write subnet file %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(c.Marshal()); err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write subnet file %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
