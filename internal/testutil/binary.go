@@ -1,0 +1,73 @@
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Packages of the project's programs, by binary name.
+var binaryPackages = map[string]string{
+	"vxlan6":  "./plugins/vxlan6",
+	"vxlan6d": "./overlay/cmd/vxlan6d",
+}
+
+var (
+	buildMu  sync.Mutex
+	built    = map[string]string{}
+	buildDir string
+)
+
+// Binary builds one of the project's programs ("vxlan6" or "vxlan6d") once per
+// test process and returns its path. A test run needs no prior `make build`;
+// the Go build cache makes repeated builds cheap. The directory holding it is
+// also a valid CNI_PATH entry for the plugin.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[name]; ok {
+		return p
+	}
+	pkg, ok := binaryPackages[name]
+	if !ok {
+		t.Fatalf("unknown binary %q", name)
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buildDir == "" {
+		// Shared by all tests of this process; removed by the OS tmp cleaner,
+		// not by one test's Cleanup, because later tests reuse it.
+		buildDir, err = os.MkdirTemp("", "vx6bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(buildDir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	built[name] = out
+	return out
+}
+
+// ModuleRoot returns the repository root (the directory holding go.mod).
+func ModuleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the vxlan6 module")
+	}
+	return filepath.Dir(mod), nil
+}
