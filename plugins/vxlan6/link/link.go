@@ -1,0 +1,352 @@
+// Package link does the kernel work of the vxlan6 CNI plugin: the node bridge,
+// the veth pair and the container side's addresses and routes. Each function
+// does one kernel thing and issues as few netlink requests as it can, because
+// ADD latency is what container start-up waits on.
+package link
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// VethPrefix starts every host-side veth name the plugin creates, so GC can
+// tell its own strays from other links.
+const VethPrefix = "vx6"
+
+// ErrIfaceExists reports that the container interface name is already taken
+// inside the container's network namespace.
+var ErrIfaceExists = errors.New("interface already exists in the container netns")
+
+// HostVethName derives the host end's name from (container ID, ifname) alone,
+// so DEL and GC find it without a netns or a prevResult (nerdctl sends DEL
+// with an empty CNI_NETNS).
+func HostVethName(containerID, ifName string) string {
+	sum := sha256.Sum256([]byte(containerID + "/" + ifName))
+	return VethPrefix + hex.EncodeToString(sum[:])[:12]
+}
+
+// IsHostVethName reports whether name has the shape HostVethName produces.
+func IsHostVethName(name string) bool {
+	if len(name) != len(VethPrefix)+12 || !strings.HasPrefix(name, VethPrefix) {
+		return false
+	}
+	_, err := hex.DecodeString(name[len(VethPrefix):])
+	return err == nil
+}
+
+// Alias is the human-readable tag set on the host veth ("cid/ifname").
+func Alias(containerID, ifName string) string { return containerID + "/" + ifName }
+
+// EnsureBridge makes sure the node bridge exists, is up, has mtu and holds
+// exactly the gateway addresses gws (gateway IP with the subnet's mask). A
+// gateway address left from an older subnet is removed. Safe against
+// concurrent plugin processes: whoever loses a create race uses the winner's
+// bridge. On the common path (all in place) it costs two netlink requests.
+func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) {
+	br, err := netlinksafe.LinkByName(name)
+	if err != nil {
+		if !isNotFound(err) {
+			return nil, fmt.Errorf("look up bridge %s: %w", name, err)
+		}
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = name
+		attrs.MTU = mtu
+		attrs.Flags = net.FlagUp
+		// A fixed MAC keeps the gateway's MAC stable while ports come and
+		// go; by default a bridge takes the lowest MAC of its ports.
+		attrs.HardwareAddr = randomMAC()
+		created := true
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+			if !errors.Is(err, unix.EEXIST) {
+				return nil, fmt.Errorf("create bridge %s: %w", name, err)
+			}
+			created = false
+		}
+		if br, err = netlinksafe.LinkByName(name); err != nil {
+			return nil, fmt.Errorf("look up bridge %s after creating it: %w", name, err)
+		}
+		if created {
+			// Only an explicit MTU change marks the bridge's MTU as set by
+			// the user; otherwise it falls back to 1500 when its last port
+			// leaves and follows its ports.
+			if err := netlink.LinkSetMTU(br, mtu); err != nil {
+				return nil, fmt.Errorf("set MTU %d on bridge %s: %w", mtu, name, err)
+			}
+		}
+	}
+	if _, ok := br.(*netlink.Bridge); !ok {
+		return nil, fmt.Errorf("%s exists but is a %s, not a bridge", name, br.Type())
+	}
+	if br.Attrs().MTU != mtu {
+		if err := netlink.LinkSetMTU(br, mtu); err != nil {
+			return nil, fmt.Errorf("set MTU %d on bridge %s: %w", mtu, name, err)
+		}
+	}
+	if br.Attrs().Flags&net.FlagUp == 0 {
+		if err := netlink.LinkSetUp(br); err != nil {
+			return nil, fmt.Errorf("set bridge %s up: %w", name, err)
+		}
+	}
+	addrs, err := netlinksafe.AddrList(br, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of bridge %s: %w", name, err)
+	}
+	have := make([]bool, len(gws))
+	for _, a := range addrs {
+		if a.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		keep := false
+		for i, gw := range gws {
+			if a.IP.Equal(gw.IP) && maskEqual(a.Mask, gw.Mask) {
+				have[i], keep = true, true
+			}
+		}
+		if keep {
+			continue
+		}
+		// The bridge belongs to this plugin: any other global address is a
+		// gateway of a subnet this node no longer holds.
+		if err := netlink.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("remove stale gateway %s from bridge %s: %w", a.IPNet, name, err)
+		}
+	}
+	for i, gw := range gws {
+		if have[i] {
+			continue
+		}
+		addr := &netlink.Addr{IPNet: gw, Flags: unix.IFA_F_NODAD}
+		if err := netlink.AddrAdd(br, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("add gateway %s to bridge %s: %w", gw, name, err)
+		}
+	}
+	return br, nil
+}
+
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(mac)
+	mac[0] = mac[0]&0xfe | 0x02 // unicast, locally administered
+	return mac
+}
+
+func maskEqual(a, b net.IPMask) bool {
+	ao, ab := a.Size()
+	bo, bb := b.Size()
+	return ao == bo && ab == bb
+}
+
+// EnableForwarding turns on IPv6 forwarding (and IPv4 when v4 is set),
+// writing the sysctl only when it is off: a write to all/forwarding walks
+// every interface in the kernel.
+func EnableForwarding(v4 bool) error {
+	if err := ensureSysctl("/proc/sys/net/ipv6/conf/all/forwarding"); err != nil {
+		return err
+	}
+	if v4 {
+		return ensureSysctl("/proc/sys/net/ipv4/ip_forward")
+	}
+	return nil
+}
+
+func ensureSysctl(path string) error {
+	b, err := os.ReadFile(path)
+	if err == nil && strings.TrimSpace(string(b)) == "1" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("enable forwarding (%s): %w", path, err)
+	}
+	return nil
+}
+
+// Veth describes the pair SetupVeth creates.
+type Veth struct {
+	HostName  string           // host end, attached to the bridge
+	Alias     string           // alias of the host end
+	ContName  string           // container end (CNI_IFNAME)
+	MTU       int              // both ends
+	ContMAC   net.HardwareAddr // optional static MAC of the container end
+	Bridge    netlink.Link     // node bridge
+	ContainNS ns.NetNS         // container netns
+}
+
+// SetupVeth creates the pair in one request with the container end born
+// inside the container netns, then puts the host end on the bridge. It
+// returns the host end. If the container netns already has ContName it
+// returns ErrIfaceExists. A host end left over from an earlier ADD of the
+// same (container ID, ifname) is a stale attachment: it is replaced.
+func SetupVeth(v Veth) (netlink.Link, error) {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = v.HostName
+	attrs.Alias = v.Alias
+	attrs.MTU = v.MTU
+	attrs.Flags = net.FlagUp
+	veth := &netlink.Veth{
+		LinkAttrs:        attrs,
+		PeerName:         v.ContName,
+		PeerHardwareAddr: v.ContMAC,
+		PeerNamespace:    netlink.NsFd(int(v.ContainNS.Fd())),
+	}
+	err := netlink.LinkAdd(veth)
+	if errors.Is(err, unix.EEXIST) {
+		if exists, lerr := contLinkExists(v.ContainNS, v.ContName); lerr != nil {
+			return nil, lerr
+		} else if exists {
+			return nil, fmt.Errorf("%w: %s in %s", ErrIfaceExists, v.ContName, v.ContainNS.Path())
+		}
+		if derr := DelHostVeth(v.HostName); derr != nil {
+			return nil, fmt.Errorf("replace stale host veth %s: %w", v.HostName, derr)
+		}
+		err = netlink.LinkAdd(veth)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create veth %s (container end %s in %s): %w", v.HostName, v.ContName, v.ContainNS.Path(), err)
+	}
+	host, err := netlinksafe.LinkByName(v.HostName)
+	if err != nil {
+		_ = DelHostVeth(v.HostName)
+		return nil, fmt.Errorf("look up new host veth %s: %w", v.HostName, err)
+	}
+	if err := netlink.LinkSetMasterByIndex(host, v.Bridge.Attrs().Index); err != nil {
+		_ = DelHostVeth(v.HostName)
+		return nil, fmt.Errorf("attach host veth %s to bridge %s: %w", v.HostName, v.Bridge.Attrs().Name, err)
+	}
+	return host, nil
+}
+
+func contLinkExists(netns ns.NetNS, name string) (bool, error) {
+	exists := false
+	err := netns.Do(func(ns.NetNS) error {
+		_, err := netlinksafe.LinkByName(name)
+		if err == nil {
+			exists = true
+			return nil
+		}
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("look up %s in %s: %w", name, netns.Path(), err)
+	})
+	return exists, err
+}
+
+// Route is a route to install in the container.
+type Route struct {
+	Dst *net.IPNet
+	GW  net.IP
+}
+
+// ConfigureContainer, run inside the container netns, gives ifName its
+// addresses (without duplicate address detection, so they are usable the
+// moment ADD returns), brings it up and adds routes. It returns the link.
+func ConfigureContainer(ifName string, addrs []*net.IPNet, routes []Route) (netlink.Link, error) {
+	l, err := netlinksafe.LinkByName(ifName)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", ifName, err)
+	}
+	for _, a := range addrs {
+		addr := &netlink.Addr{IPNet: a}
+		if a.IP.To4() == nil {
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		err := netlink.AddrAdd(l, addr)
+		if errors.Is(err, unix.EACCES) && a.IP.To4() == nil {
+			// IPv6 is disabled in this netns (some runtimes do that):
+			// enable it on this interface only and retry.
+			if werr := os.WriteFile("/proc/sys/net/ipv6/conf/"+ifName+"/disable_ipv6", []byte("0"), 0o644); werr == nil {
+				err = netlink.AddrAdd(l, addr)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("add address %s to %s: %w", a, ifName, err)
+		}
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return nil, fmt.Errorf("set %s up: %w", ifName, err)
+	}
+	for _, r := range routes {
+		rt := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: r.Dst, Gw: r.GW}
+		if err := netlink.RouteAdd(rt); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("add route %s via %s dev %s: %w", r.Dst, r.GW, ifName, err)
+		}
+	}
+	return l, nil
+}
+
+// DelHostVeth deletes the host end by name (the kernel removes the container
+// end with it). A link that is already gone is not an error.
+func DelHostVeth(name string) error {
+	l, err := netlinksafe.LinkByName(name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("look up host veth %s: %w", name, err)
+	}
+	if l.Type() != "veth" {
+		return fmt.Errorf("%s is a %s, not a veth of vxlan6: leaving it alone", name, l.Type())
+	}
+	if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete host veth %s: %w", name, err)
+	}
+	return nil
+}
+
+// HostVeths lists the veths attached to bridge whose names have the shape
+// HostVethName produces (the candidates for GC).
+func HostVeths(bridge string) ([]netlink.Link, error) {
+	br, err := netlinksafe.LinkByName(bridge)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("look up bridge %s: %w", bridge, err)
+	}
+	links, err := netlinksafe.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	var out []netlink.Link
+	for _, l := range links {
+		a := l.Attrs()
+		if l.Type() == "veth" && a.MasterIndex == br.Attrs().Index && IsHostVethName(a.Name) {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// HostVethOnBridge reports whether the host veth name exists and is a port of
+// bridge.
+func HostVethOnBridge(name, bridge string) error {
+	l, err := netlinksafe.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("host veth %s: %w", name, err)
+	}
+	br, err := netlinksafe.LinkByName(bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", bridge, err)
+	}
+	if l.Attrs().MasterIndex != br.Attrs().Index {
+		return fmt.Errorf("host veth %s is not a port of bridge %s", name, bridge)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, syscall.ENODEV)
+}

@@ -1,0 +1,438 @@
+// Command vxlan6 is the CNI plugin of the vxlan6 overlay: it puts a container
+// on this node's pod subnet (written by vxlan6d into the subnet file) through
+// a veth pair on the node bridge, with addresses from the node-local IPAM.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	cniversion "github.com/containernetworking/cni/pkg/version"
+	"github.com/containernetworking/plugins/pkg/ip"
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/vxlan6/vxlan6/ipam"
+	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
+	"github.com/vxlan6/vxlan6/subnetfile"
+)
+
+// version is set at build time (-X main.version=...).
+var version = "dev"
+
+var supportedVersions = cniversion.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+
+func init() {
+	// Namespace switches are per OS thread: keep main on one thread.
+	runtime.LockOSThread()
+}
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	skel.PluginMainFuncs(skel.CNIFuncs{
+		Add:    cmdAdd,
+		Del:    cmdDel,
+		Check:  cmdCheck,
+		GC:     cmdGC,
+		Status: cmdStatus,
+	}, supportedVersions, "vxlan6 CNI plugin "+version)
+}
+
+func cniErr(code uint, format string, a ...any) *types.Error {
+	return types.NewError(code, fmt.Sprintf(format, a...), "")
+}
+
+// readSubnetFile maps every failure to "try again later": the daemon writes
+// the file once it holds a lease, so a missing file is a transient state.
+func readSubnetFile(path string, code uint) (*subnetfile.Config, error) {
+	c, err := subnetfile.Read(path)
+	if err != nil {
+		return nil, cniErr(code, "%v (the subnet file is written by vxlan6d; is it running and holding a lease?)", err)
+	}
+	return c, nil
+}
+
+// node is what ADD derives from the subnet file: subnets to allocate from and
+// their gateways.
+type node struct {
+	subnets  []*net.IPNet // v6 first, then v4 if dual-stack
+	networks []*net.IPNet // cluster networks, same order
+	gws      []net.IP     // gateways, same order
+	mtu      int
+}
+
+func nodeFrom(sf *subnetfile.Config, mtu int) *node {
+	n := &node{mtu: sf.MTU}
+	if mtu != 0 {
+		n.mtu = mtu
+	}
+	n.subnets = append(n.subnets, sf.SubnetV6)
+	n.networks = append(n.networks, sf.NetworkV6)
+	if sf.DualStack() {
+		n.subnets = append(n.subnets, sf.SubnetV4)
+		n.networks = append(n.networks, sf.NetworkV4)
+	}
+	for _, s := range n.subnets {
+		n.gws = append(n.gws, ipam.Gateway(s))
+	}
+	return n
+}
+
+func (n *node) gatewayNets() []*net.IPNet {
+	out := make([]*net.IPNet, len(n.gws))
+	for i, gw := range n.gws {
+		out[i] = &net.IPNet{IP: gw, Mask: n.subnets[i].Mask}
+	}
+	return out
+}
+
+// subnetFor returns the index of the node subnet holding ip, or -1.
+func (n *node) subnetFor(ip net.IP) int {
+	for i, s := range n.subnets {
+		if s.Contains(ip) {
+			return i
+		}
+	}
+	return -1
+}
+
+func openNetNS(path string) (ns.NetNS, error) {
+	netns, err := ns.GetNS(path)
+	if err != nil {
+		var notExist ns.NSPathNotExistErr
+		if errors.As(err, &notExist) {
+			return nil, cniErr(types.ErrUnknownContainer, "CNI_NETNS %s does not exist", path)
+		}
+		return nil, cniErr(types.ErrInvalidEnvironmentVariables, "CNI_NETNS %s: %v", path, err)
+	}
+	return netns, nil
+}
+
+func ipamErr(err error) error {
+	switch {
+	case errors.Is(err, ipam.ErrOutsideSubnet):
+		return cniErr(types.ErrInvalidNetworkConfig, "%v", err)
+	case errors.Is(err, ipam.ErrInUse), errors.Is(err, ipam.ErrExhausted):
+		return cniErr(types.ErrTryAgainLater, "%v", err)
+	}
+	return cniErr(types.ErrIOFailure, "%v", err)
+}
+
+func cmdAdd(args *skel.CmdArgs) (err error) {
+	conf, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	req, err := parseStatic(conf, args.Args)
+	if err != nil {
+		return err
+	}
+	netns, err := openNetNS(args.Netns)
+	if err != nil {
+		return err
+	}
+	defer netns.Close()
+	sf, err := readSubnetFile(conf.SubnetFile, types.ErrTryAgainLater)
+	if err != nil {
+		return err
+	}
+	nd := nodeFrom(sf, conf.MTU)
+	for _, rip := range req.IPs {
+		if nd.subnetFor(rip) < 0 {
+			return cniErr(types.ErrInvalidNetworkConfig, "requested IP %s is outside the node subnets %v (subnet file %s)", rip, nd.subnets, conf.SubnetFile)
+		}
+	}
+
+	store, err := ipam.Open(conf.DataDir)
+	if err != nil {
+		return cniErr(types.ErrIOFailure, "open IPAM store %s: %v", conf.DataDir, err)
+	}
+	defer store.Close()
+	ips, err := store.Allocate(args.ContainerID, args.IfName, nd.subnets, req.IPs)
+	if err != nil {
+		return ipamErr(fmt.Errorf("allocate for %s/%s: %w", args.ContainerID, args.IfName, err))
+	}
+	hostName := link.HostVethName(args.ContainerID, args.IfName)
+	var addrs []*net.IPNet
+	var routes []link.Route
+	// Every failure from here on must leave nothing behind.
+	defer func() {
+		if err == nil {
+			return
+		}
+		if conf.IPMasq {
+			_ = ip.TeardownIPMasqForNetworks(masqNets(addrs, nd), conf.Name, args.IfName, args.ContainerID)
+		}
+		if derr := link.DelHostVeth(hostName); derr != nil {
+			slog.Warn("rollback: delete host veth", "veth", hostName, "err", derr)
+		}
+		if rerr := store.Release(args.ContainerID, args.IfName); rerr != nil {
+			slog.Warn("rollback: release addresses", "container", args.ContainerID, "ifname", args.IfName, "err", rerr)
+		}
+	}()
+
+	br, err := link.EnsureBridge(conf.Bridge, nd.mtu, nd.gatewayNets())
+	if err != nil {
+		return err
+	}
+	if err := link.EnableForwarding(sf.DualStack()); err != nil {
+		return err
+	}
+	host, err := link.SetupVeth(link.Veth{
+		HostName:  hostName,
+		Alias:     link.Alias(args.ContainerID, args.IfName),
+		ContName:  args.IfName,
+		MTU:       nd.mtu,
+		ContMAC:   req.MAC,
+		Bridge:    br,
+		ContainNS: netns,
+	})
+	if err != nil {
+		if errors.Is(err, link.ErrIfaceExists) {
+			return cniErr(types.ErrInvalidEnvironmentVariables, "CNI_IFNAME %s already exists in netns %s", args.IfName, args.Netns)
+		}
+		return err
+	}
+
+	result := &current.Result{
+		CNIVersion: current.ImplementedSpecVersion,
+		Interfaces: []*current.Interface{
+			{Name: hostName, Mac: host.Attrs().HardwareAddr.String()},
+			{Name: args.IfName, Sandbox: args.Netns},
+		},
+	}
+	for _, a := range ips {
+		i := nd.subnetFor(a)
+		if i < 0 {
+			return cniErr(types.ErrInternal, "IPAM returned %s, which is in no node subnet %v", a, nd.subnets)
+		}
+		an := &net.IPNet{IP: a, Mask: nd.subnets[i].Mask}
+		addrs = append(addrs, an)
+		result.IPs = append(result.IPs, &current.IPConfig{Interface: current.Int(1), Address: *an, Gateway: nd.gws[i]})
+		def := &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+		if a.To4() != nil {
+			def = &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+		}
+		for _, dst := range []*net.IPNet{def, nd.networks[i]} {
+			routes = append(routes, link.Route{Dst: dst, GW: nd.gws[i]})
+			result.Routes = append(result.Routes, &types.Route{Dst: *dst, GW: nd.gws[i]})
+		}
+	}
+	err = netns.Do(func(ns.NetNS) error {
+		cl, err := link.ConfigureContainer(args.IfName, addrs, routes)
+		if err != nil {
+			return err
+		}
+		result.Interfaces[1].Mac = cl.Attrs().HardwareAddr.String()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("configure %s in %s: %w", args.IfName, args.Netns, err)
+	}
+	if conf.IPMasq {
+		if err := ip.SetupIPMasqForNetworks(nil, masqNets(addrs, nd), conf.Name, args.IfName, args.ContainerID); err != nil {
+			return fmt.Errorf("set up masquerade for %s/%s: %w", args.ContainerID, args.IfName, err)
+		}
+	}
+	return types.PrintResult(result, conf.CNIVersion)
+}
+
+// masqNets gives each container address the mask of its cluster network, so
+// the masquerade rules exempt traffic that stays inside the cluster.
+func masqNets(addrs []*net.IPNet, nd *node) []*net.IPNet {
+	var out []*net.IPNet
+	for _, a := range addrs {
+		for _, nw := range nd.networks {
+			if nw.Contains(a.IP) {
+				out = append(out, &net.IPNet{IP: a.IP, Mask: nw.Mask})
+			}
+		}
+	}
+	return out
+}
+
+func cmdDel(args *skel.CmdArgs) error {
+	conf, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	store, err := ipam.Open(conf.DataDir)
+	if err != nil {
+		return cniErr(types.ErrIOFailure, "open IPAM store %s: %v", conf.DataDir, err)
+	}
+	defer store.Close()
+	if conf.IPMasq {
+		// Teardown matches rules by container address alone.
+		if alloc, err := store.Get(args.ContainerID, args.IfName); err == nil && alloc != nil {
+			var nets []*net.IPNet
+			for _, a := range alloc.IPs {
+				nets = append(nets, &net.IPNet{IP: a})
+			}
+			if err := ip.TeardownIPMasqForNetworks(nets, conf.Name, args.IfName, args.ContainerID); err != nil {
+				slog.Warn("tear down masquerade", "container", args.ContainerID, "err", err)
+			}
+		}
+	}
+	// The host veth goes first: deleting it takes the container end with it,
+	// and needs no netns (nerdctl's DEL has none).
+	if err := link.DelHostVeth(link.HostVethName(args.ContainerID, args.IfName)); err != nil {
+		return err
+	}
+	if err := store.Release(args.ContainerID, args.IfName); err != nil {
+		return cniErr(types.ErrIOFailure, "release addresses of %s/%s: %v", args.ContainerID, args.IfName, err)
+	}
+	return nil
+}
+
+func cmdCheck(args *skel.CmdArgs) error {
+	conf, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	if conf.PrevResult == nil {
+		return cniErr(types.ErrInvalidNetworkConfig, "CHECK needs prevResult")
+	}
+	prev, err := current.NewResultFromResult(conf.PrevResult)
+	if err != nil {
+		return cniErr(types.ErrDecodingFailure, "convert prevResult: %v", err)
+	}
+	sf, err := readSubnetFile(conf.SubnetFile, types.ErrTryAgainLater)
+	if err != nil {
+		return err
+	}
+	nd := nodeFrom(sf, conf.MTU)
+	contIdx := -1
+	for i, ifc := range prev.Interfaces {
+		if ifc.Name == args.IfName && ifc.Sandbox != "" {
+			contIdx = i
+		}
+	}
+	if contIdx < 0 {
+		return cniErr(types.ErrInvalidNetworkConfig, "prevResult has no interface %s with a sandbox", args.IfName)
+	}
+	var ips []*current.IPConfig
+	for _, ipc := range prev.IPs {
+		if ipc.Interface != nil && *ipc.Interface == contIdx {
+			if nd.subnetFor(ipc.Address.IP) < 0 {
+				return fmt.Errorf("address %s of %s is outside the node subnets %v of %s (the node subnet changed)", ipc.Address.IP, args.IfName, nd.subnets, conf.SubnetFile)
+			}
+			ips = append(ips, ipc)
+		}
+	}
+	store, err := ipam.Open(conf.DataDir)
+	if err != nil {
+		return cniErr(types.ErrIOFailure, "open IPAM store %s: %v", conf.DataDir, err)
+	}
+	defer store.Close()
+	alloc, err := store.Get(args.ContainerID, args.IfName)
+	if err != nil {
+		return cniErr(types.ErrIOFailure, "read IPAM store %s: %v", conf.DataDir, err)
+	}
+	for _, ipc := range ips {
+		held := false
+		if alloc != nil {
+			for _, a := range alloc.IPs {
+				held = held || a.Equal(ipc.Address.IP)
+			}
+		}
+		if !held {
+			return fmt.Errorf("IPAM in %s does not hold %s for %s/%s", conf.DataDir, ipc.Address.IP, args.ContainerID, args.IfName)
+		}
+	}
+	if err := link.HostVethOnBridge(link.HostVethName(args.ContainerID, args.IfName), conf.Bridge); err != nil {
+		return err
+	}
+	netns, err := openNetNS(args.Netns)
+	if err != nil {
+		return err
+	}
+	defer netns.Close()
+	return netns.Do(func(ns.NetNS) error {
+		if err := ip.ValidateExpectedInterfaceIPs(args.IfName, ips); err != nil {
+			return fmt.Errorf("check %s in %s: %w", args.IfName, args.Netns, err)
+		}
+		if err := ip.ValidateExpectedRoute(prev.Routes); err != nil {
+			return fmt.Errorf("check routes in %s: %w", args.Netns, err)
+		}
+		return nil
+	})
+}
+
+func cmdGC(args *skel.CmdArgs) error {
+	conf, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	valid := map[string]bool{}
+	for _, a := range conf.ValidAttachments {
+		valid[a.ContainerID+"\x00"+a.IfName] = true
+		valid[link.HostVethName(a.ContainerID, a.IfName)] = true
+	}
+	store, err := ipam.Open(conf.DataDir)
+	if err != nil {
+		return cniErr(types.ErrIOFailure, "open IPAM store %s: %v", conf.DataDir, err)
+	}
+	defer store.Close()
+	allocs, err := store.List()
+	if err != nil {
+		return cniErr(types.ErrIOFailure, "list IPAM store %s: %v", conf.DataDir, err)
+	}
+	var errs []error
+	for _, a := range allocs {
+		if valid[a.ContainerID+"\x00"+a.IfName] {
+			continue
+		}
+		if err := store.Release(a.ContainerID, a.IfName); err != nil {
+			errs = append(errs, fmt.Errorf("release %s/%s: %w", a.ContainerID, a.IfName, err))
+		}
+	}
+	veths, err := link.HostVeths(conf.Bridge)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, l := range veths {
+		if !valid[l.Attrs().Name] {
+			if err := link.DelHostVeth(l.Attrs().Name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if conf.IPMasq {
+		if err := ip.GCIPMasqForNetwork(conf.Name, conf.ValidAttachments); err != nil {
+			errs = append(errs, fmt.Errorf("GC masquerade rules: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func cmdStatus(args *skel.CmdArgs) error {
+	conf, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	sf, err := readSubnetFile(conf.SubnetFile, types.ErrPluginNotAvailable)
+	if err != nil {
+		return err
+	}
+	store, err := ipam.Open(conf.DataDir)
+	if err != nil {
+		return cniErr(types.ErrPluginNotAvailable, "open IPAM store %s: %v", conf.DataDir, err)
+	}
+	defer store.Close()
+	for _, s := range nodeFrom(sf, 0).subnets {
+		free, err := store.Free(s)
+		if err != nil {
+			return cniErr(types.ErrPluginNotAvailable, "IPAM store %s: %v", conf.DataDir, err)
+		}
+		if !free {
+			return cniErr(types.ErrPluginNotAvailable, "no free address left in node subnet %s (IPAM store %s)", s, conf.DataDir)
+		}
+	}
+	return nil
+}
