@@ -1,0 +1,334 @@
+// Package vxlan owns the data path: the VXLAN device (device.go) and the
+// per-peer fdb, neighbour and route entries (peers.go), kept apart as in
+// flannel's pkg/backend/vxlan.
+//
+// Everything acts on the network namespace that is current when EnsureDevice
+// runs: the Device keeps a netlink handle opened there, so later calls reach
+// the same namespace from any goroutine.
+package vxlan
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/utils/sysctl"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// IPv6UnderlayOverhead is what VXLAN over an IPv6 underlay costs per packet:
+// 40 (IPv6) + 8 (UDP) + 8 (VXLAN) + 14 (inner Ethernet).
+const IPv6UnderlayOverhead = 70
+
+// minIPv6MTU is the smallest link MTU IPv6 allows (RFC 8200); below it the
+// kernel silently disables IPv6 on the device, which would break pods.
+const minIPv6MTU = 1280
+
+// DeviceConfig describes the wanted device.
+type DeviceConfig struct {
+	VNI           int              // device name is "vxlan6.<VNI>"
+	Port          int              // UDP destination port
+	Local         net.IP           // VTEP: the device's local address
+	UnderlayIndex int              // underlay link index
+	UnderlayMTU   int              // 0 = read from the underlay link
+	MTU           int              // 0 = UnderlayMTU - 70 (IPv6 underlay)
+	MAC           net.HardwareAddr // stable VTEP MAC; see MACFor. nil = MACFor(Local)
+}
+
+// Device is the VXLAN device as it exists in the kernel.
+type Device struct {
+	Name  string
+	Index int
+	MTU   int
+	MAC   net.HardwareAddr
+	Local net.IP
+
+	// st is shared by copies of the Device; nil for a Device built by hand,
+	// in which case it is opened on first use in the then current netns.
+	st *state
+}
+
+// state is what a Device needs between calls: one netlink handle bound to the
+// device's netns, and the peers programmed through it (so AddPeer/RemovePeer
+// can clean up after a peer's changes in O(1) netlink calls).
+type state struct {
+	mu    sync.Mutex
+	h     netlinksafe.Handle
+	peers *peerSet
+}
+
+var stateInit sync.Mutex
+
+func (d *Device) state() (*state, error) {
+	stateInit.Lock()
+	defer stateInit.Unlock()
+	if d.st != nil {
+		return d.st, nil
+	}
+	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink handle for %s: %w", d.Name, err)
+	}
+	d.st = &state{h: h, peers: newPeerSet()}
+	return d.st, nil
+}
+
+// Close releases the device's netlink handle. The kernel device stays.
+func (d *Device) Close() {
+	stateInit.Lock()
+	defer stateInit.Unlock()
+	if d.st != nil {
+		d.st.mu.Lock()
+		d.st.h.Close()
+		d.st.mu.Unlock()
+		d.st = nil
+	}
+}
+
+// DeviceName is the name of the device for a VNI.
+func DeviceName(vni int) string { return "vxlan6." + strconv.Itoa(vni) }
+
+// MACFor derives a stable, locally administered unicast MAC from the VTEP
+// address, so a node keeps its MAC across restarts and reboots.
+func MACFor(vtep net.IP) net.HardwareAddr {
+	ip := vtep.To16()
+	if ip == nil {
+		ip = vtep // still deterministic for garbage input
+	}
+	sum := sha256.Sum256(ip)
+	mac := net.HardwareAddr(append([]byte(nil), sum[:6]...))
+	mac[0] = (mac[0] | 0x02) &^ 0x01
+	return mac
+}
+
+func (cfg *DeviceConfig) validate() error {
+	name := DeviceName(cfg.VNI)
+	if cfg.VNI < 0 || cfg.VNI > 1<<24-1 {
+		return fmt.Errorf("vxlan device: VNI %d out of range 0..16777215", cfg.VNI)
+	}
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return fmt.Errorf("%s: UDP port %d out of range 1..65535", name, cfg.Port)
+	}
+	if !isIPv6(cfg.Local) {
+		return fmt.Errorf("%s: local address %q is not an IPv6 address", name, cfg.Local)
+	}
+	if cfg.Local.IsLinkLocalUnicast() || cfg.Local.IsUnspecified() || cfg.Local.IsMulticast() {
+		return fmt.Errorf("%s: local address %s is not a usable unicast VTEP", name, cfg.Local)
+	}
+	if cfg.UnderlayIndex <= 0 {
+		return fmt.Errorf("%s: underlay link index %d invalid", name, cfg.UnderlayIndex)
+	}
+	if cfg.MAC != nil {
+		if err := checkMAC(cfg.MAC); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func isIPv6(ip net.IP) bool { return ip.To16() != nil && ip.To4() == nil }
+
+func checkMAC(mac net.HardwareAddr) error {
+	if len(mac) != 6 {
+		return fmt.Errorf("MAC %q is not a 6-byte Ethernet address", mac)
+	}
+	if mac[0]&1 != 0 {
+		return fmt.Errorf("MAC %s is multicast", mac)
+	}
+	if isZeroMAC(mac) {
+		return fmt.Errorf("MAC %s is all zeros", mac)
+	}
+	return nil
+}
+
+func isZeroMAC(mac net.HardwareAddr) bool {
+	for _, b := range mac {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// EnsureDevice creates the device, or reuses a compatible existing one (same
+// VNI, local, port, underlay, learning off), or deletes and recreates an
+// incompatible one. It sets MTU and MAC, brings it up, and enables forwarding.
+func EnsureDevice(cfg DeviceConfig) (*Device, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	name := DeviceName(cfg.VNI)
+	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink handle for %s: %w", name, err)
+	}
+	dev, err := ensureDevice(h, name, cfg)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	dev.st = &state{h: h, peers: newPeerSet()}
+	return dev, nil
+}
+
+func ensureDevice(h netlinksafe.Handle, name string, cfg DeviceConfig) (_ *Device, err error) {
+	under, err := h.LinkByIndex(cfg.UnderlayIndex)
+	if err != nil {
+		return nil, fmt.Errorf("%s: underlay link index %d: %w", name, cfg.UnderlayIndex, err)
+	}
+	if cfg.UnderlayMTU == 0 {
+		cfg.UnderlayMTU = under.Attrs().MTU
+	}
+	mtu := cfg.MTU
+	if mtu == 0 {
+		mtu = cfg.UnderlayMTU - IPv6UnderlayOverhead
+	}
+	if mtu < minIPv6MTU {
+		return nil, fmt.Errorf("%s: MTU %d (underlay %s MTU %d) is below the IPv6 minimum %d",
+			name, mtu, under.Attrs().Name, cfg.UnderlayMTU, minIPv6MTU)
+	}
+	mac := cfg.MAC
+	if mac == nil {
+		mac = MACFor(cfg.Local)
+	}
+
+	want := &netlink.Vxlan{
+		LinkAttrs:    netlink.LinkAttrs{Name: name, MTU: mtu, HardwareAddr: mac},
+		VxlanId:      cfg.VNI,
+		SrcAddr:      cfg.Local.To16(),
+		VtepDevIndex: cfg.UnderlayIndex,
+		Port:         cfg.Port,
+		Learning:     false,
+	}
+
+	link, err := h.LinkByName(name)
+	created := false
+	defer func() {
+		// A device we made but could not finish is removed again, so a
+		// failed start leaves nothing half-configured behind.
+		if err != nil && created {
+			_ = h.LinkDel(link)
+		}
+	}()
+	var notFound netlink.LinkNotFoundError
+	switch {
+	case errors.As(err, &notFound):
+		link = nil
+	case err != nil:
+		return nil, fmt.Errorf("look up %s: %w", name, err)
+	}
+	if link != nil {
+		if why := incompatible(link, want); why != "" {
+			slog.Warn("vxlan device incompatible, recreating", "device", name, "reason", why)
+			if err := h.LinkDel(link); err != nil {
+				return nil, fmt.Errorf("delete incompatible %s (%s): %w", name, why, err)
+			}
+			link = nil
+		} else {
+			slog.Info("reusing vxlan device", "device", name, "index", link.Attrs().Index)
+		}
+	}
+	if link == nil {
+		if err := h.LinkAdd(want); err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				return nil, fmt.Errorf("create %s: another vxlan device already uses VNI %d port %d: %w",
+					name, cfg.VNI, cfg.Port, err)
+			}
+			return nil, fmt.Errorf("create %s (VNI %d, local %s, port %d, underlay %s): %w",
+				name, cfg.VNI, cfg.Local, cfg.Port, under.Attrs().Name, err)
+		}
+		created = true
+		link, err = h.LinkByName(name)
+		if err != nil {
+			link = want
+			return nil, fmt.Errorf("look up created %s: %w", name, err)
+		}
+		slog.Info("created vxlan device", "device", name, "index", link.Attrs().Index,
+			"vni", cfg.VNI, "local", cfg.Local.String(), "port", cfg.Port, "underlay", under.Attrs().Name)
+	}
+
+	attrs := link.Attrs()
+	if attrs.MTU != mtu {
+		if err := h.LinkSetMTU(link, mtu); err != nil {
+			return nil, fmt.Errorf("set MTU %d on %s: %w", mtu, name, err)
+		}
+	}
+	if attrs.HardwareAddr.String() != mac.String() {
+		if err := h.LinkSetHardwareAddr(link, mac); err != nil {
+			return nil, fmt.Errorf("set MAC %s on %s: %w", mac, name, err)
+		}
+	}
+	// Pods are IPv6 first: the device must carry IPv6 even where the host
+	// default disables it. accept_ra off: nobody routes for us on the overlay.
+	for key, val := range map[string]string{
+		"net/ipv6/conf/" + name + "/disable_ipv6": "0",
+		"net/ipv6/conf/" + name + "/accept_ra":    "0",
+	} {
+		if err := setSysctl(key, val); err != nil {
+			return nil, fmt.Errorf("enable IPv6 on %s: %w", name, err)
+		}
+	}
+	if attrs.Flags&net.FlagUp == 0 {
+		if err := h.LinkSetUp(link); err != nil {
+			return nil, fmt.Errorf("set %s up: %w", name, err)
+		}
+	}
+	for _, key := range []string{"net/ipv6/conf/all/forwarding", "net/ipv4/ip_forward"} {
+		if err := setSysctl(key, "1"); err != nil {
+			return nil, fmt.Errorf("enable forwarding for %s: %w", name, err)
+		}
+	}
+
+	return &Device{
+		Name:  name,
+		Index: attrs.Index,
+		MTU:   mtu,
+		MAC:   append(net.HardwareAddr(nil), mac...),
+		Local: append(net.IP(nil), cfg.Local.To16()...),
+	}, nil
+}
+
+func setSysctl(key, val string) error {
+	cur, err := sysctl.Sysctl(key)
+	if err == nil && cur == val {
+		return nil
+	}
+	if _, err := sysctl.Sysctl(key, val); err != nil {
+		return fmt.Errorf("sysctl %s=%s: %w", key, val, err)
+	}
+	return nil
+}
+
+// incompatible says why an existing link cannot serve as want, or "" if it can
+// (MTU, MAC and up state are fixed in place and do not count).
+func incompatible(link netlink.Link, want *netlink.Vxlan) string {
+	have, ok := link.(*netlink.Vxlan)
+	if !ok {
+		return fmt.Sprintf("link type %q, want vxlan", link.Type())
+	}
+	switch {
+	case have.VxlanId != want.VxlanId:
+		return fmt.Sprintf("VNI %d, want %d", have.VxlanId, want.VxlanId)
+	case !have.SrcAddr.Equal(want.SrcAddr):
+		return fmt.Sprintf("local %v, want %v", have.SrcAddr, want.SrcAddr)
+	case have.Port != want.Port:
+		return fmt.Sprintf("port %d, want %d", have.Port, want.Port)
+	case have.VtepDevIndex != want.VtepDevIndex:
+		return fmt.Sprintf("underlay index %d, want %d", have.VtepDevIndex, want.VtepDevIndex)
+	case have.Learning:
+		return "learning on, want off"
+	case len(have.Group) > 0 && !have.Group.IsUnspecified():
+		return fmt.Sprintf("remote/group %v set, want none", have.Group)
+	case have.FlowBased:
+		return "external (flow based), want not"
+	case have.GBP:
+		return "GBP on, want off"
+	}
+	return ""
+}
