@@ -1,11 +1,10 @@
-// Package vtep chooses the underlay interface and the VTEP address, following
-// the VTEP table in DESIGN.md: the operator's choice first, autodetection only
-// when nothing was named.
-//
-// API CONTRACT (agreed before implementation; the daemon codes against it).
 package vtep
 
-import "net"
+import (
+	"errors"
+	"net"
+	"time"
+)
 
 // Options is what the operator said. Empty fields mean "not given".
 type Options struct {
@@ -18,26 +17,81 @@ type Options struct {
 	// alias); used as PublicIPv6 only when neither PublicIPv6 nor an IPv6
 	// PublicIP was given (a flag wins).
 	Annotation string
+	// DADTimeout bounds how long Choose waits for a tentative address (DAD
+	// still running) to become usable. Zero means DefaultDADTimeout; a
+	// negative value means do not wait.
+	DADTimeout time.Duration
 }
+
+// DefaultDADTimeout covers the kernel's default DAD (one probe, one second)
+// with margin.
+const DefaultDADTimeout = 3 * time.Second
 
 // Choice is the outcome. Every field is shown in logs, the lease and metrics.
 type Choice struct {
-	IfName     string // underlay interface
-	IfIndex    int
-	MTU        int    // underlay MTU
-	Local      net.IP // the vxlan device's local address (owned by IfName)
+	IfName  string // underlay interface
+	IfIndex int
+	MTU     int // underlay MTU
+	// Local is the vxlan device's local address. It is owned by IfName,
+	// except with --iface-can-reach when the route's preferred source lives
+	// on another interface (see the package comment).
+	Local      net.IP
 	Public     net.IP // advertised in the lease; equals Local unless NAT (see DESIGN.md)
 	PublicIPv4 net.IP // from an IPv4 --public-ip, informational; nil otherwise
-	// Source says how Public was chosen: "flag --public-ipv6", "flag --iface
-	// address", "annotation vxlan6.io/public-ipv6", "flag --iface", "flag
-	// --iface-regex", "flag --iface-can-reach", "default route".
+	// Source says how Public was chosen: "flag --public-ipv6", "flag
+	// --public-ip", "flag --iface address", "annotation vxlan6.io/public-ipv6",
+	// "flag --iface", "flag --iface-regex", "flag --iface-can-reach", "default
+	// route".
 	Source string
-	// OperatorChosen is true when an address (not just an interface) was named.
+	// OperatorChosen is true when an address (not just an interface or a
+	// pattern) was named: --public-ipv6, an IPv6 --public-ip, the annotation,
+	// or --iface ADDR.
 	OperatorChosen bool
 }
+
+// NAT reports whether the advertised address differs from the local one.
+func (c *Choice) NAT() bool { return !c.Local.Equal(c.Public) }
+
+// Values of Choice.Source.
+const (
+	SourcePublicIPv6   = "flag --public-ipv6"
+	SourcePublicIP     = "flag --public-ip"
+	SourceAnnotation   = "annotation vxlan6.io/public-ipv6"
+	SourceIfaceAddress = "flag --iface address"
+	SourceIface        = "flag --iface"
+	SourceIfaceRegex   = "flag --iface-regex"
+	SourceCanReach     = "flag --iface-can-reach"
+	SourceDefaultRoute = "default route"
+)
+
+// Errors returned by Choose and Options.Validate wrap one of these, so the
+// daemon (and tests) can tell the cases apart; the message names the value.
+var (
+	ErrMalformed      = errors.New("malformed")
+	ErrNotIPv6        = errors.New("not IPv6 (the underlay is IPv6-only)")
+	ErrLinkLocal      = errors.New("link-local address cannot be a VTEP")
+	ErrNotUnicast     = errors.New("not a global unicast address")
+	ErrBadIfaceName   = errors.New("not a valid interface name")
+	ErrBadRegex       = errors.New("regex does not compile")
+	ErrNotOwned       = errors.New("owned by no interface")
+	ErrNoSuchIface    = errors.New("no such interface")
+	ErrNoUsableAddr   = errors.New("no usable global IPv6 address")
+	ErrNoMatch        = errors.New("matches no interface with a usable global IPv6 address")
+	ErrNoRoute        = errors.New("no IPv6 route")
+	ErrNoDefaultRoute = errors.New("no IPv6 default route in the main table; pass --iface or --public-ipv6 to name the underlay")
+	ErrDADFailed      = errors.New("duplicate address detection failed (another host uses it)")
+	ErrTentative      = errors.New("still tentative (duplicate address detection not finished)")
+	ErrLoopback       = errors.New("loopback interface cannot carry VXLAN")
+)
 
 // Choose applies the table in the current network namespace. Every invalid
 // choice (malformed, IPv4 where IPv6 is needed, link-local, not owned by any
 // interface while no --iface was given, interface without usable address)
 // returns an error whose message names the offending value.
-func Choose(o Options) (*Choice, error) { panic("vtep: not implemented") }
+func Choose(o Options) (*Choice, error) {
+	p, err := o.parse()
+	if err != nil {
+		return nil, err
+	}
+	return choose(p, o.DADTimeout, loadHost)
+}
