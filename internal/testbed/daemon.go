@@ -1,0 +1,224 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vxlan6/vxlan6/internal/testutil"
+)
+
+// Daemon is one vxlan6d process on a host.
+type Daemon struct {
+	Host    *Host
+	Args    []string // the full vxlan6d argument list
+	LogPath string   // its stdout+stderr
+	cmd     *exec.Cmd
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+}
+
+// DaemonArgs are the flags StartDaemon passes before the caller's: the bed's
+// etcd, the host's node name and subnet file, debug logging. Later flags win
+// (the flag package keeps the last value).
+func (h *Host) DaemonArgs() []string {
+	return append(h.Bed.EtcdFlags(), "--node-name", h.Name, "--subnet-file", h.SubnetFile, "--log-level", "debug")
+}
+
+// StartDaemon starts `vxlan6d run` in the host's netns with DaemonArgs plus
+// args. The process is killed in Cleanup, and its log dumped if the test
+// failed. It does not wait for readiness: see WaitReady / WaitSubnetFile.
+func (h *Host) StartDaemon(args ...string) *Daemon {
+	t := h.Bed.T
+	t.Helper()
+	if h.Bed.DaemonBin == "" {
+		h.Bed.DaemonBin = testutil.Binary(t, "vxlan6d")
+	}
+	full := append([]string{"run"}, append(h.DaemonArgs(), args...)...)
+	d := &Daemon{
+		Host: h, Args: full, done: make(chan struct{}),
+		LogPath: filepath.Join(h.Dir, fmt.Sprintf("vxlan6d-%d.log", len(h.daemons)+1)),
+	}
+	logf, err := os.Create(d.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = exec.Command("nsenter", append([]string{"--net=" + h.NetnsPath(), "--", h.Bed.DaemonBin}, full...)...)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	// Its own process group: a signal to the test does not reach it twice.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start vxlan6d on %s: %v", h.Name, err)
+	}
+	go func() {
+		err := d.cmd.Wait()
+		logf.Close()
+		d.mu.Lock()
+		d.err = err
+		d.mu.Unlock()
+		close(d.done)
+	}()
+	h.daemons = append(h.daemons, d)
+	t.Logf("%s: started vxlan6d (pid %d): %s", h.Name, d.cmd.Process.Pid, strings.Join(full, " "))
+	t.Cleanup(func() {
+		d.Kill()
+		if t.Failed() {
+			t.Logf("log of vxlan6d #%d on %s (%s):\n%s", len(h.daemons), h.Name, d.LogPath, tail(d.Log(), 24<<10))
+		}
+	})
+	return d
+}
+
+// Daemon returns the host's most recently started daemon, or nil.
+func (h *Host) Daemon() *Daemon {
+	if len(h.daemons) == 0 {
+		return nil
+	}
+	return h.daemons[len(h.daemons)-1]
+}
+
+// PID of the process (nsenter execs vxlan6d, so it is the daemon's).
+func (d *Daemon) PID() int { return d.cmd.Process.Pid }
+
+// Exited reports whether the process has ended.
+func (d *Daemon) Exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ExitErr is the process's wait error (nil for exit 0); only meaningful
+// once Exited.
+func (d *Daemon) ExitErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+// ExitCode is the exit status, -1 while running or when killed by a signal.
+func (d *Daemon) ExitCode() int {
+	if !d.Exited() {
+		return -1
+	}
+	return d.cmd.ProcessState.ExitCode()
+}
+
+// Wait waits (bounded) for the process to exit and returns its exit code.
+func (d *Daemon) Wait(timeout time.Duration) (int, error) {
+	select {
+	case <-d.done:
+		return d.cmd.ProcessState.ExitCode(), nil
+	case <-time.After(timeout):
+		return -1, fmt.Errorf("vxlan6d on %s still running after %s", d.Host.Name, timeout)
+	}
+}
+
+// Stop sends SIGTERM and waits up to 10s (then SIGKILL). It returns the
+// exit code.
+func (d *Daemon) Stop() int {
+	if d.Exited() {
+		return d.ExitCode()
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if code, err := d.Wait(10 * time.Second); err == nil {
+		return code
+	}
+	d.Host.Bed.T.Logf("vxlan6d on %s ignored SIGTERM for 10s, killing it", d.Host.Name)
+	d.Kill()
+	return -1
+}
+
+// Kill sends SIGKILL (a crash) and waits for the process to go.
+func (d *Daemon) Kill() {
+	if d.Exited() {
+		return
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.done
+}
+
+// Log is everything the daemon printed so far.
+func (d *Daemon) Log() string {
+	b, _ := os.ReadFile(d.LogPath)
+	return string(b)
+}
+
+// WaitLog waits (bounded) until the log contains substr. It fails fast if
+// the process exits first.
+func (d *Daemon) WaitLog(substr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Contains(d.Log(), substr) {
+			return nil
+		}
+		if d.Exited() {
+			if strings.Contains(d.Log(), substr) {
+				return nil
+			}
+			return fmt.Errorf("vxlan6d on %s exited (%v) before logging %q:\n%s", d.Host.Name, d.ExitErr(), substr, tail(d.Log(), 4<<10))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("vxlan6d on %s did not log %q within %s:\n%s", d.Host.Name, substr, timeout, tail(d.Log(), 4<<10))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ReadyMsg is what vxlan6d logs once lease, device and subnet file are ready.
+const ReadyMsg = "msg=ready "
+
+// WaitReady waits until this daemon process is ready (not merely until some
+// subnet file exists: after a restart the old one is still there).
+func (d *Daemon) WaitReady(timeout time.Duration) {
+	d.Host.Bed.T.Helper()
+	if err := d.WaitLog(ReadyMsg, timeout); err != nil {
+		d.Host.Bed.T.Fatal(err)
+	}
+}
+
+// Run runs a one-shot vxlan6d command (e.g. "annotate", "leases", or "run"
+// with flags expected to fail) in the host's netns, bounded by timeout, and
+// returns stdout, stderr and the exit code (-1 if it did not end in time).
+func (h *Host) Run(timeout time.Duration, env []string, args ...string) (stdout, stderr string, code int) {
+	t := h.Bed.T
+	t.Helper()
+	if h.Bed.DaemonBin == "" {
+		h.Bed.DaemonBin = testutil.Binary(t, "vxlan6d")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + h.NetnsPath(), "--", h.Bed.DaemonBin}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var so, se strings.Builder
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code = 0
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ctx.Err() == nil {
+			code = ee.ExitCode()
+		} else {
+			code = -1
+		}
+	}
+	return so.String(), se.String(), code
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "...\n" + s[len(s)-n:]
+}

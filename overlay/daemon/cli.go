@@ -1,0 +1,443 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxlan6/vxlan6/overlay/etcdserver"
+	"github.com/vxlan6/vxlan6/overlay/lease"
+)
+
+// Exit codes of the CLI.
+const (
+	ExitOK    = 0
+	ExitError = 1 // runtime failure, invalid VTEP choice, invalid config
+	ExitUsage = 2 // unknown flag, bad flag value, bad arguments
+)
+
+const usageText = `vxlan6d — the vxlan6 overlay daemon and its admin commands.
+
+Usage:
+  vxlan6d [run] [flags]                     run the daemon (default)
+  vxlan6d etcd --data-dir D --listen-client-urls U[,U]
+                                            embedded single-member etcd for labs and tests
+  vxlan6d config put FILE|- [etcd flags]    validate and store the network config (<prefix>/config)
+  vxlan6d config get [etcd flags]           print the network config
+  vxlan6d annotate NODE KEY=VALUE|KEY- ...  set or remove node annotations
+                                            (e.g. vxlan6.io/public-ipv6=2001:db8::2)
+  vxlan6d leases [etcd flags]               table of leases: VTEP, node, subnets, MAC, TTL
+  vxlan6d version
+
+Every flag can also be set by an environment variable VXLAN6D_<FLAG>, dashes
+as underscores (--etcd-endpoints = VXLAN6D_ETCD_ENDPOINTS); a flag wins.
+Run "vxlan6d <command> -h" for the flags of a command.
+`
+
+// Main is the whole CLI; the binary's main only calls it. It returns the
+// process exit code.
+func Main(args []string, version string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	c := &cli{stdout: stdout, stderr: stderr, getenv: os.LookupEnv, version: version}
+	switch cmd {
+	case "run":
+		return c.run(args)
+	case "etcd":
+		return c.etcd(args)
+	case "config":
+		return c.config(args)
+	case "annotate":
+		return c.annotate(args)
+	case "leases":
+		return c.leases(args)
+	case "version":
+		fmt.Fprintf(stdout, "vxlan6d %s\n", version)
+		return ExitOK
+	case "help":
+		fmt.Fprint(stdout, usageText)
+		return ExitOK
+	default:
+		fmt.Fprintf(stderr, "vxlan6d: unknown command %q\n\n%s", cmd, usageText)
+		return ExitUsage
+	}
+}
+
+type cli struct {
+	stdout, stderr io.Writer
+	getenv         func(string) (string, bool)
+	version        string
+}
+
+// parse parses flags + env; it returns an exit code when the caller must stop.
+func (c *cli) parse(fs *flag.FlagSet, args []string) (int, bool) {
+	fs.SetOutput(io.Discard)
+	return c.check(fs, parseFlags(fs, args, c.getenv))
+}
+
+func (c *cli) check(fs *flag.FlagSet, err error) (int, bool) {
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(c.stdout)
+		fmt.Fprintf(c.stdout, "Usage of vxlan6d %s (each flag also from env %s<FLAG>):\n", fs.Name(), EnvPrefix)
+		fs.PrintDefaults()
+		return ExitOK, false
+	}
+	if err != nil {
+		return c.usageErr(fs.Name(), err), false
+	}
+	return 0, true
+}
+
+func (c *cli) usageErr(cmd string, err error) int {
+	msg := err.Error()
+	// The flag package says "-name"; the documented spelling is "--name".
+	msg = strings.Replace(msg, "flag provided but not defined: -", "unknown flag: --", 1)
+	msg = strings.Replace(msg, " for flag -", " for flag --", 1)
+	fmt.Fprintf(c.stderr, "vxlan6d %s: %s\nRun 'vxlan6d %s -h' for usage.\n", cmd, msg, cmd)
+	return ExitUsage
+}
+
+func (c *cli) fail(cmd string, err error) int {
+	fmt.Fprintf(c.stderr, "vxlan6d %s: %v\n", cmd, err)
+	return ExitError
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	l, _ := parseLevel(level)
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+}
+
+func (c *cli) run(args []string) int {
+	var o Options
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	addRunFlags(fs, &o)
+	if code, ok := c.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return c.usageErr("run", fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	if err := o.validate(); err != nil {
+		return c.usageErr("run", err)
+	}
+	log := newLogger(c.stderr, o.LogLevel, o.LogFormat)
+	// Packages log through the default logger (e.g. lease warnings).
+	slog.SetDefault(log)
+	log.Info("vxlan6d starting", "version", c.version, "node", o.NodeName, "prefix", o.Etcd.Prefix, "leaseTTL", o.LeaseTTL.String())
+	ctx, stop := signalContext()
+	defer stop()
+	if err := Run(ctx, o, log); err != nil {
+		log.Error("vxlan6d stopped", "err", err)
+		return c.fail("run", err)
+	}
+	return ExitOK
+}
+
+func (c *cli) etcd(args []string) int {
+	var dataDir, level, format string
+	var urls []string
+	fs := flag.NewFlagSet("etcd", flag.ContinueOnError)
+	fs.StringVar(&dataDir, "data-dir", "", "etcd data directory (required)")
+	fs.Var(listFlag{&urls, true}, "listen-client-urls", "client URLs, comma list (e.g. http://[::1]:2379,unix:///run/vxlan6/etcd.sock)")
+	addLogFlags(fs, &level, &format)
+	if code, ok := c.parse(fs, args); !ok {
+		return code
+	}
+	switch {
+	case fs.NArg() > 0:
+		return c.usageErr("etcd", fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	case dataDir == "":
+		return c.usageErr("etcd", errors.New("--data-dir is required"))
+	case len(urls) == 0:
+		return c.usageErr("etcd", errors.New("--listen-client-urls is required"))
+	}
+	if _, err := parseLevel(level); err != nil {
+		return c.usageErr("etcd", err)
+	}
+	log := newLogger(c.stderr, level, format)
+	slog.SetDefault(log)
+	srv, err := etcdserver.Start(etcdserver.Config{DataDir: dataDir, ClientURLs: urls})
+	if err != nil {
+		return c.fail("etcd", err)
+	}
+	defer srv.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	select {
+	case <-ctx.Done():
+		log.Info("embedded etcd stopping")
+		return ExitOK
+	case err := <-srv.Err():
+		return c.fail("etcd", err)
+	}
+}
+
+// parseEtcd parses the etcd flags of an admin command. Flags may also
+// follow the positional arguments (vxlan6d annotate NODE K=V --etcd-...).
+func (c *cli) parseEtcd(name string, args []string, minArgs, maxArgs int) (*EtcdOptions, []string, int, bool) {
+	e := &EtcdOptions{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addEtcdFlags(fs, e)
+	var pos []string
+	rest := args
+	for {
+		if code, ok := c.check(fs, fs.Parse(rest)); !ok {
+			return nil, nil, code, false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if code, ok := c.check(fs, applyEnv(fs, c.getenv)); !ok {
+		return nil, nil, code, false
+	}
+	if len(pos) < minArgs || (maxArgs >= 0 && len(pos) > maxArgs) {
+		return nil, nil, c.usageErr(name, fmt.Errorf("wrong number of arguments (%d)", len(pos))), false
+	}
+	if err := e.validate(); err != nil {
+		return nil, nil, c.usageErr(name, err), false
+	}
+	return e, pos, 0, true
+}
+
+// dial connects once for an admin command.
+func (c *cli) dial(name string, e *EtcdOptions) (*clientv3.Client, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cli, err := e.connectOnce(ctx)
+	if err != nil {
+		return nil, c.fail(name, err)
+	}
+	return cli, 0
+}
+
+// etcdCommand parses the etcd flags of an admin command and connects once.
+func (c *cli) etcdCommand(name string, args []string, minArgs, maxArgs int) (*clientv3.Client, *EtcdOptions, []string, int) {
+	e, pos, code, ok := c.parseEtcd(name, args, minArgs, maxArgs)
+	if !ok {
+		return nil, nil, nil, code
+	}
+	cli, code := c.dial(name, e)
+	return cli, e, pos, code
+}
+
+func (c *cli) config(args []string) int {
+	if len(args) == 0 || (args[0] != "put" && args[0] != "get") {
+		return c.usageErr("config", errors.New("want 'config put FILE|-' or 'config get'"))
+	}
+	verb := args[0]
+	name := "config " + verb
+	if verb == "put" {
+		e, pos, code, ok := c.parseEtcd(name, args[1:], 1, 1)
+		if !ok {
+			return code
+		}
+		// Validate before connecting: a bad config must be reported without
+		// etcd, and must never reach it.
+		file := pos[0]
+		var data []byte
+		var err error
+		if file == "-" {
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			data, err = os.ReadFile(file)
+		}
+		if err != nil {
+			return c.fail(name, fmt.Errorf("read config %s: %w", file, err))
+		}
+		if _, err := lease.ParseConfig(data); err != nil {
+			return c.fail(name, fmt.Errorf("invalid network config in %s: %w", file, err))
+		}
+		cli, code := c.dial(name, e)
+		if cli == nil {
+			return code
+		}
+		defer cli.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		key := e.Prefix + "/config"
+		if _, err := cli.Put(ctx, key, string(data)); err != nil {
+			return c.fail(name, fmt.Errorf("put %s: %w", key, err))
+		}
+		fmt.Fprintf(c.stdout, "network config written to %s\n", key)
+		return ExitOK
+	}
+	cli, e, _, code := c.etcdCommand(name, args[1:], 0, 0)
+	if cli == nil {
+		return code
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key := e.Prefix + "/config"
+	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		return c.fail(name, fmt.Errorf("get %s: %w", key, err))
+	}
+	if len(resp.Kvs) == 0 {
+		return c.fail(name, fmt.Errorf("no network config at %s (write one with 'vxlan6d config put FILE')", key))
+	}
+	v := resp.Kvs[0].Value
+	c.stdout.Write(v)
+	if len(v) > 0 && v[len(v)-1] != '\n' {
+		fmt.Fprintln(c.stdout)
+	}
+	return ExitOK
+}
+
+func (c *cli) annotate(args []string) int {
+	cli, e, pos, code := c.etcdCommand("annotate", args, 2, -1)
+	if cli == nil {
+		return code
+	}
+	defer cli.Close()
+	node := pos[0]
+	if node == "" || strings.Contains(node, "/") {
+		return c.usageErr("annotate", fmt.Errorf("node name %q must be non-empty without /", node))
+	}
+	type change struct{ k, v string }
+	var changes []change
+	for _, kv := range pos[1:] {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			if v == "" {
+				return c.usageErr("annotate", fmt.Errorf("%q: empty value (use %s- to remove)", kv, k))
+			}
+			changes = append(changes, change{k, v})
+		} else if k, ok := strings.CutSuffix(kv, "-"); ok && k != "" && !strings.Contains(k, "=") {
+			changes = append(changes, change{k, ""})
+		} else {
+			return c.usageErr("annotate", fmt.Errorf("%q: want KEY=VALUE or KEY-", kv))
+		}
+	}
+	// Catch an obviously broken public-ipv6 before every daemon trips on it.
+	for _, ch := range changes {
+		if (ch.k == lease.AnnotationPublicIPv6 || ch.k == lease.AnnotationPublicIPv6Flannel) && ch.v != "" {
+			if ip := net.ParseIP(ch.v); ip == nil || ip.To4() != nil {
+				return c.fail("annotate", fmt.Errorf("%s=%q is not an IPv6 address", ch.k, ch.v))
+			}
+		}
+	}
+	reg := lease.New(cli, e.Prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, ch := range changes {
+		if err := reg.Annotate(ctx, node, ch.k, ch.v); err != nil {
+			return c.fail("annotate", fmt.Errorf("annotate node %s with %s: %w", node, ch.k, err))
+		}
+		if ch.v == "" {
+			fmt.Fprintf(c.stdout, "node %s: removed %s\n", node, ch.k)
+		} else {
+			fmt.Fprintf(c.stdout, "node %s: %s=%s\n", node, ch.k, ch.v)
+		}
+	}
+	return ExitOK
+}
+
+func (c *cli) leases(args []string) int {
+	cli, e, _, code := c.etcdCommand("leases", args, 0, 0)
+	if cli == nil {
+		return code
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	reg := lease.New(cli, e.Prefix)
+	cfg, err := reg.GetConfig(ctx)
+	if err != nil {
+		return c.fail("leases", fmt.Errorf("read network config: %w", err))
+	}
+	snap, err := reg.List(ctx, cfg)
+	if err != nil {
+		return c.fail("leases", fmt.Errorf("list leases: %w", err))
+	}
+	ttls, err := leaseTTLs(ctx, cli, e.Prefix+"/leases/")
+	if err != nil {
+		return c.fail("leases", err)
+	}
+	ls := append([]lease.Lease(nil), snap.Leases...)
+	sort.Slice(ls, func(i, j int) bool { return ls[i].VTEP.String() < ls[j].VTEP.String() })
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VTEP\tNODE\tIPV6 SUBNET\tIPV4 SUBNET\tMAC\tTTL")
+	for _, l := range ls {
+		ttl := "?"
+		if l.Reserved {
+			ttl = "reserved"
+		} else if t, ok := ttls[l.VTEP.String()]; ok {
+			ttl = t
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ipStr(l.VTEP), dash(l.NodeName), dash(netStr(l.IPv6Subnet)), dash(netStr(l.IPv4Subnet)), dash(l.VtepMAC.String()), ttl)
+	}
+	tw.Flush()
+	if snap.Skipped > 0 {
+		fmt.Fprintf(c.stderr, "%d invalid lease record(s) skipped (see the warnings above)\n", snap.Skipped)
+	}
+	return ExitOK
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// leaseTTLs maps each lease key's VTEP (as written in the key) to the
+// remaining TTL of its etcd lease.
+func leaseTTLs(ctx context.Context, cli *clientv3.Client, keyPrefix string) (map[string]string, error) {
+	resp, err := cli.Get(ctx, keyPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", keyPrefix, err)
+	}
+	out := map[string]string{}
+	for _, kv := range resp.Kvs {
+		name := strings.TrimPrefix(string(kv.Key), keyPrefix)
+		if ip := net.ParseIP(name); ip != nil {
+			name = ip.String()
+		}
+		if kv.Lease == 0 {
+			out[name] = "none"
+			continue
+		}
+		t, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		if err != nil || t.TTL < 0 {
+			out[name] = "expired"
+			continue
+		}
+		out[name] = (time.Duration(t.TTL) * time.Second).String()
+	}
+	return out, nil
+}

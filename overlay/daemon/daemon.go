@@ -1,0 +1,734 @@
+// Package daemon is vxlan6d: it wires vtep (which address), lease (etcd) and
+// vxlan (the data path) together and keeps the peers in step with etcd.
+//
+// The run loop follows flannel's main + pkg/backend/vxlan with three
+// deliberate differences: the operator's VTEP choice is applied (or the
+// daemon refuses to start, before writing to etcd); a lost lease is
+// re-acquired, never a reason to exit; and stopping the daemon leaves the
+// device, its peers and the lease in place, so a restart does not disturb
+// traffic.
+//
+// All data-path changes happen on one goroutine (the loop in Run), so watch
+// events, resyncs, lease changes and VTEP moves are applied in order.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxlan6/vxlan6/overlay/lease"
+	"github.com/vxlan6/vxlan6/overlay/vtep"
+	"github.com/vxlan6/vxlan6/overlay/vxlan"
+	"github.com/vxlan6/vxlan6/subnetfile"
+)
+
+// ChoiceError is returned by Run when the VTEP the operator named (flag or
+// annotation) is invalid; nothing has been written to etcd then.
+type ChoiceError struct{ Err error }
+
+func (e *ChoiceError) Error() string { return "choose VTEP: " + e.Err.Error() }
+func (e *ChoiceError) Unwrap() error { return e.Err }
+
+type daemon struct {
+	o   Options
+	log *slog.Logger
+	m   *metrics
+	cli *clientv3.Client
+	reg *lease.Registry
+	cfg *lease.Config
+
+	choice     *vtep.Choice
+	annotation string // the public-ipv6 annotation the current choice used
+	attrs      lease.Attrs
+	lease      *lease.Lease
+	dev        *vxlan.Device
+	// peers are what is programmed, keyed by VTEP string; bySubnet maps each
+	// peer subnet to its VTEP, to refuse overlapping leases cheaply.
+	peers    map[string]vxlan.Peer
+	bySubnet map[string]string
+
+	kaCancel context.CancelFunc
+	kaDone   chan struct{}
+	leaseCh  chan *lease.Lease
+
+	// pendingMove: the last VTEP move failed and is retried.
+	pendingMove bool
+}
+
+// Run is the daemon. It returns nil when ctx ends (leaving the data path
+// and the lease in place), a *ChoiceError for an invalid VTEP choice, or
+// another error that stops the daemon before it is ready.
+func Run(ctx context.Context, o Options, log *slog.Logger) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	d := &daemon{
+		o: o, log: log, m: newMetrics(o.LeaseTTL),
+		peers: map[string]vxlan.Peer{}, bySubnet: map[string]string{},
+		leaseCh: make(chan *lease.Lease, 4),
+	}
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	defer stopSrv()
+	if err := d.m.startServers(srvCtx, o.MetricsAddr, o.HealthzAddr, log); err != nil {
+		return err
+	}
+
+	// An address named by flag is checked before etcd is contacted: a typo
+	// must fail fast even while etcd is down, and it writes nothing.
+	flagChoice := o.flagNamesAddress()
+	if flagChoice {
+		if err := d.choose(""); err != nil {
+			return err
+		}
+	}
+
+	log.Info("connecting to etcd", "endpoints", strings.Join(o.Etcd.Endpoints, ","), "prefix", o.Etcd.Prefix)
+	cli, err := o.Etcd.connect(ctx, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	d.cli = cli
+	defer cli.Close()
+	d.reg = lease.New(cli, o.Etcd.Prefix)
+
+	if !flagChoice {
+		var ann map[string]string
+		if !d.retry(ctx, "read node annotations", func() (err error) {
+			ann, err = d.reg.NodeAnnotations(ctx, o.NodeName)
+			return err
+		}) {
+			return nil
+		}
+		if err := d.choose(lease.PublicIPv6Annotation(ann)); err != nil {
+			return err
+		}
+	}
+
+	log.Info("waiting for network config", "key", o.Etcd.Prefix+"/config")
+	if !d.retry(ctx, "read network config", func() (err error) {
+		d.cfg, err = d.reg.WaitConfig(ctx)
+		return err
+	}) {
+		return nil
+	}
+	log.Info("network config", "ipv6Network", netStr(d.cfg.IPv6Network), "ipv6SubnetLen", d.cfg.IPv6SubnetLen,
+		"ipv4Enabled", d.cfg.EnableIPv4, "ipv4Network", netStr(d.cfg.Network), "vni", d.cfg.Backend.VNI, "port", d.cfg.Backend.Port)
+
+	d.attrs = d.attrsFor(d.choice)
+	d.addHints()
+	if !d.retry(ctx, "acquire lease", func() (err error) {
+		d.lease, err = d.reg.Acquire(ctx, d.cfg, d.attrs, o.LeaseTTL)
+		return err
+	}) {
+		return nil
+	}
+	d.logLease("lease acquired", d.lease)
+	d.m.update(func(m *metrics) { m.haveLease = true })
+	d.setLeaseMetrics()
+
+	dev, err := vxlan.EnsureDevice(d.deviceConfig(d.choice))
+	if err != nil {
+		d.m.incError("device")
+		return fmt.Errorf("vxlan device for VTEP %s on %s: %w", d.choice.Local, d.choice.IfName, err)
+	}
+	d.dev = dev
+	d.m.update(func(m *metrics) { m.haveDevice = true })
+	log.Info("vxlan device ready", "name", dev.Name, "index", dev.Index, "mtu", dev.MTU, "mac", dev.MAC.String(), "local", ipStr(dev.Local))
+
+	d.startKeepAlive(ctx)
+	defer d.stopKeepAlive()
+
+	rev, ok := d.resync(ctx)
+	if !ok {
+		return nil
+	}
+	if err := d.writeSubnetFile(); err != nil {
+		// The plugin cannot work without it; retrying will not fix a
+		// read-only or missing directory by itself, so say so and stop.
+		return err
+	}
+	log.Info("ready", "vtep", ipStr(d.choice.Public), "subnetV6", netStr(d.lease.IPv6Subnet), "subnetV4", netStr(d.lease.IPv4Subnet),
+		"mtu", d.dev.MTU, "peers", len(d.peers), "subnetFile", o.SubnetFile)
+
+	return d.loop(ctx, rev, flagChoice)
+}
+
+func (d *daemon) loop(ctx context.Context, rev int64, flagChoice bool) error {
+	wctx, wcancel := context.WithCancel(ctx)
+	events := d.reg.Watch(wctx, d.cfg, rev)
+
+	// One context for every node watch: a watch is only restarted after its
+	// channel closed, so there is never an older one left to cancel.
+	nctx, ncancel := context.WithCancel(ctx)
+	defer ncancel()
+	nodeCh := d.reg.WatchNode(nctx, d.o.NodeName)
+	// The annotation may have changed between the first read and the watch.
+	if !flagChoice {
+		if ann, err := d.reg.NodeAnnotations(ctx, d.o.NodeName); err == nil {
+			d.onAnnotations(ctx, ann)
+		}
+	}
+	var nodeRetry <-chan time.Time
+	moveRetry := time.NewTicker(5 * time.Second)
+	defer moveRetry.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			wcancel()
+			d.log.Info("stopping; the vxlan device, its peers and the lease stay in place")
+			return nil
+
+		case ev, ok := <-events:
+			if ok && ev.Type != lease.Resync {
+				d.apply(ev)
+				continue
+			}
+			wcancel()
+			if ok {
+				d.countEvent("resync")
+				d.log.Info("lease watch reset, resyncing")
+			} else if ctx.Err() == nil {
+				d.countEvent("resync")
+				d.log.Warn("lease watch ended unexpectedly, resyncing")
+			}
+			newRev, ok := d.resync(ctx)
+			if !ok {
+				continue // ctx ended
+			}
+			wctx, wcancel = context.WithCancel(ctx)
+			events = d.reg.Watch(wctx, d.cfg, newRev)
+
+		case l := <-d.leaseCh:
+			d.onLeaseChange(l)
+
+		case ann, ok := <-nodeCh:
+			if !ok {
+				nodeCh = nil
+				if ctx.Err() == nil {
+					nodeRetry = time.After(time.Second)
+				}
+				continue
+			}
+			if flagChoice {
+				if v := lease.PublicIPv6Annotation(ann); v != "" {
+					d.log.Debug("public-ipv6 annotation ignored: a flag names the VTEP", "annotation", v)
+				}
+				continue
+			}
+			d.onAnnotations(ctx, ann)
+
+		case <-nodeRetry:
+			nodeRetry = nil
+			nodeCh = d.reg.WatchNode(nctx, d.o.NodeName)
+			if !flagChoice {
+				if ann, err := d.reg.NodeAnnotations(ctx, d.o.NodeName); err == nil {
+					d.onAnnotations(ctx, ann)
+				}
+			}
+
+		case <-moveRetry.C:
+			if d.pendingMove {
+				if ann, err := d.reg.NodeAnnotations(ctx, d.o.NodeName); err == nil {
+					d.annotation = "\x00" // force a new attempt
+					d.onAnnotations(ctx, ann)
+				}
+			}
+		}
+	}
+}
+
+// choose runs vtep.Choose with the flags and the annotation and logs the outcome.
+func (d *daemon) choose(annotation string) error {
+	c, err := vtep.Choose(d.o.vtepOptions(annotation))
+	if err != nil {
+		return &ChoiceError{Err: err}
+	}
+	d.choice, d.annotation = c, annotation
+	d.logChoice(c)
+	d.setVTEPMetrics()
+	return nil
+}
+
+func (d *daemon) logChoice(c *vtep.Choice) {
+	d.log.Info("VTEP chosen", "vtep", ipStr(c.Public), "local", ipStr(c.Local), "interface", c.IfName,
+		"source", c.Source, "operatorChosen", c.OperatorChosen, "underlayMTU", c.MTU, "publicIPv4", ipStr(c.PublicIPv4))
+}
+
+func (d *daemon) setVTEPMetrics() {
+	c := d.choice
+	d.m.update(func(m *metrics) {
+		m.vtepAddr, m.vtepLocal, m.vtepSource, m.vtepIface, m.operatorChosen = ipStr(c.Public), ipStr(c.Local), c.Source, c.IfName, c.OperatorChosen
+	})
+}
+
+func (d *daemon) setLeaseMetrics() {
+	l := d.lease
+	d.m.update(func(m *metrics) { m.leaseSubnetV6, m.leaseSubnetV4 = netStr(l.IPv6Subnet), netStr(l.IPv4Subnet) })
+}
+
+func (d *daemon) logLease(msg string, l *lease.Lease) {
+	d.log.Info(msg, "vtep", ipStr(l.VTEP), "subnetV6", netStr(l.IPv6Subnet), "subnetV4", netStr(l.IPv4Subnet),
+		"mac", l.VtepMAC.String(), "node", l.NodeName, "reserved", l.Reserved, "ttl", d.o.LeaseTTL.String())
+}
+
+func (d *daemon) attrsFor(c *vtep.Choice) lease.Attrs {
+	return lease.Attrs{VTEP: c.Public, VtepMAC: vxlan.MACFor(c.Public), NodeName: d.o.NodeName, PublicIPv4: c.PublicIPv4}
+}
+
+// addHints takes the subnets of the previous subnet file, if they fit the
+// current network, so a restart after the lease expired gets them back.
+func (d *daemon) addHints() {
+	sf, err := subnetfile.Read(d.o.SubnetFile)
+	if err != nil {
+		d.log.Debug("no usable previous subnet file, no hint", "err", err)
+		return
+	}
+	if fits(d.cfg.IPv6Network, d.cfg.IPv6SubnetLen, sf.SubnetV6) {
+		d.attrs.HintIPv6 = sf.SubnetV6
+	}
+	if d.cfg.EnableIPv4 && fits(d.cfg.Network, d.cfg.SubnetLen, sf.SubnetV4) {
+		d.attrs.HintIPv4 = sf.SubnetV4
+	}
+	d.log.Info("hint from previous subnet file", "subnetV6", netStr(d.attrs.HintIPv6), "subnetV4", netStr(d.attrs.HintIPv4))
+}
+
+func (d *daemon) deviceConfig(c *vtep.Choice) vxlan.DeviceConfig {
+	return vxlan.DeviceConfig{
+		VNI: d.cfg.Backend.VNI, Port: d.cfg.Backend.Port, Local: c.Local,
+		UnderlayIndex: c.IfIndex, UnderlayMTU: c.MTU, MTU: d.cfg.Backend.MTU, MAC: vxlan.MACFor(c.Public),
+	}
+}
+
+func (d *daemon) writeSubnetFile() error {
+	sf := &subnetfile.Config{
+		NetworkV6: d.cfg.IPv6Network, SubnetV6: d.lease.IPv6Subnet,
+		MTU: d.dev.MTU, VTEP: d.choice.Public,
+	}
+	if d.cfg.EnableIPv4 && d.lease.IPv4Subnet != nil {
+		sf.NetworkV4, sf.SubnetV4 = d.cfg.Network, d.lease.IPv4Subnet
+	}
+	if err := subnetfile.Write(d.o.SubnetFile, sf); err != nil {
+		d.m.incError("subnet_file")
+		return err
+	}
+	d.m.update(func(m *metrics) { m.haveSubnetFile = true })
+	d.log.Info("subnet file written", "path", d.o.SubnetFile, "subnetV6", netStr(sf.SubnetV6), "subnetV4", netStr(sf.SubnetV4), "mtu", sf.MTU, "vtep", ipStr(sf.VTEP))
+	return nil
+}
+
+// retry runs f until it succeeds or ctx ends (false), logging each failure.
+func (d *daemon) retry(ctx context.Context, what string, f func() error) bool {
+	b := newBackoff(500*time.Millisecond, 15*time.Second)
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		op := strings.ReplaceAll(what, " ", "_")
+		d.m.incError(op)
+		wait := b.next()
+		d.log.Error(what+" failed, retrying", "attempt", attempt, "retryIn", wait.String(), "err", err)
+		if !sleepCtx(ctx, wait) {
+			return false
+		}
+	}
+}
+
+// --- lease keep-alive -------------------------------------------------------
+
+func (d *daemon) startKeepAlive(ctx context.Context) {
+	kctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	d.kaCancel, d.kaDone = cancel, done
+	l, attrs := *d.lease, d.attrs
+	go func() {
+		defer close(done)
+		d.reg.KeepAlive(kctx, d.cfg, attrs, &l, d.o.LeaseTTL, func(nl *lease.Lease) {
+			select {
+			case d.leaseCh <- nl:
+			case <-kctx.Done():
+			}
+		})
+	}()
+}
+
+func (d *daemon) stopKeepAlive() {
+	if d.kaCancel == nil {
+		return
+	}
+	d.kaCancel()
+	select {
+	case <-d.kaDone:
+	case <-time.After(5 * time.Second):
+		d.log.Warn("lease keep-alive did not stop within 5s")
+	}
+	d.kaCancel = nil
+}
+
+// onLeaseChange handles a lease KeepAlive re-acquired after losing it.
+func (d *daemon) onLeaseChange(nl *lease.Lease) {
+	if nl == nil || !nl.VTEP.Equal(d.choice.Public) {
+		return // from a keep-alive of a VTEP we have moved away from
+	}
+	old := d.lease
+	d.lease = nl
+	d.setLeaseMetrics()
+	d.logLease("lease re-acquired", nl)
+	if sameNet(old.IPv6Subnet, nl.IPv6Subnet) && sameNet(old.IPv4Subnet, nl.IPv4Subnet) {
+		return
+	}
+	d.log.Warn("subnet changed after re-acquiring the lease; existing containers keep their old addresses",
+		"oldSubnetV6", netStr(old.IPv6Subnet), "subnetV6", netStr(nl.IPv6Subnet), "oldSubnetV4", netStr(old.IPv4Subnet), "subnetV4", netStr(nl.IPv4Subnet))
+	// A peer lease that overlapped our new subnet must not stay routed.
+	for _, s := range []*net.IPNet{nl.IPv6Subnet, nl.IPv4Subnet} {
+		if s == nil {
+			continue
+		}
+		if v, ok := d.bySubnet[s.String()]; ok {
+			d.removePeer(d.peers[v], "its subnet is now ours")
+		}
+	}
+	if err := d.writeSubnetFile(); err != nil {
+		d.log.Error("rewrite subnet file", "err", err)
+	}
+}
+
+// --- peers -------------------------------------------------------------------
+
+// peerFor validates a lease as a peer: it must not be us, must fit the
+// network, carry a MAC and not overlap our subnet or another peer's.
+// lease.List/Watch already skip most bad records; these checks guard the
+// data path whatever the lease package lets through.
+func (d *daemon) peerFor(l *lease.Lease) (vxlan.Peer, string) {
+	var p vxlan.Peer
+	switch {
+	case l.VTEP == nil || l.VTEP.To4() != nil:
+		return p, "VTEP is not an IPv6 address"
+	case l.VTEP.Equal(d.choice.Public) || l.VTEP.Equal(d.choice.Local):
+		return p, "claims our own VTEP"
+	case len(l.VtepMAC) != 6:
+		return p, "no valid VTEP MAC"
+	case !fits(d.cfg.IPv6Network, d.cfg.IPv6SubnetLen, l.IPv6Subnet):
+		return p, fmt.Sprintf("IPv6 subnet %s is not a /%d inside %s", netStr(l.IPv6Subnet), d.cfg.IPv6SubnetLen, netStr(d.cfg.IPv6Network))
+	case sameNet(l.IPv6Subnet, d.lease.IPv6Subnet):
+		return p, "IPv6 subnet " + netStr(l.IPv6Subnet) + " is ours"
+	}
+	p = vxlan.Peer{VTEP: l.VTEP, MAC: l.VtepMAC, IPv6Subnet: l.IPv6Subnet}
+	if d.cfg.EnableIPv4 && l.IPv4Subnet != nil {
+		switch {
+		case !fits(d.cfg.Network, d.cfg.SubnetLen, l.IPv4Subnet):
+			return p, fmt.Sprintf("IPv4 subnet %s is not a /%d inside %s", netStr(l.IPv4Subnet), d.cfg.SubnetLen, netStr(d.cfg.Network))
+		case sameNet(l.IPv4Subnet, d.lease.IPv4Subnet):
+			return p, "IPv4 subnet " + netStr(l.IPv4Subnet) + " is ours"
+		}
+		p.IPv4Subnet = l.IPv4Subnet
+	}
+	return p, ""
+}
+
+// overlaps reports which other peer (by VTEP) holds one of p's subnets.
+func (d *daemon) overlaps(p vxlan.Peer, bySubnet map[string]string) string {
+	me := p.VTEP.String()
+	for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
+		if s == nil {
+			continue
+		}
+		if v, ok := bySubnet[s.String()]; ok && v != me {
+			return v
+		}
+	}
+	return ""
+}
+
+// resync Lists every lease and reconciles the device to it (never flushing
+// what is already right). It retries while etcd is away, leaving the data
+// path alone meanwhile. It returns the snapshot revision, or false if ctx ended.
+func (d *daemon) resync(ctx context.Context) (int64, bool) {
+	var snap *lease.Snapshot
+	if !d.retry(ctx, "list leases", func() (err error) {
+		snap, err = d.reg.List(ctx, d.cfg)
+		return err
+	}) {
+		return 0, false
+	}
+	peers := make(map[string]vxlan.Peer, len(snap.Leases))
+	bySubnet := make(map[string]string, len(snap.Leases))
+	skipped := 0
+	for i := range snap.Leases {
+		l := &snap.Leases[i]
+		p, why := d.peerFor(l)
+		if why == "" {
+			if other := d.overlaps(p, bySubnet); other != "" {
+				why = "overlaps the lease of " + other
+			}
+		}
+		if why != "" {
+			if !d.isOwn(l) {
+				skipped++
+				d.log.Warn("lease ignored", "vtep", ipStr(l.VTEP), "node", l.NodeName, "subnetV6", netStr(l.IPv6Subnet), "reason", why)
+			}
+			continue
+		}
+		k := p.VTEP.String()
+		peers[k] = p
+		for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
+			if s != nil {
+				bySubnet[s.String()] = k
+			}
+		}
+	}
+	list := make([]vxlan.Peer, 0, len(peers))
+	for _, p := range peers {
+		list = append(list, p)
+	}
+	start := time.Now()
+	if err := d.dev.Reconcile(list); err != nil {
+		// Some entries may be missing; the next resync retries. Keep the
+		// ones we know about so later events diff against reality-ish.
+		d.m.incError("reconcile")
+		d.log.Error("reconcile peers", "device", d.dev.Name, "peers", len(list), "err", err)
+	}
+	added, removed, changed := diffPeers(d.peers, peers)
+	d.peers, d.bySubnet = peers, bySubnet
+	d.m.update(func(m *metrics) { m.reconciles++; m.peers = len(peers) })
+	d.log.Info("peers reconciled", "revision", snap.Revision, "peers", len(peers), "added", added, "removed", removed,
+		"changed", changed, "skipped", snap.Skipped+skipped, "took", time.Since(start).Round(time.Millisecond).String())
+	return snap.Revision, true
+}
+
+// isOwn: our own lease shows up in every List and Watch; it is not a peer
+// and not worth a warning.
+func (d *daemon) isOwn(l *lease.Lease) bool {
+	return d.lease != nil && l.VTEP.Equal(d.lease.VTEP) && sameNet(l.IPv6Subnet, d.lease.IPv6Subnet)
+}
+
+func diffPeers(old, cur map[string]vxlan.Peer) (added, removed, changed int) {
+	for k, p := range cur {
+		if o, ok := old[k]; !ok {
+			added++
+		} else if !samePeer(o, p) {
+			changed++
+		}
+	}
+	for k := range old {
+		if _, ok := cur[k]; !ok {
+			removed++
+		}
+	}
+	return
+}
+
+// apply handles one watch event.
+func (d *daemon) apply(ev lease.Event) {
+	l := &ev.Lease
+	switch ev.Type {
+	case lease.Added:
+		d.countEvent("added")
+		p, why := d.peerFor(l)
+		if why == "" {
+			if other := d.overlaps(p, d.bySubnet); other != "" {
+				why = "overlaps the lease of " + other
+			}
+		}
+		k := ipStr(l.VTEP)
+		if why != "" {
+			if !d.isOwn(l) {
+				d.log.Warn("lease ignored", "vtep", ipStr(l.VTEP), "node", l.NodeName, "subnetV6", netStr(l.IPv6Subnet), "reason", why)
+			}
+			// A peer whose record turned bad must not stay programmed.
+			if old, ok := d.peers[k]; ok {
+				d.removePeer(old, "its lease is no longer valid")
+			}
+			return
+		}
+		old, had := d.peers[k]
+		if had && samePeer(old, p) {
+			return
+		}
+		if had && (!sameNet(old.IPv6Subnet, p.IPv6Subnet) || !sameNet(old.IPv4Subnet, p.IPv4Subnet)) {
+			// The old routes would linger: AddPeer only adds.
+			d.removePeer(old, "its subnet changed")
+		}
+		if err := d.dev.AddPeer(p); err != nil {
+			d.m.incError("add_peer")
+			d.log.Error("add peer", "vtep", k, "err", err)
+			return
+		}
+		d.setPeer(p)
+		d.log.Info("peer added", "vtep", k, "node", l.NodeName, "mac", p.MAC.String(), "subnetV6", netStr(p.IPv6Subnet), "subnetV4", netStr(p.IPv4Subnet), "peers", len(d.peers))
+	case lease.Removed:
+		d.countEvent("removed")
+		if old, ok := d.peers[ipStr(l.VTEP)]; ok {
+			d.removePeer(old, "lease removed or expired")
+		}
+	}
+}
+
+func (d *daemon) setPeer(p vxlan.Peer) {
+	k := p.VTEP.String()
+	d.peers[k] = p
+	for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
+		if s != nil {
+			d.bySubnet[s.String()] = k
+		}
+	}
+	d.m.update(func(m *metrics) { m.peers = len(d.peers) })
+}
+
+func (d *daemon) removePeer(p vxlan.Peer, why string) {
+	k := p.VTEP.String()
+	if err := d.dev.RemovePeer(p); err != nil {
+		d.m.incError("remove_peer")
+		d.log.Error("remove peer", "vtep", k, "err", err)
+		// Keep it: the next resync removes it.
+		return
+	}
+	delete(d.peers, k)
+	for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
+		if s != nil && d.bySubnet[s.String()] == k {
+			delete(d.bySubnet, s.String())
+		}
+	}
+	d.m.update(func(m *metrics) { m.peers = len(d.peers) })
+	d.log.Info("peer removed", "vtep", k, "subnetV6", netStr(p.IPv6Subnet), "reason", why, "peers", len(d.peers))
+}
+
+func (d *daemon) countEvent(kind string) {
+	d.m.update(func(m *metrics) { m.watchEvents[kind]++ })
+}
+
+// --- VTEP moves (annotation changes) ----------------------------------------
+
+// onAnnotations re-chooses the VTEP when the public-ipv6 annotation changed
+// and moves device, lease and subnet file to it.
+func (d *daemon) onAnnotations(ctx context.Context, ann map[string]string) {
+	v := lease.PublicIPv6Annotation(ann)
+	if v == d.annotation {
+		return
+	}
+	d.annotation = v
+	d.pendingMove = false
+	c, err := vtep.Choose(d.o.vtepOptions(v))
+	if err != nil {
+		// Keep tunnelling from the current VTEP: a bad annotation must not
+		// cut the node off.
+		d.m.incError("choose_vtep")
+		d.log.Error("public-ipv6 annotation changed but is unusable; keeping the current VTEP",
+			"annotation", v, "vtep", ipStr(d.choice.Public), "err", err)
+		return
+	}
+	if c.Public.Equal(d.choice.Public) && c.Local.Equal(d.choice.Local) && c.IfIndex == d.choice.IfIndex {
+		d.choice = c
+		d.setVTEPMetrics()
+		return
+	}
+	d.log.Info("public-ipv6 annotation changed, moving the VTEP", "annotation", v, "from", ipStr(d.choice.Public), "to", ipStr(c.Public))
+	if err := d.move(ctx, c); err != nil {
+		d.pendingMove = true
+		d.m.incError("move_vtep")
+		d.log.Error("move VTEP failed, will retry", "to", ipStr(c.Public), "err", err)
+	}
+}
+
+func (d *daemon) move(ctx context.Context, c *vtep.Choice) error {
+	dev, err := vxlan.EnsureDevice(d.deviceConfig(c))
+	if err != nil {
+		return fmt.Errorf("vxlan device for VTEP %s on %s: %w", c.Local, c.IfName, err)
+	}
+	d.dev = dev
+	d.stopKeepAlive()
+	attrs := d.attrsFor(c)
+	var nl *lease.Lease
+	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ok := d.retry(mctx, "move lease", func() (err error) {
+		nl, err = d.reg.Move(mctx, d.cfg, d.lease, attrs, d.o.LeaseTTL)
+		return err
+	})
+	if !ok {
+		// Keep the old lease alive; the move is retried later.
+		d.startKeepAlive(ctx)
+		return fmt.Errorf("move lease from %s to %s: %w", ipStr(d.lease.VTEP), ipStr(c.Public), mctx.Err())
+	}
+	old := d.choice
+	d.choice, d.attrs, d.lease = c, attrs, nl
+	d.logChoice(c)
+	d.setVTEPMetrics()
+	d.setLeaseMetrics()
+	d.logLease("lease moved", nl)
+	d.startKeepAlive(ctx)
+	if err := d.writeSubnetFile(); err != nil {
+		d.log.Error("rewrite subnet file", "err", err)
+	}
+	// The device may have been recreated (new local): program every peer
+	// again, and drop a peer that claims our new VTEP.
+	if p, ok := d.peers[c.Public.String()]; ok {
+		delete(d.peers, c.Public.String())
+		for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
+			if s != nil {
+				delete(d.bySubnet, s.String())
+			}
+		}
+	}
+	list := make([]vxlan.Peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		list = append(list, p)
+	}
+	if err := d.dev.Reconcile(list); err != nil {
+		d.m.incError("reconcile")
+		d.log.Error("reconcile peers after VTEP move", "err", err)
+	}
+	d.m.update(func(m *metrics) { m.reconciles++; m.peers = len(d.peers) })
+	d.log.Info("VTEP moved", "from", ipStr(old.Public), "to", ipStr(c.Public), "local", ipStr(c.Local), "device", dev.Name, "peers", len(d.peers))
+	return nil
+}
+
+// --- small helpers -------------------------------------------------------------
+
+func ipStr(ip net.IP) string {
+	if ip == nil {
+		return ""
+	}
+	return ip.String()
+}
+
+func netStr(n *net.IPNet) string {
+	if n == nil {
+		return ""
+	}
+	return n.String()
+}
+
+func sameNet(a, b *net.IPNet) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.String() == b.String()
+}
+
+func samePeer(a, b vxlan.Peer) bool {
+	return a.VTEP.Equal(b.VTEP) && a.MAC.String() == b.MAC.String() && sameNet(a.IPv6Subnet, b.IPv6Subnet) && sameNet(a.IPv4Subnet, b.IPv4Subnet)
+}
+
+// fits: s is a subnet of exactly length bits inside network.
+func fits(network *net.IPNet, bits int, s *net.IPNet) bool {
+	if network == nil || s == nil {
+		return false
+	}
+	ones, total := s.Mask.Size()
+	nOnes, nTotal := network.Mask.Size()
+	return total == nTotal && ones == bits && ones >= nOnes && network.Contains(s.IP)
+}

@@ -1,0 +1,141 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// clientConfig builds the etcd client config. A bad TLS file is an error now,
+// not something to retry.
+func (e *EtcdOptions) clientConfig() (clientv3.Config, error) {
+	cfg := clientv3.Config{
+		Endpoints:   e.Endpoints,
+		DialTimeout: 5 * time.Second,
+		// Keepalive pings notice a dead etcd, so the watch breaks and the
+		// daemon resyncs after reconnecting instead of waiting forever.
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		Username:             e.Username,
+		Password:             e.Password,
+		// The daemon logs etcd trouble itself, once per retry, via slog;
+		// the client's zap logger would repeat every gRPC reconnect.
+		Logger: zap.NewNop(),
+	}
+	if e.CAFile != "" || e.CertFile != "" || e.KeyFile != "" {
+		info := transport.TLSInfo{CertFile: e.CertFile, KeyFile: e.KeyFile, TrustedCAFile: e.CAFile}
+		tc, err := info.ClientConfig()
+		if err != nil {
+			return cfg, fmt.Errorf("etcd TLS (--etcd-cafile %q, --etcd-certfile %q, --etcd-keyfile %q): %w", e.CAFile, e.CertFile, e.KeyFile, err)
+		}
+		cfg.TLS = tc
+	} else if hasScheme(e.Endpoints, "https", "unixs") {
+		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return cfg, nil
+}
+
+func hasScheme(eps []string, schemes ...string) bool {
+	for _, ep := range eps {
+		for _, s := range schemes {
+			if strings.HasPrefix(ep, s+"://") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// dialOnce connects and proves etcd answers (clientv3.New alone succeeds
+// without a server).
+func (e *EtcdOptions) dialOnce(ctx context.Context, cfg clientv3.Config) (*clientv3.Client, error) {
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cli.Get(cctx, e.Prefix+"/config", clientv3.WithCountOnly()); err != nil {
+		cli.Close()
+		return nil, err
+	}
+	return cli, nil
+}
+
+// connect dials etcd, retrying with backoff (and saying so) while it is
+// unreachable, until ctx ends.
+func (e *EtcdOptions) connect(ctx context.Context, log *slog.Logger) (*clientv3.Client, error) {
+	cfg, err := e.clientConfig()
+	if err != nil {
+		return nil, err
+	}
+	b := newBackoff(500*time.Millisecond, 15*time.Second)
+	for attempt := 1; ; attempt++ {
+		cli, err := e.dialOnce(ctx, cfg)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("etcd reachable", "endpoints", strings.Join(e.Endpoints, ","), "attempts", attempt)
+			}
+			return cli, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		d := b.next()
+		log.Warn("etcd unreachable, retrying", "endpoints", strings.Join(e.Endpoints, ","), "attempt", attempt, "retryIn", d.String(), "err", err)
+		if !sleepCtx(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// connectOnce is for the admin subcommands: one bounded try, a clear error.
+func (e *EtcdOptions) connectOnce(ctx context.Context) (*clientv3.Client, error) {
+	cfg, err := e.clientConfig()
+	if err != nil {
+		return nil, err
+	}
+	cli, err := e.dialOnce(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(e.Endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+// backoff doubles from min to max.
+type backoff struct{ cur, min, max time.Duration }
+
+func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur *= 2
+	}
+	if b.cur > b.max {
+		b.cur = b.max
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleepCtx sleeps d or until ctx ends; false if ctx ended.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
