@@ -1,0 +1,188 @@
+package lease
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// nodeRecord is the value of <prefix>/nodes/<node>.
+type nodeRecord struct {
+	Annotations map[string]string `json:"annotations"`
+}
+
+func validateNodeName(node string) error {
+	if node == "" {
+		return errors.New("empty node name")
+	}
+	if strings.ContainsAny(node, "/\x00") {
+		return fmt.Errorf("node name %q contains '/' or NUL", node)
+	}
+	return nil
+}
+
+func parseNode(key string, value []byte) (map[string]string, error) {
+	var rec nodeRecord
+	if err := json.Unmarshal(value, &rec); err != nil {
+		return nil, fmt.Errorf("node record %s is not {\"annotations\":{...}} JSON: %w", key, err)
+	}
+	if rec.Annotations == nil {
+		rec.Annotations = map[string]string{}
+	}
+	return rec.Annotations, nil
+}
+
+// NodeAnnotations returns <prefix>/nodes/<node>'s annotations (empty map if none).
+func (r *Registry) NodeAnnotations(ctx context.Context, node string) (map[string]string, error) {
+	ann, _, _, err := r.nodeAnnotations(ctx, node)
+	return ann, err
+}
+
+// nodeAnnotations also returns the key's ModRevision (0 if missing) and the
+// revision read.
+func (r *Registry) nodeAnnotations(ctx context.Context, node string) (map[string]string, int64, int64, error) {
+	if err := validateNodeName(node); err != nil {
+		return nil, 0, 0, err
+	}
+	key := r.NodeKey(node)
+	resp, err := r.cli.Get(ctx, key)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("read %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return map[string]string{}, 0, resp.Header.Revision, nil
+	}
+	ann, err := parseNode(key, resp.Kvs[0].Value)
+	return ann, resp.Kvs[0].ModRevision, resp.Header.Revision, err
+}
+
+// Annotate sets (value != "") or removes (value == "") one annotation. It is
+// a read-modify-write guarded by the key's ModRevision, retried when another
+// writer got in between, so concurrent annotations never get lost.
+func (r *Registry) Annotate(ctx context.Context, node, key, value string) error {
+	if key == "" {
+		return fmt.Errorf("annotate node %s: empty annotation key", node)
+	}
+	nodeKey := r.NodeKey(node)
+	bo := newBackoff(10*time.Millisecond, time.Second)
+	for attempt := 1; attempt <= maxAcquireAttempts; attempt++ {
+		ann, modRev, _, err := r.nodeAnnotations(ctx, node)
+		if err != nil {
+			return fmt.Errorf("annotate node %s: %w", node, err)
+		}
+		if cur, ok := ann[key]; (value == "" && !ok) || (value != "" && ok && cur == value) {
+			return nil
+		}
+		if value == "" {
+			delete(ann, key)
+		} else {
+			ann[key] = value
+		}
+		data, err := json.Marshal(nodeRecord{Annotations: ann})
+		if err != nil {
+			return err
+		}
+		cmp := clientv3.Compare(clientv3.ModRevision(nodeKey), "=", modRev)
+		resp, err := r.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(nodeKey, string(data))).Commit()
+		if err != nil {
+			return fmt.Errorf("annotate node %s: write %s: %w", node, nodeKey, err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		if err := bo.sleep(ctx); err != nil {
+			return fmt.Errorf("annotate node %s: %w", node, err)
+		}
+	}
+	return fmt.Errorf("annotate node %s: %s kept changing under us", node, nodeKey)
+}
+
+// WatchNode sends the node's annotations each time they change, until ctx ends
+// (the channel is then closed). The current value is sent first. A record that
+// is not valid JSON is skipped with a warning; a deleted record is an empty map.
+// A broken watch is re-established (with backoff) and the value re-read, so
+// changes made meanwhile are not missed.
+func (r *Registry) WatchNode(ctx context.Context, node string) <-chan map[string]string {
+	ch := make(chan map[string]string, 1)
+	go func() {
+		defer close(ch)
+		if err := validateNodeName(node); err != nil {
+			r.log.Error("cannot watch node annotations", "err", err)
+			<-ctx.Done()
+			return
+		}
+		key := r.NodeKey(node)
+		var last map[string]string
+		sent := false
+		send := func(ann map[string]string) bool {
+			if sent && maps.Equal(ann, last) {
+				return true
+			}
+			select {
+			case ch <- maps.Clone(ann):
+				last, sent = ann, true
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		bo := newBackoff(200*time.Millisecond, 5*time.Second)
+		var lastLog time.Time
+		for ctx.Err() == nil {
+			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+			ann, _, rev, err := r.nodeAnnotations(opCtx, node)
+			cancel()
+			if err != nil && rev == 0 {
+				if time.Since(lastLog) >= 5*time.Second {
+					lastLog = time.Now()
+					r.log.Warn("cannot read node annotations, retrying", "key", key, "err", err)
+				}
+				if bo.sleep(ctx) != nil {
+					return
+				}
+				continue
+			}
+			if err != nil {
+				r.log.Warn("ignoring invalid node record", "key", key, "err", err)
+			} else if !send(ann) {
+				return
+			}
+			start := time.Now()
+			wctx, wcancel := context.WithCancel(ctx)
+			for wr := range r.cli.Watch(clientv3.WithRequireLeader(wctx), key, clientv3.WithRev(rev+1)) {
+				if wr.Err() != nil || wr.CompactRevision != 0 {
+					break
+				}
+				for _, ev := range wr.Events {
+					if ev.Type == clientv3.EventTypeDelete {
+						ann, err = map[string]string{}, nil
+					} else {
+						ann, err = parseNode(key, ev.Kv.Value)
+					}
+					if err != nil {
+						r.log.Warn("ignoring invalid node record", "key", key, "err", err)
+						continue
+					}
+					if !send(ann) {
+						wcancel()
+						return
+					}
+				}
+			}
+			wcancel()
+			if time.Since(start) >= stableHold {
+				bo.reset()
+			}
+			if bo.sleep(ctx) != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}

@@ -1,0 +1,281 @@
+package lease
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Defaults of the network config.
+const (
+	DefaultBackendType   = "vxlan"
+	DefaultVNI           = 1
+	DefaultPort          = 8472
+	DefaultIPv6SubnetLen = 64
+	MaxVNI               = 1<<24 - 1
+	MinMTU               = 1280 // IPv6 minimum link MTU
+)
+
+// ErrNoConfig is returned by GetConfig when <prefix>/config does not exist.
+var ErrNoConfig = errors.New("no network config")
+
+// ErrInvalidConfig matches (errors.Is) every error about a config that exists
+// but cannot be used.
+var ErrInvalidConfig = errors.New("invalid network config")
+
+// ConfigError is an invalid config found at Key.
+type ConfigError struct {
+	Key string
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("invalid network config at %s: %v", e.Key, e.Err)
+}
+func (e *ConfigError) Unwrap() error        { return e.Err }
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// rawConfig is the JSON shape, flannel's field names. EnableIPv6 is a pointer
+// because its default depends on whether IPv6Network is given.
+type rawConfig struct {
+	EnableIPv6    *bool  `json:"EnableIPv6,omitempty"`
+	EnableIPv4    bool   `json:"EnableIPv4"`
+	IPv6Network   string `json:"IPv6Network,omitempty"`
+	IPv6SubnetLen int    `json:"IPv6SubnetLen,omitempty"`
+	Network       string `json:"Network,omitempty"`
+	SubnetLen     int    `json:"SubnetLen,omitempty"`
+	Backend       struct {
+		Type string `json:"Type,omitempty"`
+		VNI  int    `json:"VNI,omitempty"`
+		Port int    `json:"Port,omitempty"`
+		MTU  int    `json:"MTU,omitempty"`
+	} `json:"Backend"`
+}
+
+// ParseConfig parses and validates config JSON (bad CIDR, subnet length not
+// longer than the network, fewer than 4 subnets, IPv6 disabled, ... are errors
+// that name the field). Defaults: EnableIPv6 true when IPv6Network is set,
+// IPv6SubnetLen 64, Backend.Type "vxlan", VNI 1, Port 8472. Network and
+// SubnetLen are ignored unless EnableIPv4 is true.
+func ParseConfig(data []byte) (*Config, error) {
+	var raw rawConfig
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("parse config JSON: %w", err)
+	}
+	cfg := &Config{EnableIPv4: raw.EnableIPv4}
+
+	if raw.IPv6Network == "" {
+		return nil, errors.New("IPv6Network is required (vxlan6 is IPv6-first)")
+	}
+	cfg.EnableIPv6 = raw.EnableIPv6 == nil || *raw.EnableIPv6
+	if !cfg.EnableIPv6 {
+		return nil, errors.New("EnableIPv6 is false: vxlan6 always needs the IPv6 network")
+	}
+	cfg.IPv6SubnetLen = raw.IPv6SubnetLen
+	if cfg.IPv6SubnetLen == 0 {
+		cfg.IPv6SubnetLen = DefaultIPv6SubnetLen
+	}
+	var err error
+	if cfg.IPv6Network, err = parseNetwork("IPv6Network", raw.IPv6Network, false); err != nil {
+		return nil, err
+	}
+	// An IPv6 pod subnet needs room for the gateway and at least a few pods.
+	if err := checkSubnetLen("IPv6SubnetLen", cfg.IPv6SubnetLen, "IPv6Network", cfg.IPv6Network, 126); err != nil {
+		return nil, err
+	}
+
+	if cfg.EnableIPv4 {
+		if raw.Network == "" {
+			return nil, errors.New("EnableIPv4 is true but Network (the IPv4 pod network) is missing")
+		}
+		if raw.SubnetLen == 0 {
+			return nil, errors.New("EnableIPv4 is true but SubnetLen (the IPv4 subnet length) is missing")
+		}
+		cfg.SubnetLen = raw.SubnetLen
+		if cfg.Network, err = parseNetwork("Network", raw.Network, true); err != nil {
+			return nil, err
+		}
+		if err := checkSubnetLen("SubnetLen", cfg.SubnetLen, "Network", cfg.Network, 30); err != nil {
+			return nil, err
+		}
+	}
+
+	b := raw.Backend
+	cfg.Backend = Backend{Type: b.Type, VNI: b.VNI, Port: b.Port, MTU: b.MTU}
+	if cfg.Backend.Type == "" {
+		cfg.Backend.Type = DefaultBackendType
+	}
+	if !strings.EqualFold(cfg.Backend.Type, DefaultBackendType) {
+		return nil, fmt.Errorf("Backend.Type %q is not supported (only %q)", b.Type, DefaultBackendType)
+	}
+	cfg.Backend.Type = DefaultBackendType
+	if cfg.Backend.VNI == 0 {
+		cfg.Backend.VNI = DefaultVNI
+	}
+	if cfg.Backend.VNI < 1 || cfg.Backend.VNI > MaxVNI {
+		return nil, fmt.Errorf("Backend.VNI %d is out of range 1..%d", cfg.Backend.VNI, MaxVNI)
+	}
+	if cfg.Backend.Port == 0 {
+		cfg.Backend.Port = DefaultPort
+	}
+	if cfg.Backend.Port < 1 || cfg.Backend.Port > 65535 {
+		return nil, fmt.Errorf("Backend.Port %d is out of range 1..65535", cfg.Backend.Port)
+	}
+	if cfg.Backend.MTU != 0 && (cfg.Backend.MTU < MinMTU || cfg.Backend.MTU > 65535) {
+		return nil, fmt.Errorf("Backend.MTU %d is out of range %d..65535 (IPv6 needs at least %d)", cfg.Backend.MTU, MinMTU, MinMTU)
+	}
+	return cfg, nil
+}
+
+func parseNetwork(field, s string, wantV4 bool) (*net.IPNet, error) {
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q is not a CIDR: %w", field, s, err)
+	}
+	isV4 := ip.To4() != nil
+	switch {
+	case wantV4 && !isV4:
+		return nil, fmt.Errorf("%s %s is not an IPv4 network", field, s)
+	case !wantV4 && isV4:
+		return nil, fmt.Errorf("%s %s is not an IPv6 network", field, s)
+	}
+	if !ip.Equal(n.IP) {
+		return nil, fmt.Errorf("%s %s has host bits set (did you mean %s?)", field, s, n)
+	}
+	if wantV4 {
+		n.IP = n.IP.To4()
+	}
+	return n, nil
+}
+
+func checkSubnetLen(field string, l int, netField string, n *net.IPNet, maxLen int) error {
+	ones, _ := n.Mask.Size()
+	switch {
+	case l <= ones:
+		return fmt.Errorf("%s %d is not longer than %s %s", field, l, netField, n)
+	case l > maxLen:
+		return fmt.Errorf("%s %d is too long (at most %d, a subnet needs room for a gateway and pods)", field, l, maxLen)
+	case l-ones < 2:
+		return fmt.Errorf("%s %d gives %s %s only %d subnets (need at least 4)", field, l, netField, n, 1<<(l-ones))
+	}
+	return nil
+}
+
+// DualStack reports whether nodes also get an IPv4 subnet.
+func (c *Config) DualStack() bool { return c.EnableIPv4 && c.Network != nil }
+
+// IPv6SubnetCount is the number of IPv6 subnets of the network.
+func (c *Config) IPv6SubnetCount() *big.Int {
+	ones, _ := c.IPv6Network.Mask.Size()
+	return new(big.Int).Lsh(big.NewInt(1), uint(c.IPv6SubnetLen-ones))
+}
+
+// MarshalJSON writes the config in its etcd form (flannel field names), so
+// tools and tests can write <prefix>/config from a Config.
+func (c *Config) MarshalJSON() ([]byte, error) {
+	var raw rawConfig
+	t := c.EnableIPv6
+	raw.EnableIPv6 = &t
+	raw.EnableIPv4 = c.EnableIPv4
+	if c.IPv6Network != nil {
+		raw.IPv6Network = c.IPv6Network.String()
+	}
+	raw.IPv6SubnetLen = c.IPv6SubnetLen
+	if c.EnableIPv4 && c.Network != nil {
+		raw.Network = c.Network.String()
+		raw.SubnetLen = c.SubnetLen
+	}
+	raw.Backend.Type = c.Backend.Type
+	raw.Backend.VNI = c.Backend.VNI
+	raw.Backend.Port = c.Backend.Port
+	raw.Backend.MTU = c.Backend.MTU
+	return json.Marshal(raw)
+}
+
+// UnmarshalJSON is ParseConfig.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	p, err := ParseConfig(data)
+	if err != nil {
+		return err
+	}
+	*c = *p
+	return nil
+}
+
+// GetConfig reads and parses <prefix>/config; a missing key is ErrNoConfig,
+// an invalid one a *ConfigError.
+func (r *Registry) GetConfig(ctx context.Context) (*Config, error) {
+	cfg, _, err := r.getConfig(ctx)
+	return cfg, err
+}
+
+func (r *Registry) getConfig(ctx context.Context) (*Config, int64, error) {
+	key := r.ConfigKey()
+	resp, err := r.cli.Get(ctx, key)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read network config %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, resp.Header.Revision, fmt.Errorf("%w at %s", ErrNoConfig, key)
+	}
+	cfg, err := ParseConfig(resp.Kvs[0].Value)
+	if err != nil {
+		return nil, resp.Header.Revision, &ConfigError{Key: key, Err: err}
+	}
+	return cfg, resp.Header.Revision, nil
+}
+
+// WaitConfig blocks until a config exists or ctx ends. While the key is
+// missing or etcd is unreachable it retries (logging at most every
+// configLogEvery); an invalid config is returned at once as a *ConfigError,
+// because only an operator can fix it.
+func (r *Registry) WaitConfig(ctx context.Context) (*Config, error) {
+	bo := newBackoff(200*time.Millisecond, 5*time.Second)
+	var lastLog time.Time
+	for {
+		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+		cfg, rev, err := r.getConfig(opCtx)
+		cancel()
+		if err == nil {
+			return cfg, nil
+		}
+		if errors.Is(err, ErrInvalidConfig) {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("wait for network config at %s: %w", r.ConfigKey(), ctx.Err())
+		}
+		if time.Since(lastLog) >= configLogEvery {
+			lastLog = time.Now()
+			if errors.Is(err, ErrNoConfig) {
+				r.log.Warn("waiting for the network config; write it to etcd", "key", r.ConfigKey())
+			} else {
+				r.log.Warn("cannot read the network config, retrying", "key", r.ConfigKey(), "err", err)
+			}
+		}
+		if errors.Is(err, ErrNoConfig) {
+			// Wait for the key to appear instead of polling; the timeout
+			// bounds the wait in case the watch silently stalls.
+			bo.reset()
+			wctx, wcancel := context.WithTimeout(ctx, configLogEvery)
+			wch := r.cli.Watch(clientv3.WithRequireLeader(wctx), r.ConfigKey(), clientv3.WithRev(rev+1))
+			for wr := range wch {
+				if wr.Err() != nil || len(wr.Events) > 0 {
+					break
+				}
+			}
+			wcancel()
+			continue
+		}
+		if err := bo.sleep(ctx); err != nil {
+			return nil, fmt.Errorf("wait for network config at %s: %w", r.ConfigKey(), err)
+		}
+	}
+}

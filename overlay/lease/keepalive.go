@@ -1,0 +1,158 @@
+package lease
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// stableHold is how long a lease must have been held for the re-acquire
+// backoff to start again from its minimum; it stops two daemons that claim the
+// same VTEP from overwriting each other in a tight loop.
+const stableHold = 10 * time.Second
+
+// KeepAlive keeps l's etcd lease alive until ctx ends. When the lease is lost
+// (revoked, expired, key deleted or overwritten by someone else) it
+// re-acquires (same subnet if possible) and calls onChange with the new lease
+// (also when the subnets stayed the same: the etcd lease changed); it never
+// gives up while ctx lives, and retries with backoff while etcd is
+// unreachable, logging at most every few seconds. It returns only when ctx
+// ends; the data path is never torn down from here. onChange runs on
+// KeepAlive's goroutine.
+//
+// A reservation (l.Reserved) has no etcd lease to renew; KeepAlive then only
+// watches its key and re-acquires when an operator changes or deletes it.
+func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *Lease, ttl time.Duration, onChange func(*Lease)) {
+	cur := l
+	bo := newBackoff(200*time.Millisecond, 5*time.Second)
+	var lastLog time.Time
+	for {
+		start := time.Now()
+		why := r.hold(ctx, cur)
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("lease lost, re-acquiring", "vtep", cur.VTEP, "ipv6_subnet", cur.IPv6Subnet, "why", why)
+		if time.Since(start) >= stableHold {
+			bo.reset()
+		} else if sleepCtx(ctx, bo.next()) != nil {
+			return
+		}
+		for {
+			hinted := attrs
+			hinted.HintIPv6, hinted.HintIPv4 = cur.IPv6Subnet, cur.IPv4Subnet
+			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+			nl, err := r.Acquire(opCtx, cfg, hinted, ttl)
+			cancel()
+			if err == nil {
+				if !netEqual(nl.IPv6Subnet, cur.IPv6Subnet) || !netEqual(nl.IPv4Subnet, cur.IPv4Subnet) {
+					r.log.Warn("re-acquired lease with a different subnet", "vtep", nl.VTEP,
+						"old_ipv6_subnet", cur.IPv6Subnet, "ipv6_subnet", nl.IPv6Subnet, "old_ipv4_subnet", cur.IPv4Subnet, "ipv4_subnet", nl.IPv4Subnet)
+				} else {
+					r.log.Info("re-acquired lease", "vtep", nl.VTEP, "ipv6_subnet", nl.IPv6Subnet, "ipv4_subnet", nl.IPv4Subnet)
+				}
+				cur = nl
+				if onChange != nil {
+					onChange(nl)
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(lastLog) >= 5*time.Second {
+				lastLog = time.Now()
+				r.log.Error("cannot re-acquire lease, retrying", "vtep", attrs.VTEP, "err", err)
+			}
+			if sleepCtx(ctx, bo.next()) != nil {
+				return
+			}
+		}
+	}
+}
+
+// hold renews l and watches its key until the lease is lost (returning why)
+// or ctx ends (returning "").
+func (r *Registry) hold(ctx context.Context, l *Lease) string {
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	key := r.LeaseKey(l.VTEP)
+
+	var kaCh <-chan *clientv3.LeaseKeepAliveResponse
+	if l.EtcdLease != 0 {
+		var err error
+		if kaCh, err = r.cli.KeepAlive(hctx, l.EtcdLease); err != nil {
+			return fmt.Sprintf("keep etcd lease %x alive: %v", int64(l.EtcdLease), err)
+		}
+	}
+	rev := l.ModRevision
+	watch := func() clientv3.WatchChan {
+		opts := []clientv3.OpOption{clientv3.WithPrevKV()}
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev+1))
+		}
+		return r.cli.Watch(hctx, key, opts...)
+	}
+	wch := watch()
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case _, ok := <-kaCh:
+			if !ok {
+				if ctx.Err() != nil {
+					return ""
+				}
+				return fmt.Sprintf("etcd lease %x expired or was revoked", int64(l.EtcdLease))
+			}
+		case wr, ok := <-wch:
+			if ctx.Err() != nil {
+				return ""
+			}
+			if !ok || wr.Err() != nil || wr.CompactRevision != 0 {
+				// The watch broke; find out whether we still hold the key
+				// before watching again from now.
+				why, now := r.checkKey(ctx, key, l)
+				if why != "" {
+					return why
+				}
+				if now > 0 {
+					rev = now
+				}
+				if err := sleepCtx(ctx, time.Second); err != nil {
+					return ""
+				}
+				wch = watch()
+				continue
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					return "key " + key + " was deleted"
+				}
+				if ev.Kv.Lease != int64(l.EtcdLease) || ev.Kv.ModRevision != l.ModRevision {
+					return "key " + key + " was overwritten"
+				}
+			}
+		}
+	}
+}
+
+// checkKey reads key: a reason if l no longer owns it, else "" and the
+// revision read (0 if etcd could not be asked, which is not a loss).
+func (r *Registry) checkKey(ctx context.Context, key string, l *Lease) (string, int64) {
+	opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	resp, err := r.cli.Get(opCtx, key)
+	if err != nil {
+		return "", 0
+	}
+	if len(resp.Kvs) == 0 {
+		return "key " + key + " was deleted", 0
+	}
+	if kv := resp.Kvs[0]; kv.Lease != int64(l.EtcdLease) || kv.ModRevision != l.ModRevision {
+		return "key " + key + " was overwritten", 0
+	}
+	return "", resp.Header.Revision
+}

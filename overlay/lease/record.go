@@ -1,0 +1,234 @@
+package lease
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// record is the JSON value of <prefix>/leases/<vtep>.
+type record struct {
+	VTEP       string `json:"VTEP"`
+	IPv6Subnet string `json:"IPv6Subnet"`
+	Subnet     string `json:"Subnet,omitempty"` // IPv4, dual-stack only
+	VtepMAC    string `json:"VtepMAC,omitempty"`
+	NodeName   string `json:"NodeName,omitempty"`
+	PublicIPv4 string `json:"PublicIPv4,omitempty"`
+}
+
+// MarshalRecord returns the etcd value of l (the fields Reserved,
+// ModRevision and EtcdLease live in etcd's metadata, not in the value).
+// Tools and benchmarks use it to write leases the way vxlan6d does.
+func MarshalRecord(l *Lease) ([]byte, error) {
+	if l.VTEP == nil || l.IPv6Subnet == nil {
+		return nil, errors.New("lease record needs VTEP and IPv6Subnet")
+	}
+	rec := record{VTEP: l.VTEP.String(), IPv6Subnet: l.IPv6Subnet.String(), NodeName: l.NodeName}
+	if l.IPv4Subnet != nil {
+		rec.Subnet = l.IPv4Subnet.String()
+	}
+	if len(l.VtepMAC) > 0 {
+		rec.VtepMAC = l.VtepMAC.String()
+	}
+	if l.PublicIPv4 != nil {
+		rec.PublicIPv4 = l.PublicIPv4.String()
+	}
+	return json.Marshal(rec)
+}
+
+// validateVTEP checks that ip can be a VXLAN endpoint over an IPv6 underlay.
+func validateVTEP(ip net.IP) error {
+	switch {
+	case ip == nil:
+		return errors.New("no VTEP")
+	case ip.To4() != nil:
+		return fmt.Errorf("VTEP %s is not IPv6", ip)
+	case ip.IsUnspecified(), ip.IsLoopback(), ip.IsMulticast():
+		return fmt.Errorf("VTEP %s is not a unicast address", ip)
+	case ip.IsLinkLocalUnicast():
+		return fmt.Errorf("VTEP %s is link-local", ip)
+	}
+	return nil
+}
+
+func validateMAC(mac net.HardwareAddr) error {
+	switch {
+	case len(mac) != 6:
+		return fmt.Errorf("VtepMAC %q is not an Ethernet address", mac.String())
+	case mac[0]&1 != 0:
+		return fmt.Errorf("VtepMAC %s is a multicast address", mac)
+	case mac.String() == "00:00:00:00:00:00":
+		return fmt.Errorf("VtepMAC %s is all zero", mac)
+	}
+	return nil
+}
+
+// parseSubnet parses s as a subnet of network with length l; v4 selects the family.
+func parseSubnet(field, s string, network *net.IPNet, l int, v4 bool) (*net.IPNet, error) {
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q is not a CIDR", field, s)
+	}
+	if (ip.To4() != nil) != v4 {
+		return nil, fmt.Errorf("%s %s is of the wrong address family", field, s)
+	}
+	if !ip.Equal(n.IP) {
+		return nil, fmt.Errorf("%s %s has host bits set", field, s)
+	}
+	if v4 {
+		n.IP = n.IP.To4()
+	}
+	ones, _ := n.Mask.Size()
+	if !network.Contains(n.IP) {
+		return nil, fmt.Errorf("%s %s is outside the network %s", field, s, network)
+	}
+	if ones != l {
+		return nil, fmt.Errorf("%s %s is not a /%d", field, s, l)
+	}
+	return n, nil
+}
+
+// parseLease parses and validates the record at key (a full etcd key) against
+// cfg. warn receives problems that do not invalidate the record.
+func parseLease(cfg *Config, leasesPrefix string, kv keyValue, warn func(string)) (Lease, error) {
+	name := strings.TrimPrefix(kv.key, leasesPrefix)
+	var rec record
+	if err := json.Unmarshal(kv.value, &rec); err != nil {
+		return Lease{}, fmt.Errorf("not a lease record: %w", err)
+	}
+	var l Lease
+	if l.VTEP = net.ParseIP(rec.VTEP); l.VTEP == nil {
+		return Lease{}, fmt.Errorf("VTEP %q is not an IP address", rec.VTEP)
+	}
+	if err := validateVTEP(l.VTEP); err != nil {
+		return Lease{}, err
+	}
+	// Only the canonical spelling is accepted, so that one VTEP has one key.
+	if name != l.VTEP.String() {
+		return Lease{}, fmt.Errorf("key does not match its VTEP %s (want key %s%s)", l.VTEP, leasesPrefix, l.VTEP)
+	}
+	if rec.IPv6Subnet == "" {
+		return Lease{}, errors.New("no IPv6Subnet")
+	}
+	var err error
+	if l.IPv6Subnet, err = parseSubnet("IPv6Subnet", rec.IPv6Subnet, cfg.IPv6Network, cfg.IPv6SubnetLen, false); err != nil {
+		return Lease{}, err
+	}
+	if rec.Subnet != "" {
+		if cfg.DualStack() {
+			if l.IPv4Subnet, err = parseSubnet("Subnet", rec.Subnet, cfg.Network, cfg.SubnetLen, true); err != nil {
+				return Lease{}, err
+			}
+		} else {
+			warn(fmt.Sprintf("ignoring IPv4 Subnet %s: the network is IPv6-only", rec.Subnet))
+		}
+	}
+	if l.VtepMAC, err = net.ParseMAC(rec.VtepMAC); err != nil {
+		return Lease{}, fmt.Errorf("VtepMAC %q is not a MAC address", rec.VtepMAC)
+	}
+	if err := validateMAC(l.VtepMAC); err != nil {
+		return Lease{}, err
+	}
+	l.NodeName = rec.NodeName
+	if rec.PublicIPv4 != "" {
+		if ip := net.ParseIP(rec.PublicIPv4); ip != nil && ip.To4() != nil {
+			l.PublicIPv4 = ip.To4()
+		} else {
+			warn(fmt.Sprintf("ignoring PublicIPv4 %q: not an IPv4 address", rec.PublicIPv4))
+		}
+	}
+	l.ModRevision = kv.modRev
+	l.EtcdLease = clientv3.LeaseID(kv.lease)
+	l.Reserved = kv.lease == 0
+	return l, nil
+}
+
+// keyValue is the part of an etcd KeyValue the package uses.
+type keyValue struct {
+	key       string
+	value     []byte
+	createRev int64
+	modRev    int64
+	lease     int64
+}
+
+// subnetIndex returns the index range [lo, hi] of the subnets of length
+// subLen inside network that sub covers, and false if sub does not overlap
+// network. Used to find free subnets whatever odd prefixes records claim.
+func subnetIndex(network *net.IPNet, subLen int, sub *net.IPNet) (lo, hi *big.Int, ok bool) {
+	if !network.Contains(sub.IP) && !sub.Contains(network.IP) {
+		return nil, nil, false
+	}
+	nOnes, bits := network.Mask.Size()
+	sOnes, sBits := sub.Mask.Size()
+	if bits != sBits {
+		return nil, nil, false
+	}
+	count := new(big.Int).Lsh(big.NewInt(1), uint(subLen-nOnes))
+	if sOnes <= nOnes { // covers the whole network
+		return big.NewInt(0), new(big.Int).Sub(count, big.NewInt(1)), true
+	}
+	idx := func(ip net.IP) *big.Int {
+		v := new(big.Int).SetBytes(ipBytes(ip, bits))
+		v.Rsh(v, uint(bits-subLen))
+		base := new(big.Int).SetBytes(ipBytes(network.IP, bits))
+		base.Rsh(base, uint(bits-subLen))
+		return v.Sub(v, base)
+	}
+	lo = idx(sub.IP.Mask(sub.Mask))
+	if sOnes >= subLen {
+		return lo, new(big.Int).Set(lo), true
+	}
+	hi = new(big.Int).Lsh(big.NewInt(1), uint(subLen-sOnes))
+	hi.Add(hi, lo)
+	hi.Sub(hi, big.NewInt(1))
+	return lo, hi, true
+}
+
+func ipBytes(ip net.IP, bits int) []byte {
+	if bits == 32 {
+		return ip.To4()
+	}
+	return ip.To16()
+}
+
+// nthSubnet returns subnet number i (of length subLen) of network.
+func nthSubnet(network *net.IPNet, subLen int, i *big.Int) *net.IPNet {
+	_, bits := network.Mask.Size()
+	v := new(big.Int).SetBytes(ipBytes(network.IP, bits))
+	v.Add(v, new(big.Int).Lsh(i, uint(bits-subLen)))
+	b := v.FillBytes(make([]byte, bits/8))
+	return &net.IPNet{IP: net.IP(b), Mask: net.CIDRMask(subLen, bits)}
+}
+
+// Without returns the leases of the snapshot except the one of vtep (the
+// node's own lease, which it must not program as a peer).
+func (s *Snapshot) Without(vtep net.IP) []Lease {
+	out := make([]Lease, 0, len(s.Leases))
+	for _, l := range s.Leases {
+		if !l.VTEP.Equal(vtep) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Equal reports whether two leases describe the same peer (ignoring
+// revision and etcd lease), i.e. whether the data path needs no change.
+func (l *Lease) Equal(o *Lease) bool {
+	return l.VTEP.Equal(o.VTEP) && netEqual(l.IPv6Subnet, o.IPv6Subnet) &&
+		netEqual(l.IPv4Subnet, o.IPv4Subnet) && l.VtepMAC.String() == o.VtepMAC.String() &&
+		l.NodeName == o.NodeName && l.PublicIPv4.Equal(o.PublicIPv4) && l.Reserved == o.Reserved
+}
+
+func netEqual(a, b *net.IPNet) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.String() == b.String()
+}

@@ -1,0 +1,397 @@
+package lease
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Snapshot is every valid lease at one revision. Invalid records (bad JSON,
+// subnet outside the network, overlapping an earlier lease) are skipped with a
+// slog warning; they are counted in Skipped.
+type Snapshot struct {
+	Leases   []Lease
+	Revision int64
+	Skipped  int
+}
+
+// EventType says what happened to a lease.
+type EventType int
+
+const (
+	Added   EventType = iota // created or changed
+	Removed                  // deleted or expired
+	Resync                   // the watch was reset (compaction, reconnect): the receiver must List again and reconcile fully
+)
+
+func (t EventType) String() string {
+	switch t {
+	case Added:
+		return "added"
+	case Removed:
+		return "removed"
+	case Resync:
+		return "resync"
+	}
+	return fmt.Sprintf("EventType(%d)", int(t))
+}
+
+// Event is one change.
+type Event struct {
+	Type  EventType
+	Lease Lease // for Removed only VTEP is guaranteed
+}
+
+// listPage bounds one range response, so that a very large network does not
+// hit gRPC's message size limit.
+const listPage = 5000
+
+// getLeases reads every record under <prefix>/leases/ at rev (0 = now),
+// page by page at one revision.
+func (r *Registry) getLeases(ctx context.Context, rev int64) ([]keyValue, int64, error) {
+	pfx := r.LeasesPrefix()
+	end := clientv3.GetPrefixRangeEnd(pfx)
+	from := pfx
+	var out []keyValue
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := r.cli.Get(ctx, from, opts...)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read leases under %s: %w", pfx, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			out = append(out, keyValue{key: string(kv.Key), value: kv.Value, createRev: kv.CreateRevision, modRev: kv.ModRevision, lease: kv.Lease})
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return out, rev, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// List reads every lease.
+func (r *Registry) List(ctx context.Context, cfg *Config) (*Snapshot, error) {
+	kvs, rev, err := r.getLeases(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	ix := r.newIndex(cfg)
+	ix.load(kvs)
+	snap := &Snapshot{Revision: rev, Skipped: ix.invalid + ix.shadowed}
+	snap.Leases = make([]Lease, 0, len(ix.recs))
+	for _, kv := range kvs {
+		if e := ix.recs[kv.key]; e != nil && e.active {
+			snap.Leases = append(snap.Leases, e.lease)
+		}
+	}
+	return snap, nil
+}
+
+// Watch streams lease events after revision rev until ctx ends. Invalid records
+// are skipped with a warning. On compaction or a broken watch it sends Resync
+// and stops; the caller Lists again and calls Watch from the new revision.
+// The channel is closed when the watch stops.
+//
+// Overlap between leases is resolved as in List (the earlier created lease
+// wins), so a record that starts or stops shadowing another produces Added
+// and Removed events for both as needed.
+func (r *Registry) Watch(ctx context.Context, cfg *Config, rev int64) <-chan Event {
+	ch := make(chan Event, 256)
+	go func() {
+		defer close(ch)
+		r.watch(ctx, cfg, rev, ch)
+	}()
+	return ch
+}
+
+func (r *Registry) watch(ctx context.Context, cfg *Config, rev int64, ch chan<- Event) {
+	send := func(evs []Event) bool {
+		for _, ev := range evs {
+			select {
+			case ch <- ev:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}
+	resync := func(why string, args ...any) {
+		r.log.Warn("lease watch reset, resync needed: "+why, args...)
+		send([]Event{{Type: Resync}})
+	}
+
+	// Overlap resolution needs the state the caller saw at rev; reading it
+	// again costs one range read, which is cheap next to programming peers.
+	ix := r.newIndex(cfg)
+	ix.quiet = true
+	bo := newBackoff(100*time.Millisecond, 5*time.Second)
+	for {
+		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+		kvs, _, err := r.getLeases(opCtx, rev)
+		cancel()
+		if err == nil {
+			ix.load(kvs)
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			resync("revision compacted", "revision", rev)
+			return
+		}
+		r.log.Warn("lease watch: cannot read leases, retrying", "revision", rev, "err", err)
+		if bo.sleep(ctx) != nil {
+			return
+		}
+	}
+	ix.quiet = false
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wch := r.cli.Watch(clientv3.WithRequireLeader(wctx), r.LeasesPrefix(), clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithPrevKV())
+	for {
+		var wr clientv3.WatchResponse
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return
+		case wr, ok = <-wch:
+		}
+		if !ok {
+			if ctx.Err() == nil {
+				resync("watch channel closed")
+			}
+			return
+		}
+		if wr.CompactRevision != 0 {
+			resync("revision compacted", "compact_revision", wr.CompactRevision)
+			return
+		}
+		if err := wr.Err(); err != nil {
+			if ctx.Err() == nil {
+				resync("watch failed", "err", err)
+			}
+			return
+		}
+		for _, ev := range wr.Events {
+			var evs []Event
+			key := string(ev.Kv.Key)
+			if ev.Type == clientv3.EventTypeDelete {
+				evs = ix.remove(key)
+			} else {
+				evs = ix.put(keyValue{key: key, value: ev.Kv.Value, createRev: ev.Kv.CreateRevision, modRev: ev.Kv.ModRevision, lease: ev.Kv.Lease})
+			}
+			if !send(evs) {
+				return
+			}
+		}
+	}
+}
+
+// index is the set of lease records of one watch, resolving overlaps so that
+// List and Watch agree: a valid record is active unless one of its subnets is
+// held by an active record created earlier.
+type index struct {
+	r        *Registry
+	cfg      *Config
+	pfx      string
+	recs     map[string]*entry // valid records, active or shadowed
+	own6     map[string]string // IPv6 subnet -> key of the active holder
+	own4     map[string]string
+	invalid  int
+	shadowed int
+	quiet    bool // no warnings (re-reading what the caller's List already reported)
+}
+
+type entry struct {
+	lease     Lease
+	createRev int64
+	active    bool
+}
+
+func (r *Registry) newIndex(cfg *Config) *index {
+	return &index{r: r, cfg: cfg, pfx: r.LeasesPrefix(), recs: map[string]*entry{}, own6: map[string]string{}, own4: map[string]string{}}
+}
+
+func (ix *index) warn(key, msg string) {
+	if !ix.quiet {
+		ix.r.log.Warn("skipping lease record: "+msg, "key", key)
+	}
+}
+
+func (ix *index) parse(kv keyValue) (Lease, bool) {
+	l, err := parseLease(ix.cfg, ix.pfx, kv, func(s string) {
+		if !ix.quiet {
+			ix.r.log.Warn("lease record: "+s, "key", kv.key)
+		}
+	})
+	if err != nil {
+		ix.warn(kv.key, err.Error())
+		return Lease{}, false
+	}
+	return l, true
+}
+
+// load fills the index from a full read; no events.
+func (ix *index) load(kvs []keyValue) {
+	for _, kv := range kvs {
+		l, ok := ix.parse(kv)
+		if !ok {
+			ix.invalid++
+			continue
+		}
+		ix.recs[kv.key] = &entry{lease: l, createRev: kv.createRev}
+	}
+	ix.resolve("")
+}
+
+func subnetKey(n *net.IPNet) string {
+	if n == nil {
+		return ""
+	}
+	return n.String()
+}
+
+func (ix *index) conflict(key string, l *Lease) string {
+	if k, ok := ix.own6[subnetKey(l.IPv6Subnet)]; ok && k != key {
+		return k
+	}
+	if l.IPv4Subnet != nil {
+		if k, ok := ix.own4[subnetKey(l.IPv4Subnet)]; ok && k != key {
+			return k
+		}
+	}
+	return ""
+}
+
+func (ix *index) claim(key string, e *entry) {
+	e.active = true
+	ix.own6[subnetKey(e.lease.IPv6Subnet)] = key
+	if e.lease.IPv4Subnet != nil {
+		ix.own4[subnetKey(e.lease.IPv4Subnet)] = key
+	}
+}
+
+func (ix *index) release(key string, e *entry) {
+	if !e.active {
+		return
+	}
+	e.active = false
+	if ix.own6[subnetKey(e.lease.IPv6Subnet)] == key {
+		delete(ix.own6, subnetKey(e.lease.IPv6Subnet))
+	}
+	if e.lease.IPv4Subnet != nil && ix.own4[subnetKey(e.lease.IPv4Subnet)] == key {
+		delete(ix.own4, subnetKey(e.lease.IPv4Subnet))
+	}
+}
+
+// resolve recomputes which records are active (earlier CreateRevision wins)
+// and returns the events that turn the previous active set into the new one;
+// changed is a key whose content changed and must be re-announced.
+func (ix *index) resolve(changed string) []Event {
+	prev := make(map[string]bool, len(ix.recs))
+	keys := make([]string, 0, len(ix.recs))
+	for k, e := range ix.recs {
+		if e.active {
+			prev[k] = true
+		}
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cmp.Compare(ix.recs[a].createRev, ix.recs[b].createRev), strings.Compare(a, b))
+	})
+	clear(ix.own6)
+	clear(ix.own4)
+	ix.shadowed = 0
+	var evs []Event
+	for _, k := range keys {
+		e := ix.recs[k]
+		e.active = false
+		if other := ix.conflict(k, &e.lease); other != "" {
+			ix.shadowed++
+			if prev[k] || k == changed || changed == "" {
+				ix.warn(k, fmt.Sprintf("its subnet overlaps the earlier lease %s", other))
+			}
+			if prev[k] {
+				evs = append(evs, Event{Type: Removed, Lease: e.lease})
+			}
+			continue
+		}
+		ix.claim(k, e)
+		if !prev[k] || k == changed {
+			if changed != "" || prev[k] {
+				evs = append(evs, Event{Type: Added, Lease: e.lease})
+			}
+		}
+	}
+	return evs
+}
+
+func (ix *index) vtepOfKey(key string) net.IP {
+	return net.ParseIP(strings.TrimPrefix(key, ix.pfx))
+}
+
+// put applies a create or update of key.
+func (ix *index) put(kv keyValue) []Event {
+	l, ok := ix.parse(kv)
+	old := ix.recs[kv.key]
+	if !ok {
+		if old == nil {
+			return nil
+		}
+		// A record that turned invalid is gone for the data path.
+		return ix.remove(kv.key)
+	}
+	e := &entry{lease: l, createRev: kv.createRev}
+	if old != nil {
+		e.createRev = old.createRev
+	}
+	if ix.shadowed == 0 && ix.conflict(kv.key, &l) == "" {
+		// Fast path: no overlap anywhere, so nothing else changes state.
+		if old != nil {
+			ix.release(kv.key, old)
+		}
+		ix.recs[kv.key] = e
+		ix.claim(kv.key, e)
+		return []Event{{Type: Added, Lease: l}}
+	}
+	// Keep the old activity so resolve sees what the receiver holds.
+	e.active = old != nil && old.active
+	ix.recs[kv.key] = e
+	return ix.resolve(kv.key)
+}
+
+// remove applies a delete of key.
+func (ix *index) remove(key string) []Event {
+	old := ix.recs[key]
+	if old == nil {
+		return nil
+	}
+	if ix.shadowed == 0 {
+		ix.release(key, old)
+		delete(ix.recs, key)
+		return []Event{{Type: Removed, Lease: Lease{VTEP: ix.vtepOfKey(key), IPv6Subnet: old.lease.IPv6Subnet, IPv4Subnet: old.lease.IPv4Subnet}}}
+	}
+	wasActive := old.active
+	delete(ix.recs, key)
+	evs := ix.resolve(key)
+	if wasActive {
+		evs = append([]Event{{Type: Removed, Lease: old.lease}}, evs...)
+	}
+	return evs
+}
