@@ -144,8 +144,12 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	nd := nodeFrom(sf, conf.MTU)
 	for _, rip := range req.IPs {
-		if nd.subnetFor(rip) < 0 {
+		i := nd.subnetFor(rip)
+		if i < 0 {
 			return cniErr(types.ErrInvalidNetworkConfig, "requested IP %s is outside the node subnets %v (subnet file %s)", rip, nd.subnets, conf.SubnetFile)
+		}
+		if rip.Equal(nd.subnets[i].IP) || rip.Equal(nd.gws[i]) {
+			return cniErr(types.ErrInvalidNetworkConfig, "requested IP %s is the network or gateway address of %s", rip, nd.subnets[i])
 		}
 	}
 
@@ -156,7 +160,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	defer store.Close()
 	ips, err := store.Allocate(args.ContainerID, args.IfName, nd.subnets, req.IPs)
 	if err != nil {
-		return ipamErr(fmt.Errorf("allocate for %s/%s: %w", args.ContainerID, args.IfName, err))
+		return ipamErr(fmt.Errorf("allocate in %v for %s/%s (requested %v): %w", nd.subnets, args.ContainerID, args.IfName, req.IPs, err))
 	}
 	hostName := link.HostVethName(args.ContainerID, args.IfName)
 	var addrs []*net.IPNet
@@ -272,7 +276,8 @@ func cmdDel(args *skel.CmdArgs) error {
 		if alloc, err := store.Get(args.ContainerID, args.IfName); err == nil && alloc != nil {
 			var nets []*net.IPNet
 			for _, a := range alloc.IPs {
-				nets = append(nets, &net.IPNet{IP: a})
+				bits := 8 * len(a)
+				nets = append(nets, &net.IPNet{IP: a, Mask: net.CIDRMask(bits, bits)})
 			}
 			if err := ip.TeardownIPMasqForNetworks(nets, conf.Name, args.IfName, args.ContainerID); err != nil {
 				slog.Warn("tear down masquerade", "container", args.ContainerID, "err", err)

@@ -1,0 +1,705 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/vxlan6/vxlan6/ipam"
+	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
+)
+
+// Every supported version through libcni: ADD, result in that version,
+// CHECK where the version has it, DEL twice, nothing left.
+func TestEveryVersionLibcni(t *testing.T) {
+	for _, dual := range []bool{false, true} {
+		for _, v := range allVersions {
+			name := v + "/v6"
+			if dual {
+				name = v + "/dual"
+			}
+			t.Run(name, func(t *testing.T) {
+				sf := v6Subnet()
+				if dual {
+					sf = dualSubnet()
+				}
+				e := newEnv(t, sf)
+				c := e.newContainer()
+				l := e.list(v)
+				var raw types.Result
+				err := e.inHost(func() error {
+					var err error
+					raw, err = e.cni.AddNetworkList(ctx(t), l, c.rt())
+					return err
+				})
+				if err != nil {
+					t.Fatalf("ADD: %v", err)
+				}
+				if raw.Version() != v {
+					t.Errorf("result version %s, want %s", raw.Version(), v)
+				}
+				r, err := current.NewResultFromResult(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantIPs := 1
+				if dual {
+					wantIPs = 2
+				}
+				if len(r.IPs) != wantIPs || len(r.Interfaces) != 2 {
+					t.Fatalf("result %+v: want %d ips, 2 interfaces", r, wantIPs)
+				}
+				if r.Interfaces[0].Name != link.HostVethName(c.id, "eth0") || r.Interfaces[1].Sandbox != c.ns.Path() {
+					t.Errorf("interfaces %v %v", r.Interfaces[0], r.Interfaces[1])
+				}
+				for _, ipc := range r.IPs {
+					if ipc.Gateway == nil || ipc.Interface == nil || *ipc.Interface != 1 {
+						t.Errorf("ip config %v lacks gateway or interface 1", ipc)
+					}
+				}
+				if len(r.Routes) != 2*wantIPs {
+					t.Errorf("routes %v: want default + cluster route per family", r.Routes)
+				}
+				// The address is usable right away (no DAD wait): ping the gateway.
+				c.ping(t, r.IPs[0].Gateway)
+				if dual {
+					c.ping(t, r.IPs[1].Gateway)
+				}
+				if v >= "0.4.0" {
+					if err := e.check(l, c.rt()); err != nil {
+						t.Errorf("CHECK: %v", err)
+					}
+				}
+				if v >= "1.1.0" {
+					if err := e.inHost(func() error { return e.cni.GetStatusNetworkList(ctx(t), l) }); err != nil {
+						t.Errorf("STATUS: %v", err)
+					}
+				}
+				e.assertClean(1)
+				if err := e.del(l, c.rt()); err != nil {
+					t.Fatalf("DEL: %v", err)
+				}
+				if err := e.del(l, c.rt()); err != nil {
+					t.Fatalf("second DEL: %v", err)
+				}
+				e.assertClean(0)
+				if got := c.links(t); len(got) != 1 {
+					t.Errorf("container still has %v", got)
+				}
+			})
+		}
+	}
+}
+
+// Two containers on one node reach each other and the gateway, both families.
+func TestTwoContainersPing(t *testing.T) {
+	e := newEnv(t, dualSubnet())
+	l := e.list("1.0.0")
+	a, b := e.newContainer(), e.newContainer()
+	ra := e.mustAdd(l, a.rt())
+	rb := e.mustAdd(l, b.rt())
+	for i := range ra.IPs {
+		a.ping(t, rb.IPs[i].Address.IP)
+		b.ping(t, ra.IPs[i].Address.IP)
+		a.ping(t, ra.IPs[i].Gateway)
+	}
+	// The bridge holds exactly the gateways, with the overlay MTU.
+	err := e.inHost(func() error {
+		br, err := netlinksafe.LinkByName(e.bridge)
+		if err != nil {
+			return err
+		}
+		if br.Attrs().MTU != 1430 {
+			t.Errorf("bridge MTU %d, want 1430", br.Attrs().MTU)
+		}
+		fwd, _ := os.ReadFile("/proc/sys/net/ipv6/conf/all/forwarding")
+		v4fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		if strings.TrimSpace(string(fwd)) != "1" || strings.TrimSpace(string(v4fwd)) != "1" {
+			t.Errorf("forwarding v6=%q v4=%q, want 1", fwd, v4fwd)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*container{a, b} {
+		if err := e.del(l, c.rt()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.assertClean(0)
+}
+
+func TestParallelAddDel(t *testing.T) {
+	e := newEnv(t, dualSubnet())
+	l := e.list("1.1.0")
+	const n = 50
+	cs := make([]*container, n)
+	for i := range cs {
+		cs[i] = e.newContainer()
+	}
+	results := make([]*current.Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = e.add(l, cs[i].rt())
+		}()
+	}
+	wg.Wait()
+	seen := map[string]string{}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("ADD %d: %v", i, err)
+			continue
+		}
+		for _, ip := range resultIPs(results[i]) {
+			if other, dup := seen[ip.String()]; dup {
+				t.Errorf("%s given to %s and %s", ip, other, cs[i].id)
+			}
+			seen[ip.String()] = cs[i].id
+		}
+	}
+	if len(seen) != 2*n {
+		t.Errorf("want %d distinct addresses, got %d", 2*n, len(seen))
+	}
+	e.assertClean(n)
+	for i := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.del(l, cs[i].rt())
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("DEL %d: %v", i, err)
+		}
+	}
+	e.assertClean(0)
+}
+
+// Static IP and MAC from runtimeConfig, args.cni and CNI_ARGS, with the
+// conventions' precedence, and Podman's CNI_ARGS shape.
+func TestStaticRequests(t *testing.T) {
+	e := newEnv(t, dualSubnet())
+	cases := []struct {
+		name    string
+		rtArgs  [][2]string
+		caps    map[string]any
+		args    map[string]any
+		wantIPs []string
+		wantMAC string
+	}{
+		{
+			name:    "podman CNI_ARGS",
+			rtArgs:  [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAME", "x"}, {"IP", "fd10:244:0:1::77,10.244.1.77"}, {"MAC", "02:00:00:00:00:77"}},
+			wantIPs: []string{"fd10:244:0:1::77", "10.244.1.77"},
+			wantMAC: "02:00:00:00:00:77",
+		},
+		{
+			name:    "unknown keys without IgnoreUnknown",
+			rtArgs:  [][2]string{{"K8S_POD_NAMESPACE", "default"}, {"IP", "fd10:244:0:1::78"}},
+			wantIPs: []string{"fd10:244:0:1::78"},
+		},
+		{
+			name:    "runtimeConfig beats args and CNI_ARGS",
+			rtArgs:  [][2]string{{"IP", "fd10:244:0:1::79"}, {"MAC", "02:00:00:00:00:79"}},
+			args:    map[string]any{"cni": map[string]any{"ips": []string{"fd10:244:0:1::80"}, "mac": "02:00:00:00:00:80"}},
+			caps:    map[string]any{"ips": []string{"fd10:244:0:1::81/64"}, "mac": "02:00:00:00:00:81"},
+			wantIPs: []string{"fd10:244:0:1::81"},
+			wantMAC: "02:00:00:00:00:81",
+		},
+		{
+			name:    "args beat CNI_ARGS",
+			rtArgs:  [][2]string{{"IP", "fd10:244:0:1::82"}, {"MAC", "02:00:00:00:00:82"}},
+			args:    map[string]any{"cni": map[string]any{"ips": []string{"fd10:244:0:1::83", "10.244.1.83"}, "mac": "02:00:00:00:00:83"}},
+			wantIPs: []string{"fd10:244:0:1::83", "10.244.1.83"},
+			wantMAC: "02:00:00:00:00:83",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			extra := map[string]any{}
+			if tc.args != nil {
+				extra["args"] = tc.args
+			}
+			l := e.list("1.0.0", e.pluginConf(extra))
+			c := e.newContainer()
+			rt := c.rt()
+			rt.Args = tc.rtArgs
+			rt.CapabilityArgs = tc.caps
+			r := e.mustAdd(l, rt)
+			got := map[string]bool{}
+			for _, ip := range resultIPs(r) {
+				got[ip.String()] = true
+			}
+			for _, w := range tc.wantIPs {
+				if !got[w] {
+					t.Errorf("want %s in %v", w, resultIPs(r))
+				}
+			}
+			if tc.wantMAC != "" && r.Interfaces[1].Mac != tc.wantMAC {
+				t.Errorf("container MAC %s, want %s", r.Interfaces[1].Mac, tc.wantMAC)
+			}
+			if err := e.del(l, rt); err != nil {
+				t.Fatal(err)
+			}
+			e.assertClean(0)
+		})
+	}
+}
+
+// Bad input: the spec's code, a message naming the culprit, nothing left.
+func TestBadInput(t *testing.T) {
+	e := newEnv(t, dualSubnet())
+	good := e.newContainer()
+	l := e.list("1.0.0")
+	e.mustAdd(l, good.rt()) // one live attachment that must survive every failure
+
+	type tc struct {
+		name    string
+		env     map[string]string
+		stdin   []byte
+		code    uint
+		mention string
+		setup   func(t *testing.T, c *container)
+	}
+	base := func(c *container) map[string]string {
+		return map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": c.id, "CNI_NETNS": c.ns.Path(), "CNI_IFNAME": "eth0"}
+	}
+	with := func(m map[string]string, k, v string) map[string]string { m[k] = v; return m }
+	goodIP := func() string {
+		a := e.allocations()
+		return a[0].IPs[0].String()
+	}
+	cases := []func(c *container) tc{
+		func(c *container) tc {
+			return tc{name: "malformed JSON", env: base(c), stdin: []byte(`{"cniVersion":"1.0.0","name":`), code: types.ErrDecodingFailure}
+		},
+		func(c *container) tc {
+			return tc{name: "unsupported cniVersion", env: base(c), stdin: e.confBytes("0.2.0", nil), code: types.ErrIncompatibleCNIVersion}
+		},
+		func(c *container) tc {
+			return tc{name: "future cniVersion", env: base(c), stdin: e.confBytes("9.9.9", nil), code: types.ErrIncompatibleCNIVersion}
+		},
+		func(c *container) tc {
+			return tc{name: "missing subnet file", env: base(c), stdin: e.confBytes("1.0.0", map[string]any{"subnetFile": filepath.Join(e.dir, "nope.env")}),
+				code: types.ErrTryAgainLater, mention: "nope.env"}
+		},
+		func(c *container) tc {
+			p := filepath.Join(e.dir, "garbage.env")
+			_ = os.WriteFile(p, []byte("hello world\n"), 0o644)
+			return tc{name: "garbage subnet file", env: base(c), stdin: e.confBytes("1.0.0", map[string]any{"subnetFile": p}),
+				code: types.ErrTryAgainLater, mention: "vxlan6d"}
+		},
+		func(c *container) tc {
+			p := filepath.Join(e.dir, "badcidr.env")
+			_ = os.WriteFile(p, []byte("VXLAN6_NETWORK_V6=fd10:244::/480\nVXLAN6_SUBNET_V6=fd10:244:0:1::/64\nVXLAN6_MTU=1430\n"), 0o644)
+			return tc{name: "invalid CIDR in subnet file", env: base(c), stdin: e.confBytes("1.0.0", map[string]any{"subnetFile": p}),
+				code: types.ErrTryAgainLater, mention: "badcidr.env"}
+		},
+		func(c *container) tc {
+			return tc{name: "invalid CIDR in runtimeConfig.ips", env: base(c),
+				stdin: e.confBytes("1.0.0", map[string]any{"runtimeConfig": map[string]any{"ips": []string{"fd10:244:0:1::zz/64"}}}),
+				code:  types.ErrInvalidNetworkConfig, mention: "fd10:244:0:1::zz/64"}
+		},
+		func(c *container) tc {
+			return tc{name: "invalid IP in CNI_ARGS", env: with(base(c), "CNI_ARGS", "IgnoreUnknown=1;IP=10.244.1.300"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "10.244.1.300"}
+		},
+		func(c *container) tc {
+			return tc{name: "invalid MAC", env: with(base(c), "CNI_ARGS", "MAC=zz:00:00:00:00:01"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "zz:00"}
+		},
+		func(c *container) tc {
+			return tc{name: "invalid mtu", env: base(c), stdin: e.confBytes("1.0.0", map[string]any{"mtu": 500}),
+				code: types.ErrInvalidNetworkConfig, mention: "500"}
+		},
+		func(c *container) tc {
+			return tc{name: "requested IP outside subnet", env: with(base(c), "CNI_ARGS", "IP=fd99::5"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "fd99::5"}
+		},
+		func(c *container) tc {
+			return tc{name: "requested gateway", env: with(base(c), "CNI_ARGS", "IP=fd10:244:0:1::1"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "fd10:244:0:1::1"}
+		},
+		func(c *container) tc {
+			ip := goodIP()
+			return tc{name: "requested IP taken", env: with(base(c), "CNI_ARGS", "IP="+ip),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrTryAgainLater, mention: ip}
+		},
+		func(c *container) tc {
+			return tc{name: "invalid CNI_IFNAME", env: with(base(c), "CNI_IFNAME", "eth/0"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables}
+		},
+		func(c *container) tc {
+			return tc{name: "too long CNI_IFNAME", env: with(base(c), "CNI_IFNAME", "eth0123456789abcdef"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables}
+		},
+		func(c *container) tc {
+			return tc{name: "CNI_IFNAME already in netns", env: base(c), stdin: e.confBytes("1.0.0", nil),
+				code: types.ErrInvalidEnvironmentVariables, mention: "eth0", setup: func(t *testing.T, c *container) { c.addVeth(t, "eth0") }}
+		},
+		func(c *container) tc {
+			return tc{name: "nonexistent netns", env: with(base(c), "CNI_NETNS", "/var/run/netns/vx6-does-not-exist"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrUnknownContainer, mention: "vx6-does-not-exist"}
+		},
+		func(c *container) tc {
+			return tc{name: "unknown verb", env: with(base(c), "CNI_COMMAND", "FROB"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: "FROB"}
+		},
+		func(c *container) tc {
+			return tc{name: "bridge name too long", env: base(c), stdin: e.confBytes("1.0.0", map[string]any{"bridge": "vx6-much-too-long-name"}),
+				code: types.ErrInvalidNetworkConfig, mention: "vx6-much-too-long-name"}
+		},
+	}
+	for _, mk := range cases {
+		c := e.newContainer()
+		tc := mk(c)
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.setup != nil {
+				tc.setup(t, c)
+			}
+			before := c.links(t)
+			te, out := e.exec(tc.env, tc.stdin)
+			if te == nil {
+				t.Fatalf("ADD succeeded: %s", out)
+			}
+			wantCode(t, te, tc.code)
+			if tc.mention != "" && !strings.Contains(te.Msg+te.Details, tc.mention) {
+				t.Errorf("message %q does not name %q", te.Msg, tc.mention)
+			}
+			e.assertClean(1)
+			if after := c.links(t); len(after) != len(before) {
+				t.Errorf("container links before %v, after %v", before, after)
+			}
+		})
+	}
+	good.ping(t, net.ParseIP("fd10:244:0:1::1"))
+	if err := e.del(l, good.rt()); err != nil {
+		t.Fatal(err)
+	}
+	e.assertClean(0)
+}
+
+// nerdctl sends DEL with an empty CNI_NETNS and no prevResult, also while the
+// container still runs: the host veth (and so the container end) must go.
+func TestDelEmptyNetnsLiveContainer(t *testing.T) {
+	e := newEnv(t, v6Subnet())
+	c := e.newContainer()
+	e.mustAdd(e.list("1.0.0"), c.rt())
+	for i := 0; i < 2; i++ {
+		te, out := e.exec(map[string]string{"CNI_COMMAND": "DEL", "CNI_CONTAINERID": c.id, "CNI_NETNS": "", "CNI_IFNAME": "eth0"}, e.confBytes("1.0.0", nil))
+		if te != nil {
+			t.Fatalf("DEL %d: %v %s", i, te, out)
+		}
+	}
+	e.assertClean(0)
+	if got := c.links(t); len(got) != 1 {
+		t.Errorf("container still has %v", got)
+	}
+}
+
+// DEL releases the addresses even when the netns is gone and the subnet
+// file has vanished.
+func TestDelNetnsGone(t *testing.T) {
+	e := newEnv(t, v6Subnet())
+	c := e.newContainer()
+	l := e.list("1.0.0")
+	e.mustAdd(l, c.rt())
+	path := c.ns.Path()
+	c.ns.Close()
+	if err := exec.Command("umount", path).Run(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path)
+	os.Remove(e.subnetFile)
+	if err := e.del(l, c.rt()); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	e.assertClean(0)
+}
+
+// A changed subnet file: the bridge's old gateway is replaced, CHECK of a
+// container from the old subnet fails, DEL still releases it.
+func TestSubnetChange(t *testing.T) {
+	e := newEnv(t, v6Subnet())
+	l := e.list("1.0.0")
+	old := e.newContainer()
+	e.mustAdd(l, old.rt())
+	if err := e.check(l, old.rt()); err != nil {
+		t.Fatalf("CHECK before change: %v", err)
+	}
+	sf := v6Subnet()
+	sf.SubnetV6 = mustCIDR("fd10:244:0:2::/64")
+	e.writeSubnet(sf)
+	if err := e.check(l, old.rt()); err == nil {
+		t.Errorf("CHECK passed although the address left the node subnet")
+	}
+	c := e.newContainer()
+	r := e.mustAdd(l, c.rt())
+	if !sf.SubnetV6.Contains(r.IPs[0].Address.IP) {
+		t.Errorf("new address %s outside new subnet", r.IPs[0].Address.IP)
+	}
+	err := e.inHost(func() error {
+		br, err := netlinksafe.LinkByName(e.bridge)
+		if err != nil {
+			return err
+		}
+		addrs, err := netlinksafe.AddrList(br, netlink.FAMILY_V6)
+		for _, a := range addrs {
+			if !a.IP.IsLinkLocalUnicast() && !a.IP.Equal(ipam.Gateway(sf.SubnetV6)) {
+				t.Errorf("bridge still holds %s", a.IPNet)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ping(t, ipam.Gateway(sf.SubnetV6))
+	for _, x := range []*container{old, c} {
+		if err := e.del(l, x.rt()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.assertClean(0)
+}
+
+// CHECK notices a missing address, route and allocation.
+func TestCheckDetectsDamage(t *testing.T) {
+	e := newEnv(t, v6Subnet())
+	l := e.list("1.0.0")
+	c := e.newContainer()
+	r := e.mustAdd(l, c.rt())
+	err := c.ns.Do(func(ns.NetNS) error {
+		lk, err := netlinksafe.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		a := r.IPs[0].Address
+		return netlink.AddrDel(lk, &netlink.Addr{IPNet: &a})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.check(l, c.rt()); err == nil {
+		t.Errorf("CHECK passed without the address")
+	}
+	if err := e.del(l, c.rt()); err != nil {
+		t.Fatal(err)
+	}
+	e.assertClean(0)
+}
+
+func TestGC(t *testing.T) {
+	for _, key := range []string{"cni.dev/valid-attachments", "cni.dev/attachments"} {
+		t.Run(key, func(t *testing.T) {
+			e := newEnv(t, v6Subnet())
+			l := e.list("1.1.0")
+			cs := []*container{e.newContainer(), e.newContainer(), e.newContainer()}
+			for _, c := range cs {
+				e.mustAdd(l, c.rt())
+			}
+			valid := []types.GCAttachment{{ContainerID: cs[0].id, IfName: "eth0"}}
+			if key == "cni.dev/valid-attachments" {
+				err := e.inHost(func() error {
+					return e.cni.GCNetworkList(ctx(t), l, &libcni.GCArgs{ValidAttachments: valid})
+				})
+				if err != nil {
+					t.Fatalf("GC: %v", err)
+				}
+			} else {
+				te, out := e.exec(map[string]string{"CNI_COMMAND": "GC"}, e.confBytes("1.1.0", map[string]any{key: valid}))
+				if te != nil {
+					t.Fatalf("GC: %v %s", te, out)
+				}
+			}
+			e.assertClean(1)
+			if v := e.hostVeths(); len(v) != 1 || v[0] != link.HostVethName(cs[0].id, "eth0") {
+				t.Errorf("survivor %v", v)
+			}
+			cs[0].ping(t, net.ParseIP("fd10:244:0:1::1"))
+			if err := e.del(l, cs[0].rt()); err != nil {
+				t.Fatal(err)
+			}
+			e.assertClean(0)
+		})
+	}
+}
+
+func TestStatus(t *testing.T) {
+	sf := v6Subnet()
+	sf.SubnetV6 = mustCIDR("fd10:244:0:1::/126") // network, gateway and 2 addresses
+	e := newEnv(t, sf)
+	l := e.list("1.1.0")
+	status := func() error {
+		return e.inHost(func() error { return e.cni.GetStatusNetworkList(ctx(t), l) })
+	}
+	if err := status(); err != nil {
+		t.Fatalf("STATUS: %v", err)
+	}
+	var cs []*container
+	for i := 0; i < 2; i++ {
+		c := e.newContainer()
+		e.mustAdd(l, c.rt())
+		cs = append(cs, c)
+	}
+	wantCode(t, status(), types.ErrPluginNotAvailable)
+	_, err := e.add(l, e.newContainer().rt())
+	wantCode(t, err, types.ErrTryAgainLater)
+	for _, c := range cs {
+		if err := e.del(l, c.rt()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := status(); err != nil {
+		t.Fatalf("STATUS after DEL: %v", err)
+	}
+	os.Remove(e.subnetFile)
+	wantCode(t, status(), types.ErrPluginNotAvailable)
+	e.assertClean(0)
+}
+
+// vxlan6 first, then the reference portmap, bandwidth and tuning.
+func TestChaining(t *testing.T) {
+	for _, v := range []string{"0.4.0", "1.0.0", "1.1.0"} {
+		t.Run(v, func(t *testing.T) {
+			e := newEnv(t, dualSubnet())
+			l := e.list(v,
+				e.pluginConf(nil),
+				map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+				map[string]any{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}},
+				map[string]any{"type": "tuning", "sysctl": map[string]string{"net.ipv6.conf.eth0.hop_limit": "63"}},
+			)
+			c := e.newContainer()
+			rt := c.rt()
+			rt.CapabilityArgs = map[string]any{
+				"portMappings": []map[string]any{{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}},
+				"bandwidth":    map[string]any{"ingressRate": 10000000, "ingressBurst": 100000, "egressRate": 10000000, "egressBurst": 100000},
+			}
+			r := e.mustAdd(l, rt)
+			if len(r.IPs) != 2 {
+				t.Errorf("chained result lost addresses: %+v", r)
+			}
+			hl, _ := exec.Command("nsenter", "--net="+c.ns.Path(), "cat", "/proc/sys/net/ipv6/conf/eth0/hop_limit").Output()
+			if strings.TrimSpace(string(hl)) != "63" {
+				t.Errorf("tuning did not apply: hop_limit %q", hl)
+			}
+			c.ping(t, r.IPs[0].Gateway)
+			if err := e.check(l, rt); err != nil {
+				t.Errorf("CHECK: %v", err)
+			}
+			if err := e.del(l, rt); err != nil {
+				t.Fatalf("DEL: %v", err)
+			}
+			if err := e.del(l, rt); err != nil {
+				t.Fatalf("second DEL: %v", err)
+			}
+			// bandwidth leaves an ifb per container; it removes it on DEL.
+			for _, v := range e.hostVeths() {
+				t.Errorf("veth left: %s", v)
+			}
+			e.assertClean(0)
+		})
+	}
+}
+
+// ipMasq adds masquerade rules for the container and removes them on DEL.
+func TestIPMasq(t *testing.T) {
+	if _, err := exec.LookPath("ip6tables"); err != nil {
+		t.Skip("ip6tables not installed")
+	}
+	e := newEnv(t, v6Subnet())
+	l := e.list("1.0.0", e.pluginConf(map[string]any{"ipMasq": true}))
+	c := e.newContainer()
+	r := e.mustAdd(l, c.rt())
+	rules := func() string {
+		var out []byte
+		_ = e.inHost(func() error {
+			out, _ = exec.Command("ip6tables-save", "-t", "nat").Output()
+			return nil
+		})
+		return string(out)
+	}
+	ip := r.IPs[0].Address.IP.String()
+	if s := rules(); !strings.Contains(s, ip) || !strings.Contains(s, "MASQUERADE") {
+		nft, _ := exec.Command("nsenter", "--net="+e.host.Path(), "nft", "list", "ruleset").Output()
+		if !strings.Contains(string(nft), ip) {
+			t.Errorf("no masquerade rule for %s:\n%s\n%s", ip, s, nft)
+		}
+	}
+	if err := e.del(l, c.rt()); err != nil {
+		t.Fatal(err)
+	}
+	if s := rules(); strings.Contains(s, ip) || strings.Contains(s, "CNI-") {
+		t.Errorf("masquerade rule for %s left:\n%s", ip, s)
+	}
+	e.assertClean(0)
+}
+
+// cnitool drives add, check, status, del and gc.
+func TestCnitool(t *testing.T) {
+	home, _ := os.UserHomeDir()
+	cnitool := filepath.Join(home, "go", "bin", "cnitool")
+	if _, err := os.Stat(cnitool); err != nil {
+		t.Skipf("cnitool not installed: go install github.com/containernetworking/cni/cnitool@v1.3.0")
+	}
+	e := newEnv(t, dualSubnet())
+	confDir := filepath.Join(e.dir, "net.d")
+	_ = os.MkdirAll(confDir, 0o755)
+	b := fmt.Sprintf(`{"cniVersion":"1.1.0","name":%q,"plugins":[{"type":"vxlan6","subnetFile":%q,"dataDir":%q,"bridge":%q}]}`,
+		e.netName, e.subnetFile, e.dataDir, e.bridge)
+	if err := os.WriteFile(filepath.Join(confDir, "10-vxlan6.conflist"), []byte(b), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m, _ := filepath.Glob("/var/lib/cni/results/" + e.netName + "-*")
+		for _, f := range m {
+			os.Remove(f)
+		}
+	})
+	c := e.newContainer()
+	run := func(verb string) (string, error) {
+		cmd := exec.Command("nsenter", "--net="+e.host.Path(), cnitool, verb, e.netName, c.ns.Path())
+		cmd.Env = append(os.Environ(), "CNI_PATH="+e.pluginDir, "NETCONFPATH="+confDir)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, verb := range []string{"add", "check", "status"} {
+		if out, err := run(verb); err != nil {
+			t.Fatalf("cnitool %s: %v\n%s", verb, err, out)
+		}
+	}
+	e.assertClean(1)
+	// gc first DELs every cached attachment, then sends GC.
+	if out, err := run("gc"); err != nil {
+		t.Fatalf("cnitool gc: %v\n%s", err, out)
+	}
+	e.assertClean(0)
+	if out, err := run("add"); err != nil {
+		t.Fatalf("cnitool add: %v\n%s", err, out)
+	}
+	for _, verb := range []string{"del", "del"} {
+		if out, err := run(verb); err != nil {
+			t.Fatalf("cnitool %s: %v\n%s", verb, err, out)
+		}
+	}
+	e.assertClean(0)
+}
