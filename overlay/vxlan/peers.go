@@ -376,14 +376,18 @@ func (d *Device) Reconcile(peers []Peer) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 
-	have, err := d.snapshot(st)
+	have, err := d.snapshot(st, len(want))
 	if err != nil {
 		return err
 	}
 
-	wantFDB := map[string]Peer{}   // fdbKey → peer
-	wantNeigh := map[string]Peer{} // gateway → peer
-	wantRoute := map[string]hop{}  // dst → hop
+	nh := len(want)
+	if len(want) > 0 && want[0].IPv4Subnet != nil {
+		nh *= 2
+	}
+	wantFDB := make(map[string]Peer, len(want)) // fdbKey → peer
+	wantNeigh := make(map[string]Peer, nh)      // gateway → peer
+	wantRoute := make(map[string]hop, nh)       // dst → hop
 	for _, p := range want {
 		wantFDB[fdbKey(p.MAC, p.VTEP)] = p
 		for _, h := range p.hops() {
@@ -397,42 +401,42 @@ func (d *Device) Reconcile(peers []Peer) error {
 
 	// Removals first: a peer whose MAC moved must lose its old fdb entry
 	// before the kernel would see two MACs for one VTEP anyway.
-	okFDB := map[string]bool{}
+	okFDB := make(map[string]bool, len(have.fdb))
 	for _, n := range have.fdb {
-		k := fdbKey(n.HardwareAddr, n.IP)
+		k := fdbKey(n.mac, n.vtep)
 		if _, ok := wantFDB[k]; ok && !okFDB[k] {
 			okFDB[k] = true
 			stats.kept++
 			continue
 		}
-		errs.add(d.delFDB(st, n.HardwareAddr, n.IP))
+		errs.add(d.delFDB(st, n.mac, n.vtep))
 		stats.removed++
 	}
-	okNeigh := map[string]bool{}
+	okNeigh := make(map[string]bool, len(have.neigh))
 	for _, n := range have.neigh {
-		k := ipKey(n.IP)
+		k := ipKey(n.ip)
 		if p, ok := wantNeigh[k]; ok {
-			if slices.Equal(p.MAC, n.HardwareAddr) {
+			if slices.Equal(p.MAC, n.mac) {
 				okNeigh[k] = true
 				stats.kept++
 			}
 			continue // a changed MAC is overwritten below
 		}
-		errs.add(d.delNeigh(st, n.IP))
+		errs.add(d.delNeigh(st, n.ip))
 		stats.removed++
 	}
-	okRoute := map[string]bool{}
-	for i := range have.routes {
-		r := &have.routes[i]
-		k := r.Dst.String()
+	okRoute := make(map[string]bool, len(have.routes))
+	for _, r := range have.routes {
+		k := r.dst.String()
 		if h, ok := wantRoute[k]; ok && !okRoute[k] {
-			if r.Gw.Equal(h.gw) && r.Flags&int(netlink.FLAG_ONLINK) != 0 && len(r.MultiPath) == 0 {
+			if r.ok && r.gw.Equal(h.gw) {
 				okRoute[k] = true
 				stats.kept++
 			}
 			continue // a changed gateway is replaced below
 		}
-		errs.add(d.delRoute(st, r))
+		errs.add(d.delRoute(st, &netlink.Route{LinkIndex: d.Index, Dst: r.dst, Gw: r.gw,
+			Protocol: RouteProtocol, Table: r.table, Priority: r.priority}))
 		stats.removed++
 	}
 
@@ -497,15 +501,38 @@ func (d *Device) checkPeers(peers []Peer) ([]Peer, error) {
 	return out, nil
 }
 
-// kernelState is what the device holds that looks like ours.
+// kernelState is what the device holds that looks like ours, kept compact
+// (a netlink.Route is ~400 bytes; 10000 of them would dominate the RSS).
 type kernelState struct {
-	fdb    []netlink.Neigh
-	neigh  []netlink.Neigh
-	routes []netlink.Route
+	fdb    []fdbRec
+	neigh  []neighRec
+	routes []routeRec
 }
 
-func (d *Device) snapshot(st *state) (*kernelState, error) {
-	ks := &kernelState{}
+type fdbRec struct {
+	mac  net.HardwareAddr
+	vtep net.IP
+}
+
+type neighRec struct {
+	ip  net.IP
+	mac net.HardwareAddr
+}
+
+type routeRec struct {
+	dst      *net.IPNet
+	gw       net.IP
+	table    int
+	priority int
+	ok       bool // onlink, single path: the shape AddPeer makes
+}
+
+func (d *Device) snapshot(st *state, sizeHint int) (*kernelState, error) {
+	ks := &kernelState{
+		fdb:    make([]fdbRec, 0, sizeHint),
+		neigh:  make([]neighRec, 0, sizeHint),
+		routes: make([]routeRec, 0, sizeHint),
+	}
 	fdb, err := d.listNeigh(st, unix.AF_BRIDGE)
 	if err != nil {
 		return nil, err
@@ -518,7 +545,7 @@ func (d *Device) snapshot(st *state) (*kernelState, error) {
 			n.IP == nil || len(n.HardwareAddr) != 6 || isZeroMAC(n.HardwareAddr) || n.HardwareAddr[0]&1 != 0 {
 			continue
 		}
-		ks.fdb = append(ks.fdb, n)
+		ks.fdb = append(ks.fdb, fdbRec{n.HardwareAddr, n.IP})
 	}
 	for _, fam := range []int{unix.AF_INET6, unix.AF_INET} {
 		ns, err := d.listNeigh(st, fam)
@@ -529,22 +556,43 @@ func (d *Device) snapshot(st *state) (*kernelState, error) {
 			// Only permanent entries are ours: learned ones (link-local
 			// neighbours, stale resolutions) belong to the kernel.
 			if n.State&netlink.NUD_PERMANENT != 0 && n.IP != nil {
-				ks.neigh = append(ks.neigh, n)
+				ks.neigh = append(ks.neigh, neighRec{n.IP, n.HardwareAddr})
 			}
 		}
-		rs, err := st.h.RouteListFiltered(fam,
-			&netlink.Route{LinkIndex: d.Index, Protocol: RouteProtocol},
-			netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
-		if err != nil {
-			return nil, fmt.Errorf("list routes on %s: %w", d.Name, err)
-		}
-		for _, r := range rs {
-			if r.Dst != nil {
-				ks.routes = append(ks.routes, r)
-			}
+		if err := d.listRoutes(st, fam, ks); err != nil {
+			return nil, err
 		}
 	}
 	return ks, nil
+}
+
+// listRoutes appends the device's routes carrying RouteProtocol, retrying a
+// dump the kernel interrupted.
+func (d *Device) listRoutes(st *state, family int, ks *kernelState) error {
+	n := len(ks.routes)
+	var err error
+	for range 5 {
+		ks.routes = ks.routes[:n]
+		err = st.h.Handle.RouteListFilteredIter(family,
+			&netlink.Route{LinkIndex: d.Index, Protocol: RouteProtocol},
+			netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL,
+			func(r netlink.Route) bool {
+				if r.Dst != nil {
+					ks.routes = append(ks.routes, routeRec{
+						dst: r.Dst, gw: r.Gw, table: r.Table, priority: r.Priority,
+						ok: r.Flags&int(netlink.FLAG_ONLINK) != 0 && len(r.MultiPath) == 0,
+					})
+				}
+				return true
+			})
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("list routes on %s: %w", d.Name, err)
+	}
+	return nil
 }
 
 // listNeigh dumps one family's neighbours of the device, retrying a dump the
