@@ -112,7 +112,10 @@ func (h *Host) ListedAddrs() ([]net.IP, error) {
 	var ips []net.IP
 	for _, l := range links {
 		for _, a := range l.AddrInfo {
-			ips = append(ips, net.ParseIP(a.Local))
+			// ip -j prints filtered-out addresses as empty objects.
+			if ip := net.ParseIP(a.Local); ip != nil {
+				ips = append(ips, ip)
+			}
 		}
 	}
 	return ips, nil
@@ -257,14 +260,14 @@ func (h *Host) HasRoute(subnet *net.IPNet) (bool, error) {
 	return false, nil
 }
 
-// DataPath is a stable text of the VXLAN device's fdb, neighbours and routes,
+// DataPath is a stable text of the VXLAN device's fdb, permanent neighbours and routes,
 // to prove a restart left them untouched.
 func (h *Host) DataPath() (string, error) {
 	var sb strings.Builder
 	for _, c := range [][]string{
 		{bridgeCmd, "fdb", "show", "dev", Device},
-		{"ip", "-6", "neigh", "show", "dev", Device},
-		{"ip", "-4", "neigh", "show", "dev", Device},
+		{"ip", "-6", "neigh", "show", "dev", Device, "nud", "permanent"},
+		{"ip", "-4", "neigh", "show", "dev", Device, "nud", "permanent"},
 		{"ip", "-6", "route", "show", "dev", Device},
 		{"ip", "-4", "route", "show", "dev", Device},
 	} {

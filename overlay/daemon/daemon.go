@@ -14,6 +14,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -49,7 +50,9 @@ type daemon struct {
 	lease      *lease.Lease
 	dev        *vxlan.Device
 	// peers are what is programmed, keyed by VTEP string; bySubnet maps each
-	// peer subnet to its VTEP, to refuse overlapping leases cheaply.
+	// peer subnet (and "mac:" + MAC) to its VTEP, to refuse leases that
+	// overlap another peer or reuse its MAC cheaply (vxlan.Reconcile refuses
+	// a set with such conflicts as a whole).
 	peers    map[string]vxlan.Peer
 	bySubnet map[string]string
 
@@ -116,6 +119,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	log.Info("waiting for network config", "key", o.Etcd.Prefix+"/config")
 	if !d.retry(ctx, "read network config", func() (err error) {
 		d.cfg, err = d.reg.WaitConfig(ctx)
+		if errors.Is(err, lease.ErrInvalidConfig) {
+			// Wait for the operator to fix it rather than exit: every node
+			// would die at once over one bad write.
+			err = fmt.Errorf("invalid network config at %s (fix it with 'vxlan6d config put'): %w", o.Etcd.Prefix+"/config", err)
+		}
 		return err
 	}) {
 		return nil
@@ -439,15 +447,27 @@ func (d *daemon) peerFor(l *lease.Lease) (vxlan.Peer, string) {
 	return p, ""
 }
 
-// overlaps reports which other peer (by VTEP) holds one of p's subnets.
+// claims are the keys a peer holds exclusively: its subnets and its MAC.
+func claims(p vxlan.Peer) []string {
+	c := []string{"mac:" + p.MAC.String()}
+	for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
+		if s != nil {
+			c = append(c, s.String())
+		}
+	}
+	return c
+}
+
+// overlaps says which other peer (by VTEP) holds one of p's subnets or its MAC.
 func (d *daemon) overlaps(p vxlan.Peer, bySubnet map[string]string) string {
 	me := p.VTEP.String()
-	for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
-		if s == nil {
-			continue
-		}
-		if v, ok := bySubnet[s.String()]; ok && v != me {
-			return v
+	for _, c := range claims(p) {
+		if v, ok := bySubnet[c]; ok && v != me {
+			what := "subnet " + c
+			if strings.HasPrefix(c, "mac:") {
+				what = "MAC " + strings.TrimPrefix(c, "mac:")
+			}
+			return fmt.Sprintf("%s of the lease of %s", what, v)
 		}
 	}
 	return ""
@@ -472,7 +492,7 @@ func (d *daemon) resync(ctx context.Context) (int64, bool) {
 		p, why := d.peerFor(l)
 		if why == "" {
 			if other := d.overlaps(p, bySubnet); other != "" {
-				why = "overlaps the lease of " + other
+				why = "shares the " + other
 			}
 		}
 		if why != "" {
@@ -484,10 +504,8 @@ func (d *daemon) resync(ctx context.Context) (int64, bool) {
 		}
 		k := p.VTEP.String()
 		peers[k] = p
-		for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
-			if s != nil {
-				bySubnet[s.String()] = k
-			}
+		for _, c := range claims(p) {
+			bySubnet[c] = k
 		}
 	}
 	list := make([]vxlan.Peer, 0, len(peers))
@@ -540,7 +558,7 @@ func (d *daemon) apply(ev lease.Event) {
 		p, why := d.peerFor(l)
 		if why == "" {
 			if other := d.overlaps(p, d.bySubnet); other != "" {
-				why = "overlaps the lease of " + other
+				why = "shares the " + other
 			}
 		}
 		k := ipStr(l.VTEP)
@@ -558,14 +576,14 @@ func (d *daemon) apply(ev lease.Event) {
 		if had && samePeer(old, p) {
 			return
 		}
-		if had && (!sameNet(old.IPv6Subnet, p.IPv6Subnet) || !sameNet(old.IPv4Subnet, p.IPv4Subnet)) {
-			// The old routes would linger: AddPeer only adds.
-			d.removePeer(old, "its subnet changed")
-		}
+		// AddPeer replaces the old entries of a peer with this VTEP itself.
 		if err := d.dev.AddPeer(p); err != nil {
 			d.m.incError("add_peer")
 			d.log.Error("add peer", "vtep", k, "err", err)
 			return
+		}
+		if had {
+			d.forget(old)
 		}
 		d.setPeer(p)
 		d.log.Info("peer added", "vtep", k, "node", l.NodeName, "mac", p.MAC.String(), "subnetV6", netStr(p.IPv6Subnet), "subnetV4", netStr(p.IPv4Subnet), "peers", len(d.peers))
@@ -580,9 +598,19 @@ func (d *daemon) apply(ev lease.Event) {
 func (d *daemon) setPeer(p vxlan.Peer) {
 	k := p.VTEP.String()
 	d.peers[k] = p
-	for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
-		if s != nil {
-			d.bySubnet[s.String()] = k
+	for _, c := range claims(p) {
+		d.bySubnet[c] = k
+	}
+	d.m.update(func(m *metrics) { m.peers = len(d.peers) })
+}
+
+// forget drops p from the bookkeeping (not from the kernel).
+func (d *daemon) forget(p vxlan.Peer) {
+	k := p.VTEP.String()
+	delete(d.peers, k)
+	for _, c := range claims(p) {
+		if d.bySubnet[c] == k {
+			delete(d.bySubnet, c)
 		}
 	}
 	d.m.update(func(m *metrics) { m.peers = len(d.peers) })
@@ -596,13 +624,7 @@ func (d *daemon) removePeer(p vxlan.Peer, why string) {
 		// Keep it: the next resync removes it.
 		return
 	}
-	delete(d.peers, k)
-	for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
-		if s != nil && d.bySubnet[s.String()] == k {
-			delete(d.bySubnet, s.String())
-		}
-	}
-	d.m.update(func(m *metrics) { m.peers = len(d.peers) })
+	d.forget(p)
 	d.log.Info("peer removed", "vtep", k, "subnetV6", netStr(p.IPv6Subnet), "reason", why, "peers", len(d.peers))
 }
 
@@ -648,6 +670,9 @@ func (d *daemon) move(ctx context.Context, c *vtep.Choice) error {
 	if err != nil {
 		return fmt.Errorf("vxlan device for VTEP %s on %s: %w", c.Local, c.IfName, err)
 	}
+	if d.dev != nil && d.dev != dev {
+		d.dev.Close()
+	}
 	d.dev = dev
 	d.stopKeepAlive()
 	attrs := d.attrsFor(c)
@@ -676,12 +701,7 @@ func (d *daemon) move(ctx context.Context, c *vtep.Choice) error {
 	// The device may have been recreated (new local): program every peer
 	// again, and drop a peer that claims our new VTEP.
 	if p, ok := d.peers[c.Public.String()]; ok {
-		delete(d.peers, c.Public.String())
-		for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
-			if s != nil {
-				delete(d.bySubnet, s.String())
-			}
-		}
+		d.forget(p)
 	}
 	list := make([]vxlan.Peer, 0, len(d.peers))
 	for _, p := range d.peers {

@@ -126,8 +126,6 @@ func (b *backoff) next() time.Duration {
 	return b.cur
 }
 
-func (b *backoff) reset() { b.cur = 0 }
-
 // sleepCtx sleeps d or until ctx ends; false if ctx ended.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
