@@ -3,6 +3,7 @@ package vxlan
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"slices"
@@ -101,16 +102,36 @@ func fdbKey(mac net.HardwareAddr, vtep net.IP) string { return string(mac) + ipK
 // next hop, resolved by a permanent neighbour to the peer's MAC (flannel's
 // scheme: no address is needed on the device).
 type hop struct {
-	dst *net.IPNet
-	gw  net.IP
+	dst    *net.IPNet
+	gw     net.IP
+	metric int
 }
 
 func (p Peer) hops() []hop {
-	h := []hop{{p.IPv6Subnet, p.IPv6Subnet.IP}}
+	h := []hop{{p.IPv6Subnet, p.IPv6Subnet.IP, ipv6Metric}}
 	if p.IPv4Subnet != nil {
-		h = append(h, hop{p.IPv4Subnet, p.IPv4Subnet.IP})
+		h = append(h, hop{p.IPv4Subnet, p.IPv4Subnet.IP, ipv4Metric(p.IPv4Subnet)})
 	}
 	return h
+}
+
+// ipv6Metric is the kernel's default for IPv6 routes, stated explicitly so
+// that Reconcile can recognise its own routes by (dst, metric).
+const ipv6Metric = 1024
+
+// ipv4Metric spreads IPv4 peer routes over many metrics. The kernel shares
+// IPv4 route data in a hash (fib_info) that leaves the gateway out: routes
+// differing only in gateway all land in one chain and each insert walks it,
+// which made 5000 dual-stack peers cost ~140 µs of kernel time per route
+// (measured here with ip -batch: 0.73 s system for 5000 routes with one
+// metric, 0.19 s with spread metrics). Each peer prefix has exactly one
+// route, so the metric value changes no forwarding decision; it is derived
+// from the prefix so it is stable across restarts.
+func ipv4Metric(dst *net.IPNet) int {
+	h := fnv.New32a()
+	h.Write(dst.IP.To4())
+	h.Write(dst.Mask)
+	return 1 + int(h.Sum32()%(1<<16))
 }
 
 // peerSet is what has been programmed through this Device, indexed by every
@@ -209,6 +230,7 @@ func (d *Device) routeEntry(h hop) *netlink.Route {
 		Gw:        h.gw,
 		Flags:     int(netlink.FLAG_ONLINK),
 		Protocol:  RouteProtocol,
+		Priority:  h.metric,
 	}
 }
 
@@ -428,12 +450,12 @@ func (d *Device) Reconcile(peers []Peer) error {
 	okRoute := make(map[string]bool, len(have.routes))
 	for _, r := range have.routes {
 		k := r.dst.String()
-		if h, ok := wantRoute[k]; ok && !okRoute[k] {
+		if h, ok := wantRoute[k]; ok && !okRoute[k] && r.priority == h.metric {
 			if r.ok && r.gw.Equal(h.gw) {
 				okRoute[k] = true
 				stats.kept++
 			}
-			continue // a changed gateway is replaced below
+			continue // a changed gateway is replaced (atomically) below
 		}
 		errs.add(d.delRoute(st, &netlink.Route{LinkIndex: d.Index, Dst: r.dst, Gw: r.gw,
 			Protocol: RouteProtocol, Table: r.table, Priority: r.priority}))

@@ -60,6 +60,9 @@ func readTables(t *testing.T, n ns.NetNS, dev *Device) tables {
 				if r.Flags&int(netlink.FLAG_ONLINK) == 0 {
 					t.Errorf("route %v lacks onlink", r.Dst)
 				}
+				if old, dup := tb.routes[r.Dst.String()]; dup {
+					t.Errorf("two routes to %v: via %s and via %v", r.Dst, old, r.Gw)
+				}
 				tb.routes[r.Dst.String()] = r.Gw.String()
 			}
 		}
@@ -247,6 +250,25 @@ func TestReconcile(t *testing.T) {
 				t.Fatalf("unchanged peers were rewritten:\n%s", strings.Join(ev, "\n"))
 			}
 			checkTables(t, n, dev, p1, p2, p3)
+
+			// Tampered state is repaired: a wrong gateway, a lost
+			// neighbour, a second route of ours with another metric, a stale
+			// fdb entry of an unknown MAC.
+			for _, c := range [][]string{
+				{"ip", "-6", "route", "replace", p1.IPv6Subnet.String(), "via", "fd10:244:0:99::", "dev", dev.Name, "onlink", "proto", "118"},
+				{"ip", "-6", "neigh", "del", p2.IPv6Subnet.IP.String(), "dev", dev.Name},
+				{"ip", "-6", "route", "add", p3.IPv6Subnet.String(), "via", p3.IPv6Subnet.IP.String(), "dev", dev.Name, "onlink", "proto", "118", "metric", "7"},
+				{bridgeCmd(t), "fdb", "add", "02:00:00:00:00:99", "dev", dev.Name, "dst", "2001:db8:2::99", "self", "permanent"},
+			} {
+				if out, err := nsenter(n, c...).CombinedOutput(); err != nil {
+					t.Fatalf("%v: %v\n%s", c, err, out)
+				}
+			}
+			if err := restarted.Reconcile([]Peer{p1, p2, p3}); err != nil {
+				t.Fatal(err)
+			}
+			checkTables(t, n, dev, p1, p2, p3)
+			w.events(100 * time.Millisecond) // drain
 
 			// p2 gone, p3's MAC changed, p1 moved to another VTEP (so a
 			// new MAC too), p4 new.
