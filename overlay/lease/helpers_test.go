@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"net"
 	"testing"
 	"time"
@@ -64,17 +65,6 @@ func attrs(vtep string, n int) Attrs {
 	return Attrs{VTEP: net.ParseIP(vtep), VtepMAC: net.HardwareAddr{2, 0, 0, 0, byte(n >> 8), byte(n)}, NodeName: fmt.Sprintf("node%d", n)}
 }
 
-func cidr(s string) *net.IPNet {
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		panic(err)
-	}
-	if ip4 := n.IP.To4(); ip4 != nil {
-		n.IP = ip4
-	}
-	return n
-}
-
 func mustAcquire(t *testing.T, v *env, cfg *Config, a Attrs, ttl time.Duration) *Lease {
 	t.Helper()
 	l, err := v.r.Acquire(v.ctx, cfg, a, ttl)
@@ -96,3 +86,10 @@ func wantSubnet(t *testing.T, what string, got *net.IPNet, want string) {
 		t.Fatalf("%s = %v, want %s", what, got, want)
 	}
 }
+
+func timeAfter(ms int) <-chan time.Time { return time.After(time.Duration(ms) * time.Millisecond) }
+
+func opDelete(key string) clientv3.Op     { return clientv3.OpDelete(key) }
+func opPut(key, value string) clientv3.Op { return clientv3.OpPut(key, value) }
+
+func bigInt(i int) *big.Int { return big.NewInt(int64(i)) }

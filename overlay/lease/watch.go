@@ -257,7 +257,15 @@ func (ix *index) load(kvs []keyValue) {
 		}
 		ix.recs[kv.key] = &entry{lease: l, createRev: kv.createRev}
 	}
-	ix.resolve("")
+	// Overlaps are rare: claim in any order and only sort by creation when
+	// one shows up.
+	for k, e := range ix.recs {
+		if ix.conflict(k, &e.lease) != "" {
+			ix.resolve("")
+			return
+		}
+		ix.claim(k, e)
+	}
 }
 
 func subnetKey(n *net.IPNet) string {
