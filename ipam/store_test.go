@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -533,5 +534,74 @@ func TestBadInput(t *testing.T) {
 	}
 	if list, _ := s.List(); len(list) != 0 {
 		t.Fatalf("bad input left %+v", list)
+	}
+}
+
+// Goroutines of one process, on one Store and on two Stores of one dir.
+func TestConcurrentGoroutines(t *testing.T) {
+	dir := t.TempDir()
+	s1, err := OpenWithOptions(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := OpenWithOptions(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	v4 := mustCIDR(t, "10.99.0.0/25")
+	const n = 120
+	got := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s := s1
+			if i%2 == 1 {
+				s = s2
+			}
+			ips, err := s.Allocate(fmt.Sprintf("g%d", i), "eth0", []*net.IPNet{v4}, nil)
+			if err == nil {
+				got[i] = ips[0].String()
+				if i%3 == 0 {
+					err = s.Release(fmt.Sprintf("g%d", i), "eth0")
+				}
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("g%d: %v", i, errs[i])
+		}
+		if j, dup := seen[got[i]]; dup && i%3 != 0 && j%3 != 0 {
+			t.Fatalf("%s held by both g%d and g%d", got[i], j, i)
+		}
+		if i%3 != 0 {
+			seen[got[i]] = i
+		}
+	}
+	list, err := s1.List()
+	if err != nil || len(list) != n-n/3 {
+		t.Fatalf("List: %d, %v; want %d", len(list), err, n-n/3)
+	}
+}
+
+func TestClosedStore(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := s.Allocate("c", "eth0", []*net.IPNet{mustCIDR(t, "fd00::/64")}, nil); err == nil {
+		t.Fatal("Allocate on a closed store succeeded")
 	}
 }

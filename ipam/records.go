@@ -1,0 +1,191 @@
+// Pair records: pairs/<name> lists what a (container ID, ifname) holds or is
+// about to hold. Written by temp file + rename, so readers see the old or the
+// new record, never a mix.
+
+package ipam
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+type record struct {
+	ContainerID string   `json:"containerID"`
+	IfName      string   `json:"ifName"`
+	IPs         []string `json:"ips"`
+}
+
+// token is what a pair's reservations point at: short enough for an inline
+// ("fast") symlink, which needs no data block.
+func token(id, ifname string) string {
+	h := sha256.Sum256([]byte(id + "\x00" + ifname))
+	return hex.EncodeToString(h[:16])
+}
+
+// recordName encodes the pair reversibly, so List knows who a record belongs
+// to from its name alone, even if power loss tore its content.
+func recordName(id, ifname string) string {
+	n := escape(id) + "+" + escape(ifname)
+	if len(n) > maxRecordName {
+		h := sha256.Sum256([]byte(id + "\x00" + ifname))
+		return "~" + hex.EncodeToString(h[:])
+	}
+	return n
+}
+
+func parseRecordName(n string) (id, ifname string, ok bool) {
+	a, b, found := strings.Cut(n, "+")
+	if !found {
+		return "", "", false
+	}
+	id, err1 := unescape(a)
+	ifname, err2 := unescape(b)
+	if err1 != nil || err2 != nil || id == "" || ifname == "" {
+		return "", "", false
+	}
+	return id, ifname, true
+}
+
+func escape(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+func unescape(v string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '%' {
+			b.WriteByte(v[i])
+			continue
+		}
+		if i+2 >= len(v) {
+			return "", fmt.Errorf("bad escape in %q", v)
+		}
+		x, err := strconv.ParseUint(v[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", fmt.Errorf("bad escape in %q", v)
+		}
+		b.WriteByte(byte(x))
+		i += 2
+	}
+	return b.String(), nil
+}
+
+func (s *Store) loadRecordFile(name string) (record, error) {
+	var rec record
+	b, err := os.ReadFile(filepath.Join(s.pairs, name))
+	if err != nil {
+		return rec, err
+	}
+	err = json.Unmarshal(b, &rec)
+	return rec, err
+}
+
+// readRecord returns the addresses listed for the pair and whether it has a
+// record. A record that does not parse (torn by power loss) is rebuilt from
+// the reservations pointing at tok: slow, but only ever after a crash.
+func (s *Store) readRecord(id, ifname, tok string) ([]netip.Addr, bool, error) {
+	rec, err := s.loadRecordFile(recordName(id, ifname))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	var addrs []netip.Addr
+	if err == nil && rec.ContainerID == id && rec.IfName == ifname {
+		for _, v := range rec.IPs {
+			a, perr := netip.ParseAddr(v)
+			if perr != nil {
+				err = perr
+				break
+			}
+			addrs = append(addrs, a)
+		}
+		if err == nil {
+			return addrs, true, nil
+		}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return nil, false, fmt.Errorf("ipam: read record of %s/%s: %w", id, ifname, err)
+	}
+	addrs, err = s.scanOwned(tok)
+	return addrs, true, err
+}
+
+func (s *Store) scanOwned(tok string) ([]netip.Addr, error) {
+	names, err := readDirNames(s.ips)
+	if err != nil {
+		return nil, fmt.Errorf("ipam: %w", err)
+	}
+	var out []netip.Addr
+	for _, n := range names {
+		a, err := netip.ParseAddr(n)
+		if err != nil {
+			continue
+		}
+		if o, ok, _ := s.owner(a); ok && o == tok {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// writeRecord replaces the pair's record atomically (write a temp file,
+// rename it over); an empty list removes the record.
+func (s *Store) writeRecord(id, ifname string, addrs []netip.Addr) error {
+	path := filepath.Join(s.pairs, recordName(id, ifname))
+	if len(addrs) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("ipam: remove record of %s/%s: %w", id, ifname, err)
+		}
+		return nil
+	}
+	rec := record{ContainerID: id, IfName: ifname}
+	for _, a := range addrs {
+		rec.IPs = append(rec.IPs, a.String())
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := s.replaceFile(path, b); err != nil {
+		return fmt.Errorf("ipam: write record of %s/%s: %w", id, ifname, err)
+	}
+	return nil
+}
+
+func (s *Store) replaceFile(path string, data []byte) error {
+	s.tmpSeq++
+	tmp := filepath.Join(s.tmp, fmt.Sprintf("%d.%d", os.Getpid(), s.tmpSeq))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
