@@ -193,6 +193,12 @@ func ensureDevice(h netlinksafe.Handle, name string, cfg DeviceConfig) (_ *Devic
 		return nil, fmt.Errorf("%s: MTU %d (underlay %s MTU %d) is below the IPv6 minimum %d",
 			name, mtu, under.Attrs().Name, cfg.UnderlayMTU, minIPv6MTU)
 	}
+	// The kernel refuses more than the underlay can carry after
+	// encapsulation; say so in our words rather than a bare EINVAL.
+	if limit := under.Attrs().MTU - IPv6UnderlayOverhead; mtu > limit {
+		return nil, fmt.Errorf("%s: MTU %d exceeds underlay %s MTU %d minus %d (IPv6 VXLAN overhead)",
+			name, mtu, under.Attrs().Name, under.Attrs().MTU, IPv6UnderlayOverhead)
+	}
 	mac := cfg.MAC
 	if mac == nil {
 		mac = MACFor(cfg.Local)

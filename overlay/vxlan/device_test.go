@@ -168,6 +168,7 @@ func TestEnsureDeviceBadInput(t *testing.T) {
 		{"multicast MAC", func(c *DeviceConfig) { c.MAC = net.HardwareAddr{1, 2, 3, 4, 5, 6} }, "multicast"},
 		// 1300 - 70 < 1280: IPv6 would be disabled on the device.
 		{"MTU too small", func(c *DeviceConfig) {}, "1230"},
+		{"MTU above underlay", func(c *DeviceConfig) { c.MTU = 1290 }, "MTU 1290 exceeds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good

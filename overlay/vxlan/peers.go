@@ -26,6 +26,7 @@ type Peer struct {
 	IPv4Subnet *net.IPNet // dual-stack only
 }
 
+// String names the peer in errors and logs.
 func (p Peer) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "peer %v (mac %v, %v", p.VTEP, p.MAC, p.IPv6Subnet)
@@ -237,14 +238,14 @@ func (d *Device) routeEntry(h hop) *netlink.Route {
 // The operations below name what failed and where, as the daemon logs them.
 func (d *Device) setFDB(st *state, mac net.HardwareAddr, vtep net.IP) error {
 	if err := st.h.NeighSet(d.fdbEntry(mac, vtep)); err != nil {
-		return fmt.Errorf("add fdb entry %v dst %v on %s: %w", mac, vtep, d.Name, err)
+		return fmt.Errorf("add fdb entry for %v (mac %v) on %s: %w", vtep, mac, d.Name, err)
 	}
 	return nil
 }
 
 func (d *Device) delFDB(st *state, mac net.HardwareAddr, vtep net.IP) error {
 	if err := st.h.NeighDel(d.fdbEntry(mac, vtep)); err != nil && !isGone(err) {
-		return fmt.Errorf("delete fdb entry %v dst %v on %s: %w", mac, vtep, d.Name, err)
+		return fmt.Errorf("delete fdb entry for %v (mac %v) on %s: %w", vtep, mac, d.Name, err)
 	}
 	return nil
 }
