@@ -22,10 +22,13 @@
 #   netns P-sw:  bridge br0 = the IPv6-only underlay "switch", with the router
 #                address 2001:db8:1::1/64 (every host's default route)
 #   netns P-hI:  host I. Uplink eth0 (veth to the switch) with TWO global
-#                addresses, like real hosts often have:
-#                  2001:db8:1::I1/64  (added first)
-#                  2001:db8:1::I2/64  (the one operators name as VTEP)
-#                (I in hex). vxlan6d runs here with its own subnet file; the
+#                addresses, like real hosts often have (I in hex):
+#                  2001:db8:1::I1/64  the lowest, which autodetection picks;
+#                                     added last, so the kernel lists it first
+#                  2001:db8:1::I2/64  the one operators name as VTEP
+#                So a named ::I2 is neither "the first listed address" (the
+#                flannel bug) nor what autodetection would have picked: a
+#                host whose VTEP is ::I2 got it only because it was named. vxlan6d runs here with its own subnet file; the
 #                vxlan6 plugin's node bridge and the pods' veths land here.
 #   etcd:        `vxlan6d etcd` on the unix socket STATE/etcd.sock, which every
 #                namespace reaches (it is a file, not an address).
@@ -227,8 +230,8 @@ make_host() {
 	ip -n "$sw" link add "$h" type veth peer name eth0 netns "$ns"
 	ip -n "$sw" link set "$h" master br0 up
 	ip netns exec "$ns" sysctl -qw net.ipv6.conf.eth0.accept_ra=0
-	ip -n "$ns" addr add "$(addr1 "$i")/64" dev eth0 nodad
 	ip -n "$ns" addr add "$(addr2 "$i")/64" dev eth0 nodad
+	ip -n "$ns" addr add "$(addr1 "$i")/64" dev eth0 nodad
 	ip -n "$ns" link set eth0 up
 	ip -n "$ns" -6 route add default via "$ROUTER" dev eth0
 	echo "$mode" >"$dir/vtep-mode"
