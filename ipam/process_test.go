@@ -23,13 +23,26 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChild: spec is "dir|id|count|subnet,subnet". It opens the store like a
-// plugin exec would, allocates count pairs and prints "id ifname ip ip".
+// runChild: spec is "dir|id|count|subnet,subnet[|crashAt|op]". It opens the
+// store like a plugin exec would and, count times, allocates (op "alloc",
+// the default; prints "id ifname ip...") or releases (op "release") the
+// pair (id, eth<i>). With crashAt set it dies with exit code 77 at that
+// step, as a killed plugin would.
 func runChild(spec string) int {
 	parts := strings.Split(spec, "|")
-	if len(parts) != 4 {
+	if len(parts) < 4 {
 		fmt.Fprintln(os.Stderr, "bad child spec", spec)
 		return 2
+	}
+	for len(parts) < 6 {
+		parts = append(parts, "")
+	}
+	if crashAt := parts[4]; crashAt != "" {
+		crashHook = func(point string) {
+			if point == crashAt {
+				os.Exit(crashExit)
+			}
+		}
 	}
 	var subnets []*net.IPNet
 	for _, c := range strings.Split(parts[3], ",") {
@@ -49,6 +62,15 @@ func runChild(spec string) int {
 			return 1
 		}
 		ifname := fmt.Sprintf("eth%d", i)
+		if parts[5] == "release" {
+			err = s.Release(parts[1], ifname)
+			s.Close()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			continue
+		}
 		ips, err := s.Allocate(parts[1], ifname, subnets, nil)
 		s.Close()
 		if err != nil {
@@ -63,6 +85,8 @@ func runChild(spec string) int {
 	}
 	return 0
 }
+
+const crashExit = 77
 
 func TestCrossProcessDistinct(t *testing.T) {
 	dir := t.TempDir()

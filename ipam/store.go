@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -38,6 +39,16 @@ import (
 // repeats write nothing and never fsync. Options.NoSync drops the fsync for
 // state on tmpfs or for tests.
 
+// crashHook, when set by a test, is called at each step of a mutation where
+// a crash leaves a distinct on-disk state; the crash tests exit there.
+var crashHook func(point string)
+
+func at(point string) {
+	if crashHook != nil {
+		crashHook(point)
+	}
+}
+
 // Options tunes a Store.
 type Options struct {
 	// NoSync skips the fsync at the end of mutating operations. Safe against
@@ -60,6 +71,7 @@ type Store struct {
 	tmp     string
 	opts    Options
 	tmpSeq  int
+	swept   bool
 }
 
 const (
@@ -94,32 +106,25 @@ func OpenWithOptions(dataDir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("ipam: %w", err)
 	}
 	s.lk = lk
-	if err := s.removeLeftovers(); err != nil {
-		lk.Close()
-		return nil, err
-	}
 	return s, nil
 }
 
-// removeLeftovers deletes temp files of crashed operations. Writers make temp
-// files only while holding the lock, so whatever is there once we hold it is
-// garbage. It is harmless anyway (never read), this just reclaims space.
-func (s *Store) removeLeftovers() error {
-	unlock, err := s.acquire()
-	if err != nil {
-		return err
-	}
-	defer unlock()
+// sweepTmp deletes temp files of crashed operations, once per Store, inside
+// its first locked operation (so Open itself costs no lock round trip).
+// Writers make temp files only while holding the lock, so whatever is there
+// once we hold it is garbage. It is harmless anyway (never read), this only
+// reclaims the space.
+func (s *Store) sweepTmp() {
 	names, err := readDirNames(s.tmp)
 	if err != nil {
-		return fmt.Errorf("ipam: %w", err)
+		slog.Warn("ipam: cannot list temp dir", "error", err)
+		return
 	}
 	for _, n := range names {
 		if err := os.Remove(filepath.Join(s.tmp, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("ipam: remove leftover temp file %s: %w", filepath.Join(s.tmp, n), err)
+			slog.Warn("ipam: cannot remove leftover temp file", "file", filepath.Join(s.tmp, n), "error", err)
 		}
 	}
-	return nil
 }
 
 // Close releases resources held by the store (not the allocations).
@@ -143,6 +148,10 @@ func (s *Store) acquire() (func(), error) {
 	if err := s.lk.Lock(); err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("ipam: lock %s: %w", s.dir, err)
+	}
+	if !s.swept {
+		s.swept = true
+		s.sweepTmp()
 	}
 	return func() {
 		_ = s.lk.Unlock()
@@ -266,6 +275,7 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 			return nil, err
 		}
 	}
+	at("allocate:record-grown")
 	undo := func(n int, cause error) error {
 		for _, c := range create[:n] {
 			if err := s.unreserve(c, tok); err != nil {
@@ -281,11 +291,13 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 		if err := s.reserve(a, tok); err != nil {
 			return nil, undo(n, err)
 		}
+		at(fmt.Sprintf("allocate:reserved:%d", n))
 	}
 	// Durable before the runtime hears of it (see the fsync decision above).
 	if err := s.sync(s.ips, s.pairs); err != nil {
 		return nil, undo(len(create), err)
 	}
+	at("allocate:synced")
 
 	// Past this point the call has succeeded; what follows only tidies up
 	// and needs no fsync: if it is lost, the record still lists the dropped
@@ -297,11 +309,13 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 				"container", id, "ifname", ifname, "address", a, "error", err)
 			final = append(final, a)
 		}
+		at("allocate:dropped")
 	}
 	if !sameSet(final, union) {
 		if err := s.writeRecord(id, ifname, final); err != nil {
 			slog.Warn("ipam: could not shrink the record; it still lists released addresses", "container", id, "ifname", ifname, "error", err)
 		}
+		at("allocate:record-shrunk")
 	}
 	for _, i := range picked {
 		s.writeCursor(pools[i], result[i])
@@ -370,11 +384,13 @@ func (s *Store) Release(id, ifname string) error {
 			left = append(left, a)
 			errs = errors.Join(errs, err)
 		}
+		at("release:unreserved")
 	}
 	// The record shrinks only after the symlinks are gone.
 	if err := s.writeRecord(id, ifname, left); err != nil {
 		errs = errors.Join(errs, err)
 	}
+	at("release:record-written")
 	if err := s.sync(s.ips, s.pairs); err != nil {
 		errs = errors.Join(errs, err)
 	}
@@ -492,6 +508,9 @@ func checkPair(id, ifname string) error {
 	}
 	if ifname == "" {
 		return fmt.Errorf("ipam: empty interface name for container %s", id)
+	}
+	if strings.ContainsRune(id+ifname, 0) {
+		return fmt.Errorf("ipam: container ID %q or interface name %q contains a NUL byte", id, ifname)
 	}
 	return nil
 }

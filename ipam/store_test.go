@@ -403,12 +403,12 @@ func TestLeftoverTempFileIsHarmless(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
-		t.Fatalf("leftover temp file not removed: %v", err)
-	}
 	list, err := s.List()
 	if err != nil || len(list) != 1 || list[0].ContainerID != "p" || !list[0].IPs[0].Equal(ip[0]) {
 		t.Fatalf("List = %+v, %v; want only p", list, err)
+	}
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Fatalf("leftover temp file not removed by the first operation: %v", err)
 	}
 	if _, err := s.Allocate("x", "eth0", []*net.IPNet{v6}, []net.IP{net.ParseIP("fd00:a0::9")}); err != nil {
 		t.Fatalf("address named only in a temp file is not free: %v", err)
