@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sort"
 	"strings"
 	"time"
 
@@ -429,6 +430,8 @@ func (d *daemon) peerFor(l *lease.Lease) (vxlan.Peer, string) {
 		return p, "claims our own VTEP"
 	case len(l.VtepMAC) != 6:
 		return p, "no valid VTEP MAC"
+	case d.dev != nil && l.VtepMAC.String() == d.dev.MAC.String():
+		return p, "claims our VTEP MAC " + l.VtepMAC.String()
 	case !fits(d.cfg.IPv6Network, d.cfg.IPv6SubnetLen, l.IPv6Subnet):
 		return p, fmt.Sprintf("IPv6 subnet %s is not a /%d inside %s", netStr(l.IPv6Subnet), d.cfg.IPv6SubnetLen, netStr(d.cfg.IPv6Network))
 	case sameNet(l.IPv6Subnet, d.lease.IPv6Subnet):
@@ -484,6 +487,9 @@ func (d *daemon) resync(ctx context.Context) (int64, bool) {
 	}) {
 		return 0, false
 	}
+	// On conflicts (shared subnet or MAC) the older record wins, whatever
+	// the key order: a newcomer cannot evict a working peer.
+	sort.SliceStable(snap.Leases, func(i, j int) bool { return snap.Leases[i].ModRevision < snap.Leases[j].ModRevision })
 	peers := make(map[string]vxlan.Peer, len(snap.Leases))
 	bySubnet := make(map[string]string, len(snap.Leases))
 	skipped := 0
