@@ -30,14 +30,32 @@ import (
 //     runtime that re-runs ADD for the same container after the reboot gets
 //     the same address and DEL/GC can free what was given.
 //
-// So every operation that changed something fsyncs the directories it
-// changed once, at its end, before returning (on ext4 this is one journal
-// commit: the second fsync finds nothing left to commit). File data is not
-// fsynced before rename, which would double the cost: a record torn by power
-// loss is detected (it fails to parse) and rebuilt from the reservation
-// symlinks, whose owner lives atomically in the inode. Reads and idempotent
-// repeats write nothing and never fsync. Options.NoSync drops the fsync for
-// state on tmpfs or for tests.
+// At any instant the on-disk state is safe after a process crash, and after
+// power loss on filesystems that commit metadata in order (ext4, xfs: what
+// /var/lib is on nodes), because of the step order alone. fsync is only
+// about making a finished call durable. Each call that changed something
+// makes exactly one fsync before it returns, of the directory whose
+// durability keeps "every reservation is listed in its owner's record" true
+// even where a filesystem does not order its metadata:
+//
+//   - Allocate fsyncs pairs/: the grown record is durable, so whatever of
+//     the reservations survives is listed. (A reservation that did not
+//     survive is harmless: its container died with the node, and a repeated
+//     ADD takes the listed address back.)
+//   - Release fsyncs ips/: the removals are durable, so no reservation can
+//     outlive the call. (A record that survives with nothing held is
+//     harmless: Get and List skip it, Release removes it.)
+//
+// On ext4 and xfs, which commit metadata in order, that one fsync also makes
+// every earlier step of the call durable, so an allocation the runtime was
+// told about survives a power cut. Measured here: one directory fsync costs
+// 0.25-0.9 ms idle (a second one, for the other directory, costs as much
+// again, which is why there is only one), versus ~50 µs for everything else
+// in an Allocate. File data is never fsynced before rename: a record torn by
+// power loss fails to parse and is rebuilt from the reservation symlinks,
+// whose owner lives atomically in the inode. Reads and idempotent repeats
+// write nothing and never fsync. Options.NoSync drops the fsync, for state on
+// tmpfs or for tests.
 
 // crashHook, when set by a test, is called at each step of a mutation where
 // a crash leaves a distinct on-disk state; the crash tests exit there.
@@ -294,7 +312,7 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 		at(fmt.Sprintf("allocate:reserved:%d", n))
 	}
 	// Durable before the runtime hears of it (see the fsync decision above).
-	if err := s.sync(s.ips, s.pairs); err != nil {
+	if err := s.sync(s.pairs); err != nil {
 		return nil, undo(len(create), err)
 	}
 	at("allocate:synced")
@@ -391,7 +409,7 @@ func (s *Store) Release(id, ifname string) error {
 		errs = errors.Join(errs, err)
 	}
 	at("release:record-written")
-	if err := s.sync(s.ips, s.pairs); err != nil {
+	if err := s.sync(s.ips); err != nil {
 		errs = errors.Join(errs, err)
 	}
 	if errs != nil {
@@ -471,20 +489,18 @@ func (s *Store) Free(subnet *net.IPNet) (bool, error) {
 	return uint64(len(used)) < pl.capacity, nil
 }
 
-func (s *Store) sync(dirs ...string) error {
+func (s *Store) sync(dir string) error {
 	if s.opts.NoSync {
 		return nil
 	}
-	for _, d := range dirs {
-		f, err := os.Open(d)
-		if err != nil {
-			return fmt.Errorf("ipam: sync %s: %w", d, err)
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("ipam: sync %s: %w", d, err)
-		}
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("ipam: sync %s: %w", dir, err)
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("ipam: sync %s: %w", dir, err)
 	}
 	return nil
 }
