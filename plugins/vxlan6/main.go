@@ -15,11 +15,11 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	cniversion "github.com/containernetworking/cni/pkg/version"
-	"github.com/containernetworking/plugins/pkg/ip"
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/vxlan6/vxlan6/ipam"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
+	"github.com/vxlan6/vxlan6/plugins/vxlan6/masq"
 	"github.com/vxlan6/vxlan6/subnetfile"
 )
 
@@ -171,7 +171,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 			return
 		}
 		if conf.IPMasq {
-			_ = ip.TeardownIPMasqForNetworks(masqNets(addrs, nd), conf.Name, args.IfName, args.ContainerID)
+			_ = masq.Teardown(conf.Name, args.ContainerID, args.IfName)
 		}
 		if derr := link.DelHostVeth(hostName); derr != nil {
 			slog.Warn("rollback: delete host veth", "veth", hostName, "err", derr)
@@ -240,7 +240,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		return fmt.Errorf("configure %s in %s: %w", args.IfName, args.Netns, err)
 	}
 	if conf.IPMasq {
-		if err := ip.SetupIPMasqForNetworks(nil, masqNets(addrs, nd), conf.Name, args.IfName, args.ContainerID); err != nil {
+		if err := masq.Setup(masqNets(addrs, nd), conf.Name, args.ContainerID, args.IfName); err != nil {
 			return fmt.Errorf("set up masquerade for %s/%s: %w", args.ContainerID, args.IfName, err)
 		}
 	}
@@ -272,16 +272,8 @@ func cmdDel(args *skel.CmdArgs) error {
 	}
 	defer store.Close()
 	if conf.IPMasq {
-		// Teardown matches rules by container address alone.
-		if alloc, err := store.Get(args.ContainerID, args.IfName); err == nil && alloc != nil {
-			var nets []*net.IPNet
-			for _, a := range alloc.IPs {
-				bits := 8 * len(a)
-				nets = append(nets, &net.IPNet{IP: a, Mask: net.CIDRMask(bits, bits)})
-			}
-			if err := ip.TeardownIPMasqForNetworks(nets, conf.Name, args.IfName, args.ContainerID); err != nil {
-				slog.Warn("tear down masquerade", "container", args.ContainerID, "err", err)
-			}
+		if err := masq.Teardown(conf.Name, args.ContainerID, args.IfName); err != nil {
+			slog.Warn("tear down masquerade", "container", args.ContainerID, "ifname", args.IfName, "err", err)
 		}
 	}
 	// The host veth goes first: deleting it takes the container end with it,
@@ -358,12 +350,19 @@ func cmdCheck(args *skel.CmdArgs) error {
 		return err
 	}
 	defer netns.Close()
+	var addrs []*net.IPNet
+	for _, ipc := range ips {
+		a := ipc.Address
+		addrs = append(addrs, &a)
+	}
+	var routes []link.Route
+	for _, r := range prev.Routes {
+		dst := r.Dst
+		routes = append(routes, link.Route{Dst: &dst, GW: r.GW})
+	}
 	return netns.Do(func(ns.NetNS) error {
-		if err := ip.ValidateExpectedInterfaceIPs(args.IfName, ips); err != nil {
+		if err := link.CheckContainer(args.IfName, addrs, routes); err != nil {
 			return fmt.Errorf("check %s in %s: %w", args.IfName, args.Netns, err)
-		}
-		if err := ip.ValidateExpectedRoute(prev.Routes); err != nil {
-			return fmt.Errorf("check routes in %s: %w", args.Netns, err)
 		}
 		return nil
 	})
@@ -409,7 +408,8 @@ func cmdGC(args *skel.CmdArgs) error {
 		}
 	}
 	if conf.IPMasq {
-		if err := ip.GCIPMasqForNetwork(conf.Name, conf.ValidAttachments); err != nil {
+		keep := func(a masq.Attachment) bool { return valid[a.ContainerID+"\x00"+a.IfName] }
+		if err := masq.GC(conf.Name, keep); err != nil {
 			errs = append(errs, fmt.Errorf("GC masquerade rules: %w", err))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -621,37 +622,92 @@ func TestChaining(t *testing.T) {
 	}
 }
 
-// ipMasq adds masquerade rules for the container and removes them on DEL.
+// ipMasq: a container reaches an "outside" address that has no route back to
+// the pod network (only masquerading makes the reply come back); GC and DEL
+// remove the rules.
 func TestIPMasq(t *testing.T) {
 	if _, err := exec.LookPath("ip6tables"); err != nil {
 		t.Skip("ip6tables not installed")
 	}
 	e := newEnv(t, v6Subnet())
-	l := e.list("1.0.0", e.pluginConf(map[string]any{"ipMasq": true}))
-	c := e.newContainer()
-	r := e.mustAdd(l, c.rt())
-	rules := func() string {
+	ext := e.newContainer()
+	err := e.inHost(func() error {
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vx6up", Flags: net.FlagUp},
+			PeerName: "up0", PeerNamespace: netlink.NsFd(int(ext.ns.Fd()))}); err != nil {
+			return err
+		}
+		up, err := netlinksafe.LinkByName("vx6up")
+		if err != nil {
+			return err
+		}
+		return netlink.AddrAdd(up, &netlink.Addr{IPNet: mustIPNet("2001:db8:ff::1/64"), Flags: 0x02 /* IFA_F_NODAD */})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ext.ns.Do(func(ns.NetNS) error {
+		up, err := netlinksafe.LinkByName("up0")
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(up, &netlink.Addr{IPNet: mustIPNet("2001:db8:ff::2/64"), Flags: 0x02}); err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(up)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := e.list("1.1.0", e.pluginConf(map[string]any{"ipMasq": true}))
+	a, b := e.newContainer(), e.newContainer()
+	e.mustAdd(l, a.rt())
+	e.mustAdd(l, b.rt())
+	// The fresh uplink's carrier comes up asynchronously (linkwatch):
+	// wait, bounded, until the host itself reaches the outside.
+	for i := 0; i < 5; i++ {
+		if exec.Command("nsenter", "--net="+e.host.Path(), "ping", "-c1", "-W1", "2001:db8:ff::2").Run() == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	a.ping(t, net.ParseIP("2001:db8:ff::2"))
+	chains := func() string {
 		var out []byte
 		_ = e.inHost(func() error {
-			out, _ = exec.Command("ip6tables-save", "-t", "nat").Output()
+			out, _ = exec.Command("ip6tables", "-t", "nat", "-S").Output()
 			return nil
 		})
 		return string(out)
 	}
-	ip := r.IPs[0].Address.IP.String()
-	if s := rules(); !strings.Contains(s, ip) || !strings.Contains(s, "MASQUERADE") {
-		nft, _ := exec.Command("nsenter", "--net="+e.host.Path(), "nft", "list", "ruleset").Output()
-		if !strings.Contains(string(nft), ip) {
-			t.Errorf("no masquerade rule for %s:\n%s\n%s", ip, s, nft)
-		}
+	if s := chains(); strings.Count(s, "-N VX6-") != 2 {
+		t.Errorf("want 2 masquerade chains:\n%s", s)
 	}
-	if err := e.del(l, c.rt()); err != nil {
+	err = e.inHost(func() error {
+		return e.cni.GCNetworkList(ctx(t), l, &libcni.GCArgs{ValidAttachments: []types.GCAttachment{{ContainerID: a.id, IfName: "eth0"}}})
+	})
+	if err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if s := chains(); strings.Count(s, "-N VX6-") != 1 {
+		t.Errorf("want 1 masquerade chain after GC:\n%s", s)
+	}
+	if err := e.del(l, a.rt()); err != nil {
 		t.Fatal(err)
 	}
-	if s := rules(); strings.Contains(s, ip) || strings.Contains(s, "CNI-") {
-		t.Errorf("masquerade rule for %s left:\n%s", ip, s)
+	if s := chains(); strings.Contains(s, "VX6-") {
+		t.Errorf("masquerade rules left:\n%s", s)
 	}
+	_ = e.inHost(func() error { return link.DelHostVeth("vx6up") })
 	e.assertClean(0)
+}
+
+func mustIPNet(s string) *net.IPNet {
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		panic(err)
+	}
+	n.IP = ip
+	return n
 }
 
 // cnitool drives add, check, status, del and gc.

@@ -350,3 +350,61 @@ func isNotFound(err error) bool {
 	var nf netlink.LinkNotFoundError
 	return errors.As(err, &nf) || errors.Is(err, syscall.ENODEV)
 }
+
+// CheckContainer, run inside the container netns, verifies that ifName
+// exists, is up and holds every address of addrs (with its prefix length),
+// and that every route of routes exists (a later chained plugin may have
+// added more; that is fine).
+func CheckContainer(ifName string, addrs []*net.IPNet, routes []Route) error {
+	l, err := netlinksafe.LinkByName(ifName)
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", ifName, err)
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		return fmt.Errorf("%s is down", ifName)
+	}
+	have, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list addresses of %s: %w", ifName, err)
+	}
+	for _, want := range addrs {
+		found := false
+		for _, a := range have {
+			found = found || (a.IP.Equal(want.IP) && maskEqual(a.Mask, want.Mask))
+		}
+		if !found {
+			return fmt.Errorf("address %s missing on %s", want, ifName)
+		}
+	}
+	if len(routes) == 0 {
+		return nil
+	}
+	rts, err := netlinksafe.RouteList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	for _, want := range routes {
+		found := false
+		for _, r := range rts {
+			dst := r.Dst
+			if dst == nil {
+				bits := 128
+				if r.Family == netlink.FAMILY_V4 {
+					bits = 32
+				}
+				dst = &net.IPNet{IP: make(net.IP, bits/8), Mask: net.CIDRMask(0, bits)}
+			}
+			if !dst.IP.Equal(want.Dst.IP) || !maskEqual(dst.Mask, want.Dst.Mask) {
+				continue
+			}
+			if want.GW == nil || want.GW.Equal(r.Gw) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("route %s via %s missing", want.Dst, want.GW)
+		}
+	}
+	return nil
+}

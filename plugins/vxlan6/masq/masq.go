@@ -1,0 +1,185 @@
+// Package masq masquerades container traffic that leaves the cluster
+// network(s), with one nat chain per attachment, by running iptables and
+// ip6tables (on Debian 12 these are the nftables-backed iptables-nft).
+//
+// It execs the iptables binaries rather than linking an nftables library:
+// the plugin is a short-lived process started for every CNI call, and those
+// libraries cost milliseconds of package initialisation on every call, also
+// on the calls (the vast majority) with ipMasq off.
+package masq
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// ChainPrefix starts every chain this package creates.
+const ChainPrefix = "VX6-"
+
+// Chain is the nat chain of one attachment of one network.
+func Chain(network, containerID, ifName string) string {
+	sum := sha256.Sum256([]byte(network + "/" + containerID + "/" + ifName))
+	return ChainPrefix + strings.ToUpper(hex.EncodeToString(sum[:]))[:16]
+}
+
+// comment tags the rules so GC can tell which attachment a chain belongs to.
+// Network names, container IDs and interface names cannot hold spaces or
+// quotes (CNI validates them), so the comment needs no escaping.
+func comment(network, containerID, ifName string) string {
+	return "vxlan6 " + network + " " + containerID + " " + ifName
+}
+
+func iptables(v6 bool) string {
+	if v6 {
+		return "ip6tables"
+	}
+	return "iptables"
+}
+
+func run(bin string, args ...string) (string, error) {
+	out, err := exec.Command(bin, append([]string{"-w", "-t", "nat"}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s -t nat %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// Setup masquerades traffic from each container address to anything outside
+// its cluster network. Each element of nets is a container address with its
+// cluster network's mask.
+func Setup(nets []*net.IPNet, network, containerID, ifName string) error {
+	chain := Chain(network, containerID, ifName)
+	c := comment(network, containerID, ifName)
+	for _, v6 := range []bool{true, false} {
+		var mine []*net.IPNet
+		for _, n := range nets {
+			if (n.IP.To4() == nil) == v6 {
+				mine = append(mine, n)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		bin := iptables(v6)
+		mcast := "224.0.0.0/4"
+		if v6 {
+			mcast = "ff00::/8"
+		}
+		if _, err := run(bin, "-N", chain); err != nil {
+			if _, ferr := run(bin, "-F", chain); ferr != nil {
+				return err
+			}
+		}
+		for _, n := range mine {
+			cluster := &net.IPNet{IP: n.IP.Mask(n.Mask), Mask: n.Mask}
+			if _, err := run(bin, "-A", chain, "-d", cluster.String(), "-j", "ACCEPT", "-m", "comment", "--comment", c); err != nil {
+				return err
+			}
+		}
+		if _, err := run(bin, "-A", chain, "!", "-d", mcast, "-j", "MASQUERADE", "-m", "comment", "--comment", c); err != nil {
+			return err
+		}
+		for _, n := range mine {
+			rule := []string{"POSTROUTING", "-s", n.IP.String(), "-j", chain, "-m", "comment", "--comment", c}
+			if _, err := run(bin, append([]string{"-C"}, rule...)...); err == nil {
+				continue
+			}
+			if _, err := run(bin, append([]string{"-A"}, rule...)...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Teardown removes the attachment's rules and chain in both families. What
+// is already gone is not an error; a missing iptables binary is not either
+// (then nothing can have been set up with it).
+func Teardown(network, containerID, ifName string) error {
+	chain := Chain(network, containerID, ifName)
+	var errs []error
+	for _, v6 := range []bool{true, false} {
+		bin := iptables(v6)
+		if _, err := exec.LookPath(bin); err != nil {
+			continue
+		}
+		if err := teardownChain(bin, chain); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func teardownChain(bin, chain string) error {
+	out, err := run(bin, "-L", "POSTROUTING", "-n", "--line-numbers")
+	if err != nil {
+		return err
+	}
+	// Delete from the bottom so earlier line numbers stay valid.
+	var nums []int
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[1] == chain {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				nums = append(nums, n)
+			}
+		}
+	}
+	for i := len(nums) - 1; i >= 0; i-- {
+		if _, err := run(bin, "-D", "POSTROUTING", strconv.Itoa(nums[i])); err != nil {
+			return err
+		}
+	}
+	if _, err := run(bin, "-F", chain); err != nil {
+		// No such chain: nothing was set up in this family.
+		return nil
+	}
+	_, err = run(bin, "-X", chain)
+	return err
+}
+
+// Attachment is what a chain's comment names.
+type Attachment struct {
+	ContainerID, IfName string
+}
+
+// GC tears down every chain of network whose attachment keep rejects.
+func GC(network string, keep func(Attachment) bool) error {
+	var errs []error
+	for _, v6 := range []bool{true, false} {
+		bin := iptables(v6)
+		if _, err := exec.LookPath(bin); err != nil {
+			continue
+		}
+		out, err := run(bin, "-S")
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		seen := map[string]bool{}
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(strings.ReplaceAll(line, `"`, ""))
+			if len(f) < 2 || f[0] != "-A" || !strings.HasPrefix(f[1], ChainPrefix) || seen[f[1]] {
+				continue
+			}
+			for i := 0; i+4 < len(f); i++ {
+				if f[i] == "--comment" && f[i+1] == "vxlan6" && f[i+2] == network {
+					seen[f[1]] = true
+					if !keep(Attachment{ContainerID: f[i+3], IfName: f[i+4]}) {
+						if err := teardownChain(bin, f[1]); err != nil {
+							errs = append(errs, err)
+						}
+					}
+					break
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
