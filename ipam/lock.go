@@ -36,8 +36,7 @@ func (l *fileLock) lock(how int) error {
 	}
 }
 
-func (l *fileLock) Lock() error  { return l.lock(unix.LOCK_EX) }
-func (l *fileLock) RLock() error { return l.lock(unix.LOCK_SH) }
+func (l *fileLock) Lock() error { return l.lock(unix.LOCK_EX) }
 func (l *fileLock) Unlock() error {
 	return l.lock(unix.LOCK_UN)
 }
