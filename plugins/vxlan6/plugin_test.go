@@ -108,6 +108,14 @@ func TestEveryVersionLibcni(t *testing.T) {
 func TestTwoContainersPing(t *testing.T) {
 	e := newEnv(t, dualSubnet())
 	l := e.list("1.0.0")
+	// An uplink that learns its route from RAs must keep doing so once the
+	// plugin turns forwarding on (accept_ra 1 -> 2).
+	err := e.inHost(func() error {
+		return netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "uplink0"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, b := e.newContainer(), e.newContainer()
 	ra := e.mustAdd(l, a.rt())
 	rb := e.mustAdd(l, b.rt())
@@ -117,7 +125,17 @@ func TestTwoContainersPing(t *testing.T) {
 		a.ping(t, ra.IPs[i].Gateway)
 	}
 	// The bridge holds exactly the gateways, with the overlay MTU.
-	err := e.inHost(func() error {
+	err = e.inHost(func() error {
+		sysctl := func(p string) string {
+			b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/" + p)
+			return strings.TrimSpace(string(b))
+		}
+		if v := sysctl("uplink0/accept_ra"); v != "2" {
+			t.Errorf("uplink0 accept_ra %s, want 2", v)
+		}
+		if v := sysctl(e.bridge + "/accept_ra"); v != "0" {
+			t.Errorf("bridge accept_ra %s, want 0", v)
+		}
 		br, err := netlinksafe.LinkByName(e.bridge)
 		if err != nil {
 			return err

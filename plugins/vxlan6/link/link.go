@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -78,6 +79,9 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 			return nil, fmt.Errorf("look up bridge %s after creating it: %w", name, err)
 		}
 		if created {
+			// Containers are on the other side of this bridge: it must
+			// never take their router advertisements.
+			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/accept_ra", []byte("0"), 0o644)
 			// Only an explicit MTU change marks the bridge's MTU as set by
 			// the user; otherwise it falls back to 1500 when its last port
 			// leaves and follows its ports.
@@ -152,13 +156,35 @@ func maskEqual(a, b net.IPMask) bool {
 // writing the sysctl only when it is off: a write to all/forwarding walks
 // every interface in the kernel.
 func EnableForwarding(v4 bool) error {
-	if err := ensureSysctl("/proc/sys/net/ipv6/conf/all/forwarding"); err != nil {
-		return err
+	const fwd6 = "/proc/sys/net/ipv6/conf/all/forwarding"
+	if b, err := os.ReadFile(fwd6); err != nil || strings.TrimSpace(string(b)) != "1" {
+		keepAcceptingRA()
+		if err := ensureSysctl(fwd6); err != nil {
+			return err
+		}
 	}
 	if v4 {
 		return ensureSysctl("/proc/sys/net/ipv4/ip_forward")
 	}
 	return nil
+}
+
+// keepAcceptingRA moves accept_ra from 1 to 2 on every interface: with
+// forwarding on, the kernel ignores router advertisements unless accept_ra
+// is 2, and a host that learned its default route by SLAAC would lose it an
+// RA lifetime after the first container started.
+// "all" and "default" stay as they are, so new interfaces (our bridge among
+// them) keep ignoring RAs.
+func keepAcceptingRA() {
+	paths, _ := filepath.Glob("/proc/sys/net/ipv6/conf/*/accept_ra")
+	for _, p := range paths {
+		if dev := filepath.Base(filepath.Dir(p)); dev == "all" || dev == "default" || strings.HasPrefix(dev, VethPrefix) {
+			continue
+		}
+		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "1" {
+			_ = os.WriteFile(p, []byte("2"), 0o644)
+		}
+	}
 }
 
 func ensureSysctl(path string) error {
