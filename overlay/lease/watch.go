@@ -104,7 +104,7 @@ func (r *Registry) List(ctx context.Context, cfg *Config) (*Snapshot, error) {
 // Watch streams lease events after revision rev until ctx ends. Invalid records
 // are skipped with a warning. On compaction or a broken watch it sends Resync
 // and stops; the caller Lists again and calls Watch from the new revision.
-// The channel is closed when the watch stops.
+// The channel is closed when the watch stops. rev 0 means from now on.
 //
 // Overlap between leases is resolved as in List (the earlier created lease
 // wins), so a record that starts or stops shadowing another produces Added
@@ -141,10 +141,11 @@ func (r *Registry) watch(ctx context.Context, cfg *Config, rev int64, ch chan<- 
 	bo := newBackoff(100*time.Millisecond, 5*time.Second)
 	for {
 		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
-		kvs, _, err := r.getLeases(opCtx, rev)
+		kvs, at, err := r.getLeases(opCtx, rev)
 		cancel()
 		if err == nil {
 			ix.load(kvs)
+			rev = at // the same unless rev was 0 (= from now)
 			break
 		}
 		if ctx.Err() != nil {

@@ -256,6 +256,15 @@ func TestWatchResyncAfterCompaction(t *testing.T) {
 		t.Fatal("watch channel not closed after resync")
 	}
 
+	// rev 0 watches from now on, without replaying history.
+	ch0 := v.r.Watch(v.ctx, cfg, 0)
+	time.Sleep(300 * time.Millisecond)
+	v.put(p+"2001:db8::8", rec("2001:db8::8", "fd10:244:0:8::/64", "", 8))
+	if evs := collect(t, ch0, 1, 5*time.Second); evString(evs) != "added 2001:db8::8" {
+		t.Fatalf("watch from 0: events %s; want added ::8 only", evString(evs))
+	}
+	noMoreEvents(t, ch0)
+
 	// Watching again from the new revision works.
 	snap, err = v.r.List(v.ctx, cfg)
 	if err != nil {
