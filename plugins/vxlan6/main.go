@@ -188,7 +188,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err := link.EnableForwarding(sf.DualStack()); err != nil {
 		return err
 	}
-	host, err := link.SetupVeth(link.Veth{
+	hostMAC, err := link.SetupVeth(link.Veth{
 		HostName:  hostName,
 		Alias:     link.Alias(args.ContainerID, args.IfName),
 		ContName:  args.IfName,
@@ -207,7 +207,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	result := &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		Interfaces: []*current.Interface{
-			{Name: hostName, Mac: host.Attrs().HardwareAddr.String()},
+			{Name: hostName, Mac: hostMAC.String()},
 			{Name: args.IfName, Sandbox: args.Netns},
 		},
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -209,24 +210,15 @@ type Veth struct {
 	ContainNS ns.NetNS         // container netns
 }
 
-// SetupVeth creates the pair in one request with the container end born
-// inside the container netns, then puts the host end on the bridge. It
-// returns the host end. If the container netns already has ContName it
-// returns ErrIfaceExists. A host end left over from an earlier ADD of the
-// same (container ID, ifname) is a stale attachment: it is replaced.
-func SetupVeth(v Veth) (netlink.Link, error) {
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = v.HostName
-	attrs.Alias = v.Alias
-	attrs.MTU = v.MTU
-	attrs.Flags = net.FlagUp
-	veth := &netlink.Veth{
-		LinkAttrs:        attrs,
-		PeerName:         v.ContName,
-		PeerHardwareAddr: v.ContMAC,
-		PeerNamespace:    netlink.NsFd(int(v.ContainNS.Fd())),
-	}
-	err := netlink.LinkAdd(veth)
+// SetupVeth creates the pair in one netlink request: host end up, on the
+// bridge, with its alias and a fixed MAC; container end born inside the
+// container netns. It returns the host end's MAC. If the container netns
+// already has ContName it returns ErrIfaceExists. A host end left over from
+// an earlier ADD of the same (container ID, ifname) is a stale attachment: it
+// is replaced.
+func SetupVeth(v Veth) (net.HardwareAddr, error) {
+	hostMAC := randomMAC()
+	err := addVethPair(v, hostMAC)
 	if errors.Is(err, unix.EEXIST) {
 		if exists, lerr := contLinkExists(v.ContainNS, v.ContName); lerr != nil {
 			return nil, lerr
@@ -236,21 +228,44 @@ func SetupVeth(v Veth) (netlink.Link, error) {
 		if derr := DelHostVeth(v.HostName); derr != nil {
 			return nil, fmt.Errorf("replace stale host veth %s: %w", v.HostName, derr)
 		}
-		err = netlink.LinkAdd(veth)
+		err = addVethPair(v, hostMAC)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create veth %s (container end %s in %s): %w", v.HostName, v.ContName, v.ContainNS.Path(), err)
+		return nil, fmt.Errorf("create veth %s on bridge %s (container end %s in %s): %w",
+			v.HostName, v.Bridge.Attrs().Name, v.ContName, v.ContainNS.Path(), err)
 	}
-	host, err := netlinksafe.LinkByName(v.HostName)
-	if err != nil {
-		_ = DelHostVeth(v.HostName)
-		return nil, fmt.Errorf("look up new host veth %s: %w", v.HostName, err)
+	return hostMAC, nil
+}
+
+// addVethPair is netlink.LinkAdd for a veth, plus what that cannot put in
+// the create request (IFLA_MASTER), saving the look-up and set-master round
+// trips it would otherwise take.
+func addVethPair(v Veth, hostMAC net.HardwareAddr) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.HostName)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(v.Alias)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU))))
+	req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, []byte(hostMAC)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(v.Bridge.Attrs().Index))))
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	peer := data.AddRtAttr(nl.VETH_INFO_PEER, nil)
+	// The peer cannot be born up: the kernel configures it before the
+	// pair is linked, and veth_open refuses (ENOTCONN).
+	nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
+	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.ContName))
+	peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU)))
+	if v.ContMAC != nil {
+		peer.AddRtAttr(unix.IFLA_ADDRESS, []byte(v.ContMAC))
 	}
-	if err := netlink.LinkSetMasterByIndex(host, v.Bridge.Attrs().Index); err != nil {
-		_ = DelHostVeth(v.HostName)
-		return nil, fmt.Errorf("attach host veth %s to bridge %s: %w", v.HostName, v.Bridge.Attrs().Name, err)
-	}
-	return host, nil
+	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(v.ContainNS.Fd())))
+	req.AddData(info)
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
 }
 
 func contLinkExists(netns ns.NetNS, name string) (bool, error) {
@@ -300,8 +315,10 @@ func ConfigureContainer(ifName string, addrs []*net.IPNet, routes []Route) (netl
 			return nil, fmt.Errorf("add address %s to %s: %w", a, ifName, err)
 		}
 	}
-	if err := netlink.LinkSetUp(l); err != nil {
-		return nil, fmt.Errorf("set %s up: %w", ifName, err)
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := netlink.LinkSetUp(l); err != nil {
+			return nil, fmt.Errorf("set %s up: %w", ifName, err)
+		}
 	}
 	for _, r := range routes {
 		rt := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: r.Dst, Gw: r.GW}
