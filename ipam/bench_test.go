@@ -3,6 +3,7 @@ package ipam
 import (
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 )
 
@@ -127,4 +128,28 @@ func BenchmarkRepeatAndFree(b *testing.B) {
 		}
 	})
 
+}
+
+// Many plugin processes at once (50 parallel ADDs): each goroutine has its
+// own Store, hence its own flock, like a separate process.
+func BenchmarkParallelAllocate(b *testing.B) {
+	subnet := mustCIDR(b, "fd00:5::/64")
+	dir := b.TempDir()
+	subnets := []*net.IPNet{subnet}
+	var seq atomic.Int64
+	b.SetParallelism(25) // x GOMAXPROCS goroutines
+	b.RunParallel(func(pb *testing.PB) {
+		s, err := Open(dir)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer s.Close()
+		for pb.Next() {
+			if _, err := s.Allocate(fmt.Sprintf("p%d", seq.Add(1)), "eth0", subnets, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

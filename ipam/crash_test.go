@@ -197,3 +197,36 @@ func TestFailedReservationIsUndone(t *testing.T) {
 		t.Fatalf("foreign file removed: %v", err)
 	}
 }
+
+// A disk whose fsync fails: Allocate reports it and keeps nothing; Release
+// reports it too (the addresses are freed regardless: it cannot be undone).
+func TestFsyncFailure(t *testing.T) {
+	s, dir := openTest(t, Options{})
+	v6, v4 := mustCIDR(t, "fd00:c6::/64"), mustCIDR(t, "10.198.0.0/24")
+	alloc(t, s, "kept", "eth0", v6, v4)
+	fsync = func(*os.File) error { return errors.New("injected EIO") }
+	defer func() { fsync = (*os.File).Sync }()
+
+	if _, err := s.Allocate("p", "eth0", []*net.IPNet{v6, v4}, nil); err == nil || !strings.Contains(err.Error(), "injected EIO") {
+		t.Fatalf("Allocate = %v, want the fsync error", err)
+	}
+	if held := heldBy(t, dir, "p", "eth0"); len(held) != 0 {
+		t.Fatalf("reservations left behind: %v", held)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "pairs", recordName("p", "eth0"))); !os.IsNotExist(err) {
+		t.Fatalf("record left behind: %v", err)
+	}
+	if err := s.Release("kept", "eth0"); err == nil || !strings.Contains(err.Error(), "injected EIO") {
+		t.Fatalf("Release = %v, want the fsync error", err)
+	}
+	if a, err := s.Get("kept", "eth0"); err != nil || a != nil {
+		t.Fatalf("after Release kept holds %+v, %v", a, err)
+	}
+	// An idempotent repeat writes nothing, so it needs no fsync.
+	fsync = (*os.File).Sync
+	first := alloc(t, s, "q", "eth0", v6)
+	fsync = func(*os.File) error { return errors.New("injected EIO") }
+	if again := alloc(t, s, "q", "eth0", v6); !again[0].Equal(first[0]) {
+		t.Fatalf("repeat got %s, want %s", again[0], first[0])
+	}
+}

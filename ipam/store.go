@@ -34,7 +34,8 @@ import (
 // power loss on filesystems that commit metadata in order (ext4, xfs: what
 // /var/lib is on nodes), because of the step order alone. fsync is only
 // about making a finished call durable. Each call that changed something
-// makes exactly one fsync before it returns, of the directory whose
+// makes exactly one fsync before it returns (after dropping the lock, so
+// that parallel plugins share journal commits), of the directory whose
 // durability keeps "every reservation is listed in its owner's record" true
 // even where a filesystem does not order its metadata:
 //
@@ -177,6 +178,16 @@ func (s *Store) acquire() (func(), error) {
 	}, nil
 }
 
+// locked runs fn holding the store's lock.
+func (s *Store) locked(fn func() error) error {
+	unlock, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn()
+}
+
 // Allocate returns one address per subnet for (id, ifname). A repeated call for
 // the same pair returns the same addresses (IPs still inside the subnets).
 // requested may be nil or hold addresses to pin (matched to the subnet that
@@ -199,38 +210,58 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 	if err != nil {
 		return nil, err
 	}
-
-	unlock, err := s.acquire()
+	var result, created []netip.Addr
+	changed := false
+	err = s.locked(func() error {
+		result, created, changed, err = s.allocateLocked(id, ifname, pools, want)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	if changed {
+		// Durable before the runtime hears of it (see the fsync decision
+		// above), but outside the lock, so that parallel plugins share one
+		// journal commit instead of queueing one commit each.
+		if err := s.sync(s.pairs); err != nil {
+			err = fmt.Errorf("ipam: allocate for %s/%s: %w", id, ifname, err)
+			if uerr := s.locked(func() error { return s.forget(id, ifname, created) }); uerr != nil {
+				err = errors.Join(err, uerr)
+			}
+			return nil, err
+		}
+		at("allocate:synced")
+	}
+	return toNetIPs(result), nil
+}
 
+// allocateLocked does Allocate's work under the lock. It reports the
+// addresses it reserved and whether it changed anything on disk.
+func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Addr) (result, create []netip.Addr, changed bool, err error) {
 	tok := token(id, ifname)
 	listed, _, err := s.readRecord(id, ifname, tok)
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
 	owned := make(map[netip.Addr]bool, len(listed))
 	for _, a := range listed {
 		o, ok, err := s.owner(a)
 		if err != nil {
-			return nil, err
+			return nil, nil, false, err
 		}
 		owned[a] = ok && o == tok
 	}
 
-	result := make([]netip.Addr, len(pools))
-	var create []netip.Addr
+	result = make([]netip.Addr, len(pools))
 	var picked []int
 	for i, pl := range pools {
 		if a := want[i]; a.IsValid() {
 			o, exists, err := s.owner(a)
 			if err != nil {
-				return nil, err
+				return nil, nil, false, err
 			}
 			if exists && o != tok {
-				return nil, fmt.Errorf("ipam: requested address %s in subnet %s is held by another container: %w", a, pl.prefix, ErrInUse)
+				return nil, nil, false, fmt.Errorf("ipam: requested address %s in subnet %s is held by another container: %w", a, pl.prefix, ErrInUse)
 			}
 			result[i] = a
 			if !exists {
@@ -250,7 +281,7 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 			// Listed but not held: an interrupted earlier call. Take it
 			// back if nobody else did in between.
 			if _, exists, err := s.owner(a); err != nil {
-				return nil, err
+				return nil, nil, false, err
 			} else if !exists {
 				result[i] = a
 				create = append(create, a)
@@ -262,7 +293,7 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 		}
 		a, err := s.pick(pl)
 		if err != nil {
-			return nil, err
+			return nil, nil, false, err
 		}
 		result[i] = a
 		create = append(create, a)
@@ -276,7 +307,7 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 		}
 	}
 	if len(create) == 0 && len(drop) == 0 && sameSet(listed, result) {
-		return toNetIPs(result), nil
+		return result, nil, false, nil
 	}
 
 	// The record grows before the symlinks appear, so that a crash at any
@@ -290,36 +321,29 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 	}
 	if !sameSet(union, listed) {
 		if err := s.writeRecord(id, ifname, union); err != nil {
-			return nil, err
+			return nil, nil, false, err
 		}
 	}
 	at("allocate:record-grown")
-	undo := func(n int, cause error) error {
-		for _, c := range create[:n] {
-			if err := s.unreserve(c, tok); err != nil {
-				cause = errors.Join(cause, err)
-			}
-		}
-		if err := s.writeRecord(id, ifname, listed); err != nil {
-			cause = errors.Join(cause, err)
-		}
-		return cause
-	}
 	for n, a := range create {
 		if err := s.reserve(a, tok); err != nil {
-			return nil, undo(n, err)
+			// Undo this call: its reservations, then the record.
+			for _, c := range create[:n] {
+				if uerr := s.unreserve(c, tok); uerr != nil {
+					err = errors.Join(err, uerr)
+				}
+			}
+			if rerr := s.writeRecord(id, ifname, listed); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			return nil, nil, false, err
 		}
 		at(fmt.Sprintf("allocate:reserved:%d", n))
 	}
-	// Durable before the runtime hears of it (see the fsync decision above).
-	if err := s.sync(s.pairs); err != nil {
-		return nil, undo(len(create), err)
-	}
-	at("allocate:synced")
 
-	// Past this point the call has succeeded; what follows only tidies up
-	// and needs no fsync: if it is lost, the record still lists the dropped
-	// addresses, so a later Release or Allocate frees them.
+	// The call has succeeded; what follows only tidies up. If it is
+	// interrupted, the record still lists the dropped addresses, so a later
+	// Release or Allocate frees them.
 	final := slices.Clone(result)
 	for _, a := range drop {
 		if err := s.unreserve(a, tok); err != nil {
@@ -338,7 +362,28 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 	for _, i := range picked {
 		s.writeCursor(pools[i], result[i])
 	}
-	return toNetIPs(result), nil
+	return result, create, true, nil
+}
+
+// forget takes back addresses a failed Allocate reserved for the pair, if it
+// still holds them, and drops them from its record.
+func (s *Store) forget(id, ifname string, addrs []netip.Addr) error {
+	tok := token(id, ifname)
+	listed, _, err := s.readRecord(id, ifname, tok)
+	if err != nil {
+		return err
+	}
+	var errs error
+	for _, a := range addrs {
+		if err := s.unreserve(a, tok); err != nil {
+			errs = errors.Join(errs, err)
+		}
+	}
+	if errs != nil {
+		return errs
+	}
+	keep := slices.DeleteFunc(listed, func(a netip.Addr) bool { return slices.Contains(addrs, a) })
+	return s.writeRecord(id, ifname, keep)
 }
 
 // Get returns the allocation of (id, ifname), or nil if it holds none.
@@ -385,15 +430,29 @@ func (s *Store) Release(id, ifname string) error {
 	if err := checkPair(id, ifname); err != nil {
 		return err
 	}
-	unlock, err := s.acquire()
-	if err != nil {
+	changed := false
+	err := s.locked(func() error {
+		var err error
+		changed, err = s.releaseLocked(id, ifname)
 		return err
+	})
+	if changed {
+		// Outside the lock, like Allocate's.
+		if serr := s.sync(s.ips); serr != nil {
+			err = errors.Join(err, serr)
+		}
 	}
-	defer unlock()
+	if err != nil {
+		return fmt.Errorf("ipam: release %s/%s: %w", id, ifname, err)
+	}
+	return nil
+}
+
+func (s *Store) releaseLocked(id, ifname string) (changed bool, err error) {
 	tok := token(id, ifname)
 	listed, exists, err := s.readRecord(id, ifname, tok)
 	if err != nil || !exists {
-		return err
+		return false, err
 	}
 	var left []netip.Addr
 	var errs error
@@ -409,13 +468,7 @@ func (s *Store) Release(id, ifname string) error {
 		errs = errors.Join(errs, err)
 	}
 	at("release:record-written")
-	if err := s.sync(s.ips); err != nil {
-		errs = errors.Join(errs, err)
-	}
-	if errs != nil {
-		return fmt.Errorf("ipam: release %s/%s: %w", id, ifname, errs)
-	}
-	return nil
+	return true, errs
 }
 
 // List returns every allocation in the store.
@@ -489,6 +542,9 @@ func (s *Store) Free(subnet *net.IPNet) (bool, error) {
 	return uint64(len(used)) < pl.capacity, nil
 }
 
+// fsync is f.Sync; tests replace it to see a failing disk.
+var fsync = (*os.File).Sync
+
 func (s *Store) sync(dir string) error {
 	if s.opts.NoSync {
 		return nil
@@ -497,7 +553,7 @@ func (s *Store) sync(dir string) error {
 	if err != nil {
 		return fmt.Errorf("ipam: sync %s: %w", dir, err)
 	}
-	err = f.Sync()
+	err = fsync(f)
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("ipam: sync %s: %w", dir, err)
