@@ -69,6 +69,9 @@ func dualSubnet() *subnetfile.Config {
 
 func newEnv(t *testing.T, sf *subnetfile.Config) *env {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("kernel test: skipped in -short mode")
+	}
 	testutil.RequireRoot(t)
 	bin := testutil.Binary(t, "vxlan6")
 	home, _ := os.UserHomeDir()
