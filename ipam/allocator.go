@@ -17,8 +17,9 @@ import (
 // pick finds a free address in pl, starting after the subnet's cursor so that
 // addresses are not reused right after release (stale neighbour/conntrack
 // entries) and so that a /64 is never scanned: the first few candidates are
-// probed with lstat; only if they are all taken are the allocations in the
-// subnet counted, which is O(allocations), never O(subnet size).
+// probed (one readlink each); only if they are all taken are the
+// allocations in the subnet counted, which is O(allocations), never
+// O(subnet size).
 func (s *Store) pick(pl pool) (netip.Addr, error) {
 	cur := s.readCursor(pl)
 	a := cur

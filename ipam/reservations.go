@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 func (s *Store) ipPath(a netip.Addr) string { return filepath.Join(s.ips, a.String()) }
@@ -20,15 +21,13 @@ func (s *Store) owner(a netip.Addr) (string, bool, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
 	}
+	if errors.Is(err, syscall.EINVAL) {
+		// Something that is not a symlink occupies the name (left by hand
+		// or by another tool): held by nobody we know, never handed out,
+		// never removed.
+		return "", true, nil
+	}
 	if err != nil {
-		// Not a symlink (EINVAL) still occupies the name: treat it as held
-		// by nobody we know, which is never handed out.
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			if _, serr := os.Lstat(s.ipPath(a)); serr == nil {
-				return "", true, nil
-			}
-		}
 		return "", false, fmt.Errorf("ipam: read reservation of %s: %w", a, err)
 	}
 	return t, true, nil
