@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 
+	cnins "github.com/containernetworking/cni/pkg/ns"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -138,6 +139,10 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		return err
 	}
 	defer netns.Close()
+	if same, _ := cnins.CheckNetNS(args.Netns); same {
+		// skel would notice only after ADD has wired the host to itself.
+		return cniErr(types.ErrInvalidEnvironmentVariables, "CNI_NETNS %s is the host's own network namespace", args.Netns)
+	}
 	sf, err := readSubnetFile(conf.SubnetFile, types.ErrTryAgainLater)
 	if err != nil {
 		return err

@@ -380,6 +380,10 @@ func TestBadInput(t *testing.T) {
 				stdin: e.confBytes("1.0.0", nil), code: types.ErrUnknownContainer, mention: "vx6-does-not-exist"}
 		},
 		func(c *container) tc {
+			return tc{name: "host netns as CNI_NETNS", env: with(base(c), "CNI_NETNS", e.host.Path()),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: e.host.Path()}
+		},
+		func(c *container) tc {
 			return tc{name: "unknown verb", env: with(base(c), "CNI_COMMAND", "FROB"),
 				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: "FROB"}
 		},
