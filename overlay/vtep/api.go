@@ -82,6 +82,7 @@ var (
 	ErrDADFailed      = errors.New("duplicate address detection failed (another host uses it)")
 	ErrTentative      = errors.New("still tentative (duplicate address detection not finished)")
 	ErrLoopback       = errors.New("loopback interface cannot carry VXLAN")
+	ErrLocalDest      = errors.New("is a local address, not a destination to reach")
 )
 
 // Choose applies the table in the current network namespace. Every invalid

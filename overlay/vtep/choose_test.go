@@ -450,6 +450,35 @@ func TestDefaultRoute(t *testing.T) {
 	e.want(Options{}, "b0", "2001:db8:b::1", "2001:db8:b::1", SourceDefaultRoute, false)
 }
 
+// An ECMP default route: its first nexthop's interface.
+func TestDefaultRouteMultipath(t *testing.T) {
+	e := newEnv(t)
+	e.dummy("a0")
+	e.dummy("b0")
+	e.addr("a0", "2001:db8:a::1/64")
+	e.addr("b0", "2001:db8:b::1/64")
+	a0, b0 := e.link("a0").Attrs().Index, e.link("b0").Attrs().Index
+	_, all, _ := net.ParseCIDR("::/0")
+	e.route(&netlink.Route{Dst: all, MultiPath: []*netlink.NexthopInfo{
+		{LinkIndex: b0, Gw: net.ParseIP("2001:db8:b::ff")},
+		{LinkIndex: a0, Gw: net.ParseIP("2001:db8:a::ff")},
+	}}, "")
+	e.want(Options{}, "b0", "2001:db8:b::1", "2001:db8:b::1", SourceDefaultRoute, false)
+}
+
+// An address on lo names no underlay.
+func TestNamedAddressOnLoopback(t *testing.T) {
+	e := newEnv(t)
+	e.dummy("up0")
+	e.addr("up0", "2001:db8:10::a/64")
+	e.do(func() error { return setUp("lo") })
+	e.addr("lo", "2001:db8:ffff::1/128")
+	e.wantErr(Options{PublicIPv6: "2001:db8:ffff::1"}, ErrLoopback, "2001:db8:ffff::1")
+	e.wantErr(Options{Iface: []string{"2001:db8:ffff::1"}}, ErrLoopback, "2001:db8:ffff::1")
+	e.want(Options{PublicIPv6: "2001:db8:ffff::1", Iface: []string{"up0"}}, "up0", "2001:db8:10::a", "2001:db8:ffff::1", SourcePublicIPv6, true)
+	e.wantErr(Options{IfaceRegex: []string{"ffff"}}, ErrNoMatch, "ffff")
+}
+
 func TestDefaultRouteInterfaceWithoutAddress(t *testing.T) {
 	e := newEnv(t)
 	e.dummy("a0")
@@ -479,8 +508,13 @@ func TestCanReach(t *testing.T) {
 	if err != nil || c.IfName != "up0" || !slices.Contains([]string{"2001:db8:10::a", "2001:db8:10::b"}, c.Local.String()) {
 		t.Fatalf("on-link: %+v, %v", c, err)
 	}
+	// src on another interface (a VTEP address kept on its own link): it is
+	// Local, the route's device is the underlay.
+	_, far3, _ := net.ParseCIDR("2001:db8:fd::/48")
+	e.route(&netlink.Route{Dst: far3, Gw: net.ParseIP("2001:db8:10::1"), Src: net.ParseIP("2001:db8:20::1")}, "up0")
+	e.want(Options{IfaceCanReach: "2001:db8:fd::1"}, "up0", "2001:db8:20::1", "2001:db8:20::1", SourceCanReach, false)
 	e.wantErr(Options{IfaceCanReach: "2001:db8:77::1"}, ErrNoRoute, "2001:db8:77::1")
-	e.wantErr(Options{IfaceCanReach: "2001:db8:10::a"}, ErrLoopback, "2001:db8:10::a")
+	e.wantErr(Options{IfaceCanReach: "2001:db8:10::a"}, ErrLocalDest, "2001:db8:10::a")
 	e.wantErr(Options{IfaceCanReach: "10.0.0.1"}, ErrNotIPv6, "10.0.0.1")
 }
 
@@ -552,4 +586,61 @@ func TestMain(m *testing.M) {
 		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
 	os.Exit(m.Run())
+}
+
+// BenchmarkChoose measures one Choose (a fresh look at links, addresses and
+// routes) on a host with 50 interfaces of 4 addresses each.
+func BenchmarkChoose(b *testing.B) {
+	testutil.RequireRoot(b)
+	n, err := testutils.NewNS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { n.Close(); _ = testutils.UnmountNS(n) }()
+	err = n.Do(func(ns.NetNS) error {
+		for i := range 50 {
+			name := fmt.Sprintf("b%d", i)
+			if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}); err != nil {
+				return err
+			}
+			if err := setUp(name); err != nil {
+				return err
+			}
+			l, _ := netlinksafe.LinkByName(name)
+			for j := range 4 {
+				a, _ := netlink.ParseAddr(fmt.Sprintf("2001:db8:%x::%x/64", i, j+1))
+				a.Flags = unix.IFA_F_NODAD
+				if err := netlink.AddrAdd(l, a); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		o    Options
+	}{
+		{"public-ipv6", Options{PublicIPv6: "2001:db8:31::2"}},
+		{"iface", Options{Iface: []string{"b49"}}},
+		{"iface-regex", Options{IfaceRegex: []string{"^b4"}}},
+	} {
+		o := bc.o
+		b.Run(bc.name, func(b *testing.B) {
+			err := n.Do(func(ns.NetNS) error {
+				for b.Loop() {
+					if _, err := Choose(o); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
 }

@@ -70,5 +70,22 @@
 //     warning: a deprecated address is not used by the kernel for new
 //     connections elsewhere, and a temporary one will go away.
 //
+// A named address on the loopback interface (an anycast-style VTEP) is an
+// error without a selector: lo cannot be the underlay. Name the underlay with
+// --iface; the address is then advertised (NAT row) unless that interface
+// owns it.
+//
+// # Lists and fallbacks
+//
+// A value that does not resolve (no such interface, address on no interface,
+// no usable address, dadfailed) makes Choose try the next value and log why.
+// Two things stop the search instead: an error about the address named by
+// --public-ipv6/--public-ip/the annotation (no other interface can fix it),
+// and a candidate that is only tentative, which is waited for (DADTimeout)
+// before the remaining values are tried.
+//
 // Every error names the offending value and wraps one of the Err* sentinels.
+// Options.Validate runs all the checks that need no system state, so a
+// daemon can refuse bad flags before doing anything else; Choose runs it
+// first too.
 package vtep

@@ -56,7 +56,7 @@ func logChoice(c *Choice) {
 	if c.NAT() {
 		args = append(args, "nat", true)
 	}
-	slog.Info("vtep: chosen", args...)
+	slog.Debug("vtep: chosen", args...)
 }
 
 // resolver applies the table to one host snapshot. In a non-final pass a
@@ -260,7 +260,7 @@ func (r *resolver) selectors() (*Choice, error) {
 		if stop(err) {
 			return nil, err
 		}
-		slog.Info("vtep: --iface value does not resolve, trying the next", "value", a.raw, "reason", err.Error())
+		slog.Info("vtep: --iface value does not resolve", "value", a.raw, "reason", err.Error())
 	}
 
 	for _, re := range r.p.regexes {
@@ -347,6 +347,11 @@ func (r *resolver) regexCandidates(re *regexp.Regexp) []candidate {
 func (r *resolver) canReachCandidate() (candidate, error) {
 	d := r.p.canReach
 	what := fmt.Sprintf("--iface-can-reach %q", d.String())
+	// Checked on the snapshot as well as by the route type: the kernel adds
+	// the local route of a new address asynchronously.
+	if owners := r.h.owners(d); len(owners) > 0 {
+		return candidate{}, fmt.Errorf("%s: %w (on %s)", what, ErrLocalDest, owners[0].Attrs().Name)
+	}
 	routes, err := r.h.routeGet(d)
 	if err != nil {
 		return candidate{}, fmt.Errorf("%s: %w: %w", what, ErrNoRoute, err)
@@ -360,7 +365,7 @@ func (r *resolver) canReachCandidate() (candidate, error) {
 		return candidate{}, fmt.Errorf("%s: %w: route via unknown ifindex %d", what, ErrNoRoute, rt.LinkIndex)
 	}
 	if isLoopback(l) || rt.Type == unix.RTN_LOCAL {
-		return candidate{}, fmt.Errorf("%s: routed to %s, a local address: %w", what, l.Attrs().Name, ErrLoopback)
+		return candidate{}, fmt.Errorf("%s: %w (routed to %s)", what, ErrLocalDest, l.Attrs().Name)
 	}
 	c := candidate{link: l, source: SourceCanReach, what: what}
 	if rt.Src != nil {

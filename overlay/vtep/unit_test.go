@@ -356,15 +356,17 @@ func TestCanReachFake(t *testing.T) {
 	f.get["2001:db8:f::1"] = netlink.Route{LinkIndex: 2, Src: net.ParseIP("2001:db8::2"), Type: unix.RTN_UNICAST}
 	f.get["2001:db8:f::2"] = netlink.Route{LinkIndex: 2, Src: net.ParseIP("2001:db8::3"), Type: unix.RTN_UNICAST}
 	f.get["2001:db8:f::3"] = netlink.Route{LinkIndex: 2, Type: unix.RTN_UNICAST}
-	f.get["2001:db8::1"] = netlink.Route{LinkIndex: 1, Type: unix.RTN_LOCAL}
+	f.get["2001:db8:f::9"] = netlink.Route{LinkIndex: 1, Type: unix.RTN_LOCAL}
 	c, err := f.choose(t, Options{IfaceCanReach: "2001:db8:f::1"})
 	check(t, c, err, "eth0", "2001:db8::2", "2001:db8::2", SourceCanReach, false)
 	c, err = f.choose(t, Options{IfaceCanReach: "2001:db8:f::2"}) // temporary src: not used
 	check(t, c, err, "eth0", "2001:db8::1", "2001:db8::1", SourceCanReach, false)
 	c, err = f.choose(t, Options{IfaceCanReach: "2001:db8:f::3"})
 	check(t, c, err, "eth0", "2001:db8::1", "2001:db8::1", SourceCanReach, false)
-	if _, err := f.choose(t, Options{IfaceCanReach: "2001:db8::1"}); !errors.Is(err, ErrLoopback) {
-		t.Errorf("local destination: %v", err)
+	for _, d := range []string{"2001:db8:f::9", "2001:db8::1"} { // by route type; by own address
+		if _, err := f.choose(t, Options{IfaceCanReach: d}); !errors.Is(err, ErrLocalDest) || !strings.Contains(err.Error(), d) {
+			t.Errorf("local destination %s: %v", d, err)
+		}
 	}
 }
 
