@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestCrashAtEveryStep kills a plugin process at every step of Allocate and
@@ -204,8 +206,8 @@ func TestFsyncFailure(t *testing.T) {
 	s, dir := openTest(t, Options{})
 	v6, v4 := mustCIDR(t, "fd00:c6::/64"), mustCIDR(t, "10.198.0.0/24")
 	alloc(t, s, "kept", "eth0", v6, v4)
-	fsync = func(*os.File) error { return errors.New("injected EIO") }
-	defer func() { fsync = (*os.File).Sync }()
+	fsyncFd = func(int) error { return errors.New("injected EIO") }
+	defer func() { fsyncFd = unix.Fsync }()
 
 	if _, err := s.Allocate("p", "eth0", []*net.IPNet{v6, v4}, nil); err == nil || !strings.Contains(err.Error(), "injected EIO") {
 		t.Fatalf("Allocate = %v, want the fsync error", err)
@@ -223,9 +225,9 @@ func TestFsyncFailure(t *testing.T) {
 		t.Fatalf("after Release kept holds %+v, %v", a, err)
 	}
 	// An idempotent repeat writes nothing, so it needs no fsync.
-	fsync = (*os.File).Sync
+	fsyncFd = unix.Fsync
 	first := alloc(t, s, "q", "eth0", v6)
-	fsync = func(*os.File) error { return errors.New("injected EIO") }
+	fsyncFd = func(int) error { return errors.New("injected EIO") }
 	if again := alloc(t, s, "q", "eth0", v6); !again[0].Equal(first[0]) {
 		t.Fatalf("repeat got %s, want %s", again[0], first[0])
 	}

@@ -1,9 +1,7 @@
 package ipam
 
 import (
-	"errors"
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,31 +11,31 @@ import (
 // Stores in this process alike, and the kernel drops it when a process dies:
 // a crashed plugin can never wedge the node.
 type fileLock struct {
-	f *os.File
+	path string
+	fd   int
 }
 
 func openLock(path string) (*fileLock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	fd, err := openFd(path, unix.O_RDWR|unix.O_CREAT, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file %s: %w", path, err)
+		return nil, fmt.Errorf("open lock file: %w", err)
 	}
-	return &fileLock{f: f}, nil
+	return &fileLock{path: path, fd: fd}, nil
 }
 
-func (l *fileLock) lock(how int) error {
+func (l *fileLock) flock(how int) error {
 	for {
-		err := unix.Flock(int(l.f.Fd()), how)
-		if !errors.Is(err, unix.EINTR) {
-			if err != nil {
-				return fmt.Errorf("flock %s: %w", l.f.Name(), err)
-			}
-			return nil
+		err := unix.Flock(l.fd, how)
+		if err == unix.EINTR {
+			continue
 		}
+		if err != nil {
+			return fmt.Errorf("flock %s: %w", l.path, err)
+		}
+		return nil
 	}
 }
 
-func (l *fileLock) Lock() error { return l.lock(unix.LOCK_EX) }
-func (l *fileLock) Unlock() error {
-	return l.lock(unix.LOCK_UN)
-}
-func (l *fileLock) Close() error { return l.f.Close() }
+func (l *fileLock) Lock() error   { return l.flock(unix.LOCK_EX) }
+func (l *fileLock) Unlock() error { return l.flock(unix.LOCK_UN) }
+func (l *fileLock) Close() error  { return unix.Close(l.fd) }

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 type record struct {
@@ -90,7 +92,7 @@ func unescape(v string) (string, error) {
 
 func (s *Store) loadRecordFile(name string) (record, error) {
 	var rec record
-	b, err := os.ReadFile(filepath.Join(s.pairs, name))
+	b, err := readSmallFile(filepath.Join(s.pairs, name))
 	if err != nil {
 		return rec, err
 	}
@@ -173,19 +175,16 @@ func (s *Store) writeRecord(id, ifname string, addrs []netip.Addr) error {
 func (s *Store) replaceFile(path string, data []byte) error {
 	s.tmpSeq++
 	tmp := filepath.Join(s.tmp, fmt.Sprintf("%d.%d", os.Getpid(), s.tmpSeq))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := writeFileAt(tmp, data, unix.O_TRUNC)
 	if err == nil {
-		err = os.Rename(tmp, path)
+		// Not os.Rename: it lstats the target first, only to word an error
+		// about directories.
+		if rerr := unix.Rename(tmp, path); rerr != nil {
+			err = &os.LinkError{Op: "rename", Old: tmp, New: path, Err: rerr}
+		}
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = unix.Unlink(tmp)
 	}
 	return err
 }

@@ -115,9 +115,13 @@ func OpenWithOptions(dataDir string, opts Options) (*Store, error) {
 		tmp:     filepath.Join(dataDir, "tmp"),
 		opts:    opts,
 	}
-	for _, d := range []string{s.ips, s.pairs, s.cursors, s.tmp} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("ipam: create state dir %s: %w", d, err)
+	// tmp/ is made last, so if it exists the layout is complete: one stat
+	// instead of four on every plugin exec.
+	if _, err := os.Stat(s.tmp); err != nil {
+		for _, d := range []string{s.ips, s.pairs, s.cursors, s.tmp} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return nil, fmt.Errorf("ipam: create state dir %s: %w", d, err)
+			}
 		}
 	}
 	lk, err := openLock(filepath.Join(dataDir, "lock"))
@@ -542,36 +546,14 @@ func (s *Store) Free(subnet *net.IPNet) (bool, error) {
 	return uint64(len(used)) < pl.capacity, nil
 }
 
-// fsync is f.Sync; tests replace it to see a failing disk.
-var fsync = (*os.File).Sync
-
 func (s *Store) sync(dir string) error {
 	if s.opts.NoSync {
 		return nil
 	}
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("ipam: sync %s: %w", dir, err)
-	}
-	err = fsync(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("ipam: sync %s: %w", dir, err)
+	if err := fsyncPath(dir); err != nil {
+		return fmt.Errorf("ipam: %w", err)
 	}
 	return nil
-}
-
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("read dir %s: %w", dir, err)
-	}
-	return names, nil
 }
 
 func checkPair(id, ifname string) error {

@@ -605,3 +605,46 @@ func TestClosedStore(t *testing.T) {
 		t.Fatal("Allocate on a closed store succeeded")
 	}
 }
+
+// When every candidate the cursor probes is taken (here: statics right after
+// it), a /64 falls back to counting its allocations, not scanning the subnet.
+func TestLargeSubnetFallbackPastTakenRun(t *testing.T) {
+	s, _ := openTest(t, Options{NoSync: true})
+	v6 := mustCIDR(t, "fd00:e1::/64")
+	for i := 2; i < 2+probeAllocate+5; i++ {
+		ip := net.ParseIP(fmt.Sprintf("fd00:e1::%x", i))
+		if _, err := s.Allocate(fmt.Sprintf("static%d", i), "eth0", []*net.IPNet{v6}, []net.IP{ip}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ip := alloc(t, s, "dyn", "eth0", v6)[0]
+	if want := fmt.Sprintf("fd00:e1::%x", 2+probeAllocate+5); ip.String() != want {
+		t.Fatalf("got %s, want %s (first free after the run)", ip, want)
+	}
+}
+
+// Dual-stack with the IPv4 subnet full: the call fails with ErrExhausted and
+// the IPv6 address it would have taken stays free.
+func TestDualStackPartialExhaustion(t *testing.T) {
+	s, dir := openTest(t, Options{NoSync: true})
+	v6, v4 := mustCIDR(t, "fd00:e2::/64"), mustCIDR(t, "10.226.0.0/29") // 5 IPv4 addresses
+	for i := range 5 {
+		alloc(t, s, fmt.Sprintf("c%d", i), "eth0", v6, v4)
+	}
+	before := len(holders(t, dir))
+	if _, err := s.Allocate("late", "eth0", []*net.IPNet{v6, v4}, nil); !errors.Is(err, ErrExhausted) || !strings.Contains(err.Error(), "10.226.0.0/29") {
+		t.Fatalf("got %v, want ErrExhausted naming 10.226.0.0/29", err)
+	}
+	if after := len(holders(t, dir)); after != before {
+		t.Fatalf("failed call left reservations: %d before, %d after", before, after)
+	}
+	if a, _ := s.Get("late", "eth0"); a != nil {
+		t.Fatalf("late holds %+v", a)
+	}
+	if free, err := s.Free(v4); err != nil || free {
+		t.Fatalf("Free(v4) = %v, %v", free, err)
+	}
+	if free, err := s.Free(v6); err != nil || !free {
+		t.Fatalf("Free(v6) = %v, %v", free, err)
+	}
+}
