@@ -24,7 +24,9 @@
 //	                         interface-index order, then address order) first; if
 //	                         none matches, against interface names (index order).
 //	                         A matched address is Local; a matched name gives that
-//	                         interface's first usable address.
+//	                         interface's first usable address. Addresses are
+//	                         matched in canonical form (2001:db8::1, RFC 5952),
+//	                         unanchored, like flannel.
 //	--iface-can-reach D      as `ip -6 route get D`: the route's device, and the
 //	                         route's preferred source (Src) as Local when that is a
 //	                         usable address; else the device's first usable address.
@@ -67,8 +69,8 @@
 //     address was added): Choose waits up to Options.DADTimeout (default 3s)
 //     for DAD to finish, then errors if it is still tentative.
 //   - deprecated or temporary: accepted, because the operator said so, with a
-//     warning: a deprecated address is not used by the kernel for new
-//     connections elsewhere, and a temporary one will go away.
+//     warning: the kernel no longer picks a deprecated address as the source
+//     of new connections by itself, and a temporary one will go away.
 //
 // A named address on the loopback interface (an anycast-style VTEP) is an
 // error without a selector: lo cannot be the underlay. Name the underlay with
