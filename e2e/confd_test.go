@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/vxlan6/vxlan6/internal/testbed"
+	"github.com/vxlan6/vxlan6/internal/testutil"
+	"github.com/vxlan6/vxlan6/overlay/lease"
+)
+
+func confdDir(t *testing.T) string {
+	t.Helper()
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "conf.d")
+}
+
+// TestConfdFilesParse: every example in conf.d is valid for what reads it.
+func TestConfdFilesParse(t *testing.T) {
+	dir := confdDir(t)
+	lists, _ := filepath.Glob(filepath.Join(dir, "*.conflist"))
+	if len(lists) < 2 {
+		t.Fatalf("want the IPv6-only and dual-stack conflists in %s, found %v", dir, lists)
+	}
+	for _, f := range lists {
+		l, err := libcni.ConfListFromFile(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		// Podman 4.3 and nerdctl 1.7 refuse 1.1.0 results.
+		if l.CNIVersion != "1.0.0" || l.Name != "vxlan6" || len(l.Plugins) == 0 || l.Plugins[0].Network.Type != "vxlan6" {
+			t.Errorf("%s: want cniVersion 1.0.0, name vxlan6, vxlan6 first; got %s %s %d plugins", f, l.CNIVersion, l.Name, len(l.Plugins))
+		}
+	}
+	nets, _ := filepath.Glob(filepath.Join(dir, "network*.json"))
+	if len(nets) < 2 {
+		t.Fatalf("want network.json and network-dualstack.json in %s, found %v", dir, nets)
+	}
+	for _, f := range nets {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lease.ParseConfig(b); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+
+	// Every variable in the env file (set or commented out) is a flag of
+	// `vxlan6d run`.
+	help, _ := exec.Command(testutil.Binary(t, "vxlan6d"), "run", "-h").CombinedOutput()
+	flags := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+-([a-z0-9-]+)`).FindAllStringSubmatch(string(help), -1) {
+		flags[m[1]] = true
+	}
+	if len(flags) < 10 {
+		t.Fatalf("could not read the flags of vxlan6d run -h:\n%s", help)
+	}
+	f, err := os.Open(filepath.Join(dir, "vxlan6d.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	re := regexp.MustCompile(`^#?(VXLAN6D_[A-Z0-9_]+)=`)
+	n := 0
+	for sc.Scan() {
+		m := re.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+		if m == nil {
+			continue
+		}
+		n++
+		flag := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(m[1], "VXLAN6D_")), "_", "-")
+		if !flags[flag] {
+			t.Errorf("vxlan6d.env: %s is no flag of vxlan6d run (--%s)", m[1], flag)
+		}
+	}
+	if n == 0 {
+		t.Error("vxlan6d.env sets no VXLAN6D_ variable")
+	}
+}
+
+// TestConfdConflistsWork: the example conflists, with only the host's paths
+// filled in, attach containers through vxlan6 chained with the reference
+// portmap plugin (a port mapping on ADD, gone on DEL), and the containers
+// reach each other across hosts.
+func TestConfdConflistsWork(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Parallel()
+	portmap := refPlugin(t, "portmap")
+	for _, tc := range []struct {
+		file string
+		dual bool
+	}{{"10-vxlan6.conflist", false}, {"10-vxlan6-dualstack.conflist", true}} {
+		t.Run(tc.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(confdDir(t), tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := newBed(t, 2, tc.dual)
+			startAll(t, b, nil)
+			binDir := t.TempDir()
+			for src, name := range map[string]string{testutil.Binary(t, "vxlan6"): "vxlan6", portmap: "portmap"} {
+				if err := os.Symlink(src, filepath.Join(binDir, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var ips []target
+			for _, h := range b.Hosts {
+				var conf map[string]any
+				if err := json.Unmarshal(raw, &conf); err != nil {
+					t.Fatal(err)
+				}
+				p := conf["plugins"].([]any)[0].(map[string]any)
+				p["subnetFile"], p["dataDir"], p["bridge"] = h.SubnetFile, h.DataDir, h.Bridge
+				list, _ := json.Marshal(conf)
+				cl, err := libcni.ConfListFromBytes(list)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := &testbed.Container{Host: h, Name: testutil.UniqueName(h.Name[:4] + "cd")}
+				if out, err := exec.Command("ip", "netns", "add", c.Name).CombinedOutput(); err != nil {
+					t.Fatalf("ip netns add: %v: %s", err, out)
+				}
+				rc := &libcni.RuntimeConf{
+					ContainerID: c.Name, NetNS: testbed.NetnsPath(c.Name), IfName: "eth0",
+					CapabilityArgs: map[string]any{"portMappings": []map[string]any{{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}}},
+				}
+				// The plugins must run inside the host's netns (the node
+				// bridge, the host-side veths and portmap's rules live there):
+				// CNI_PATH holds shims that nsenter first.
+				shimDir := t.TempDir()
+				for _, name := range []string{"vxlan6", "portmap"} {
+					script := fmt.Sprintf("#!/bin/sh\nexec nsenter --net=%s -- %s \"$@\"\n", h.NetnsPath(), filepath.Join(binDir, name))
+					if err := os.WriteFile(filepath.Join(shimDir, name), []byte(script), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				cn := libcni.NewCNIConfigWithCacheDir([]string{shimDir}, filepath.Join(h.Dir, "confd-cache"), nil)
+				ctx := testutil.Context(t, time.Minute)
+				res, err := cn.AddNetworkList(ctx, cl, rc)
+				t.Cleanup(func() {
+					if err := cn.DelNetworkList(testutil.Context(t, time.Minute), cl, rc); err != nil {
+						t.Errorf("DEL %s: %v", c.Name, err)
+					}
+					exec.Command("ip", "netns", "del", c.Name).Run()
+				})
+				if err != nil {
+					t.Fatalf("ADD through %s on %s: %v", tc.file, h.Name, err)
+				}
+				r, err := types100.NewResultFromResult(res)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, ip := range r.IPs {
+					if ip.Address.IP.To4() != nil {
+						c.IPv4 = ip.Address.IP
+						if tc.dual {
+							ips = append(ips, target{c, c.IPv4})
+						}
+					} else {
+						c.IPv6 = ip.Address.IP
+						ips = append(ips, target{c, c.IPv6})
+					}
+				}
+				// portmap ran after vxlan6 with its prevResult: its DNAT
+				// chain for the mapping exists in the host's ip6tables.
+				out, err := h.Exec("ip6tables-save", "-t", "nat")
+				if err != nil || !strings.Contains(out, "18080") {
+					t.Errorf("%s: no ip6tables port mapping for 18080 after ADD (%v):\n%s", h.Name, err, out)
+				}
+			}
+			want := 2
+			if tc.dual {
+				want = 4
+			}
+			if len(ips) != want {
+				t.Fatalf("got %d container addresses, want %d: %v", len(ips), want, ips)
+			}
+			var v6, v4 []target
+			for _, x := range ips {
+				if x.ip.To4() != nil {
+					v4 = append(v4, x)
+				} else {
+					v6 = append(v6, x)
+				}
+			}
+			meshPing(t, v6)
+			if tc.dual {
+				meshPing(t, v4)
+			}
+		})
+	}
+}
+
+// refPlugin finds a reference CNI plugin (portmap...) where this machine
+// class has them.
+func refPlugin(t *testing.T, name string) string {
+	t.Helper()
+	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+	for _, d := range []string{filepath.Join(strings.TrimSpace(string(gopath)), "bin"), "/opt/cni/bin", "/usr/lib/cni"} {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	t.Skipf("CNI reference plugin %s not found (go install github.com/containernetworking/plugins/plugins/meta/%s@v1.10.0)", name, name)
+	return ""
+}
