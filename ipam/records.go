@@ -1,6 +1,7 @@
 // Pair records: pairs/<name> lists what a (container ID, ifname) holds or is
-// about to hold. Written by temp file + rename, so readers see the old or the
-// new record, never a mix.
+// about to hold. An existing record is replaced by temp file + rename, so
+// readers see the old or the new list, never a mix; a fresh one is written in
+// place, before any reservation exists, so a torn one lists nothing held.
 
 package ipam
 
@@ -149,9 +150,11 @@ func (s *Store) scanOwned(tok string) ([]netip.Addr, error) {
 }
 
 // writeRecord replaces the pair's record atomically (write a temp file,
-// rename it over); an empty list removes the record.
-func (s *Store) writeRecord(id, ifname string, addrs []netip.Addr) error {
-	path := filepath.Join(s.pairs, recordName(id, ifname))
+// rename it over), or creates it in place when fresh (none exists); an empty
+// list removes the record.
+func (s *Store) writeRecord(id, ifname string, addrs []netip.Addr, fresh bool) error {
+	name := recordName(id, ifname)
+	path := filepath.Join(s.pairs, name)
 	if len(addrs) == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("ipam: remove record of %s/%s: %w", id, ifname, err)
@@ -166,7 +169,17 @@ func (s *Store) writeRecord(id, ifname string, addrs []netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	if err := s.replaceFile(path, b); err != nil {
+	if fresh && !strings.HasPrefix(name, "~") {
+		// No record exists: write it in place, sparing the temp dir and a
+		// rename (fewer metadata blocks to journal). A crash mid-write
+		// leaves a torn record while no reservation exists yet, which
+		// reads as "nothing listed" (see readRecord); hashed names are
+		// excluded because their identity lives only in the content.
+		err = writeFileAt(path, b, unix.O_EXCL)
+	} else {
+		err = s.replaceFile(path, b)
+	}
+	if err != nil {
 		return fmt.Errorf("ipam: write record of %s/%s: %w", id, ifname, err)
 	}
 	return nil

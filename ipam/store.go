@@ -243,7 +243,7 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 // addresses it reserved and whether it changed anything on disk.
 func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Addr) (result, create []netip.Addr, changed bool, err error) {
 	tok := token(id, ifname)
-	listed, _, err := s.readRecord(id, ifname, tok)
+	listed, exists, err := s.readRecord(id, ifname, tok)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -324,7 +324,7 @@ func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Add
 		}
 	}
 	if !sameSet(union, listed) {
-		if err := s.writeRecord(id, ifname, union); err != nil {
+		if err := s.writeRecord(id, ifname, union, !exists); err != nil {
 			return nil, nil, false, err
 		}
 	}
@@ -337,7 +337,7 @@ func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Add
 					err = errors.Join(err, uerr)
 				}
 			}
-			if rerr := s.writeRecord(id, ifname, listed); rerr != nil {
+			if rerr := s.writeRecord(id, ifname, listed, false); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 			return nil, nil, false, err
@@ -358,7 +358,7 @@ func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Add
 		at("allocate:dropped")
 	}
 	if !sameSet(final, union) {
-		if err := s.writeRecord(id, ifname, final); err != nil {
+		if err := s.writeRecord(id, ifname, final, false); err != nil {
 			slog.Warn("ipam: could not shrink the record; it still lists released addresses", "container", id, "ifname", ifname, "error", err)
 		}
 		at("allocate:record-shrunk")
@@ -387,7 +387,7 @@ func (s *Store) forget(id, ifname string, addrs []netip.Addr) error {
 		return errs
 	}
 	keep := slices.DeleteFunc(listed, func(a netip.Addr) bool { return slices.Contains(addrs, a) })
-	return s.writeRecord(id, ifname, keep)
+	return s.writeRecord(id, ifname, keep, false)
 }
 
 // Get returns the allocation of (id, ifname), or nil if it holds none.
@@ -468,7 +468,7 @@ func (s *Store) releaseLocked(id, ifname string) (changed bool, err error) {
 		at("release:unreserved")
 	}
 	// The record shrinks only after the symlinks are gone.
-	if err := s.writeRecord(id, ifname, left); err != nil {
+	if err := s.writeRecord(id, ifname, left, false); err != nil {
 		errs = errors.Join(errs, err)
 	}
 	at("release:record-written")

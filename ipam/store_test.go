@@ -648,3 +648,29 @@ func TestDualStackPartialExhaustion(t *testing.T) {
 		t.Fatalf("Free(v6) = %v, %v", free, err)
 	}
 }
+
+// A fresh record is written in place; a crash mid-write leaves it torn
+// before any reservation exists. That reads as "holds nothing".
+func TestTornFreshRecord(t *testing.T) {
+	s, dir := openTest(t, Options{})
+	v6 := mustCIDR(t, "fd00:c2::/64")
+	if err := os.WriteFile(filepath.Join(dir, "pairs", recordName("z", "eth0")), []byte(`{"containerID":"z","ifN`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.Get("z", "eth0"); err != nil || a != nil {
+		t.Fatalf("Get = %+v, %v; want nil", a, err)
+	}
+	if list, err := s.List(); err != nil || len(list) != 0 {
+		t.Fatalf("List = %+v, %v; want empty", list, err)
+	}
+	ip := alloc(t, s, "z", "eth0", v6)
+	if a, err := s.Get("z", "eth0"); err != nil || a == nil || !a.IPs[0].Equal(ip[0]) {
+		t.Fatalf("after Allocate Get = %+v, %v", a, err)
+	}
+	if err := s.Release("z", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := readDirNames(filepath.Join(dir, "pairs")); len(names) != 0 {
+		t.Fatalf("records left: %v", names)
+	}
+}
