@@ -96,7 +96,7 @@ type Store struct {
 const (
 	probeAllocate = 64 // candidates tried from the cursor before counting allocations
 	probeFree     = 16
-	maxRecordName = 200 // below NAME_MAX (255) with room for the tmp prefix
+	maxRecordName = 200 // well below NAME_MAX (255)
 )
 
 // Open opens (creating if needed) the store under dataDir.
@@ -152,11 +152,14 @@ func (s *Store) sweepTmp() {
 
 // Close releases resources held by the store (not the allocations).
 func (s *Store) Close() error {
-	if s == nil || s.lk == nil {
+	if s == nil {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.lk == nil {
+		return nil
+	}
 	err := s.lk.Close()
 	s.lk = nil
 	return err
