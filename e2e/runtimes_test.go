@@ -498,7 +498,8 @@ data_root = %q
 cni_path = %q
 cni_netconfpath = %q
 cgroup_manager = "cgroupfs"
-`, sock, rt["VXLAN6_CONTAINERD_NAMESPACE"], filepath.Join(h.Dir, "nerdctl"), cniDir, confDir)), 0o644); err != nil {
+snapshotter = %q
+`, sock, rt["VXLAN6_CONTAINERD_NAMESPACE"], filepath.Join(h.Dir, "nerdctl"), cniDir, confDir, envOrDefault(rt, "VXLAN6_SNAPSHOTTER", "overlayfs"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	env := []string{"NERDCTL_TOML=" + toml}
@@ -542,6 +543,13 @@ cgroup_manager = "cgroupfs"
 			return err
 		},
 	}
+}
+
+func envOrDefault(env map[string]string, k, def string) string {
+	if v := env[k]; v != "" {
+		return v
+	}
+	return def
 }
 
 func tail(s string, n int) string {

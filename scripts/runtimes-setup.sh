@@ -67,6 +67,17 @@ CTR_NS="${VXLAN6_CTR_NAMESPACE:-vxlan6}"
 # reboot cannot leave a stale socket that looks alive.
 CTRD_STATE="${VXLAN6_CONTAINERD_STATE:-/run/vxlan6-containerd}"
 
+# overlayfs cannot sit on overlayfs (e.g. when this machine is itself a
+# container): fall back to the copying drivers there.
+fs_type() { mkdir -p "$1" && stat -f -c %T "$1"; }
+if [ "$(fs_type "$RT")" = overlayfs ]; then
+	STORAGE_DRIVER="${VXLAN6_STORAGE_DRIVER:-vfs}"
+	SNAPSHOTTER="${VXLAN6_SNAPSHOTTER:-native}"
+else
+	STORAGE_DRIVER="${VXLAN6_STORAGE_DRIVER:-overlay}"
+	SNAPSHOTTER="${VXLAN6_SNAPSHOTTER:-overlayfs}"
+fi
+
 log() { printf '%s runtimes-setup: %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -147,7 +158,7 @@ setup_podman() {
 	mkdir -p "$RT/podman"/{graphroot,cni-bin,net.d,tmp}
 	write_if_changed "$RT/podman/storage.conf" <<EOF
 [storage]
-driver = "overlay"
+driver = "$STORAGE_DRIVER"
 graphroot = "$RT/podman/graphroot"
 runroot = "/run/vxlan6-podman"
 EOF
@@ -240,7 +251,7 @@ setup_containerd() {
 	mkdir -p "$CTRD_STATE"
 	local pid
 	pid="$(start_containerd "$RT/containerd/config.toml" "$(ctrd_sock)" "$RT/containerd/setup.log")"
-	if ! ctr -a "$(ctrd_sock)" -n "$CTR_NS" images import "$RT/image/box.oci.tar" >&2; then
+	if ! ctr -a "$(ctrd_sock)" -n "$CTR_NS" images import --snapshotter "$SNAPSHOTTER" "$RT/image/box.oci.tar" >&2; then
 		stop_containerd "$pid"
 		die "ctr images import $RT/image/box.oci.tar failed"
 	fi
@@ -311,6 +322,7 @@ write_env() {
 		if compgen -G "$RT/containerd/.imported-*" >/dev/null; then
 			echo "VXLAN6_CONTAINERD_ROOT=$RT/containerd/root"
 			echo "VXLAN6_CONTAINERD_NAMESPACE=$CTR_NS"
+			echo "VXLAN6_SNAPSHOTTER=$SNAPSHOTTER"
 		fi
 		if [ -x "$(nerdctl_bin)" ]; then
 			echo "VXLAN6_NERDCTL=$(nerdctl_bin)"
@@ -390,6 +402,7 @@ data_root = "$work/nerdctl"
 cni_path = "$work/bin"
 cni_netconfpath = "$work/net.d"
 cgroup_manager = "cgroupfs"
+snapshotter = "$SNAPSHOTTER"
 EOF
 	export NERDCTL_TOML="$work/nerdctl.toml"
 	"$(nerdctl_bin)" run -d --name vx6v-nerd --net vx6verify "$IMAGE" sleep 60 >/dev/null ||
