@@ -140,6 +140,8 @@ for i in $(seq 1 "$HOSTS"); do
 	uplink="$(ip -n "$PREFIX-$h" -6 -o addr show dev eth0 scope global | awk '{sub("/.*","",$4); print $4}' | sort | paste -sd, | sed 's/,/, /g')"
 	printf '%-4s  %-33s  %-16s  %-39s  %s\n' "$h" "$uplink" "$vtep" "$by" "$subnet"
 done
+say "(named VTEPs are each host's SECOND address: not the lowest, which autodetection picks,"
+say " and not the one the kernel lists first: only the operator's choice selects it)"
 say ""
 printf '%-10s %-22s %s\n' CONTAINER "IPV6" "$([ "$DUAL" = 1 ] && echo IPV4)"
 for c in $(seq 0 $((N - 1))); do

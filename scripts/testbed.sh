@@ -458,7 +458,10 @@ up() {
 	if [ -e "$STATE_DIR/testbed.env" ] || ns_exists "$(sw_ns)"; then
 		die "a testbed with prefix $PREFIX exists ($STATE_DIR); '$0 down --prefix $PREFIX' first, or pick another --prefix"
 	fi
+	# set -e already turns a failed command into an exit (and so into the
+	# EXIT trap); the ERR trap says so explicitly, keeping the status.
 	trap up_cleanup EXIT
+	trap 'exit $?' ERR
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	mkdir -p "$STATE_DIR"
@@ -478,7 +481,7 @@ up() {
 	wait_subnet_file "${hs[@]}"
 	check_vteps "${hs[@]}"
 	UP_DONE=1
-	trap - EXIT INT TERM
+	trap - EXIT INT TERM ERR
 	log "up: ${#hs[@]} hosts$([ "$DUAL" = 1 ] && echo ', dual-stack'), state in $STATE_DIR"
 	[ "$QUIET" = 1 ] || status >&2
 }
@@ -489,7 +492,8 @@ add_host() {
 	local i="$NEXT_HOST" mode
 	mode="${VTEP_MODES_CLI:-$(mode_of "$i")}"
 	# Same rule as up: a failed add leaves no half host behind.
-	trap 'rc=$?; trap - EXIT; [ $rc = 0 ] || remove_host "h'"$i"'"; exit $rc' EXIT
+	trap 'rc=$?; trap - EXIT; [ $rc = 0 ] || { remove_host "h'"$i"'"; rm -rf "$STATE_DIR/h'"$i"'"; }; exit $rc' EXIT
+	trap 'exit $?' ERR
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	make_host "$i" "$mode"
@@ -497,7 +501,7 @@ add_host() {
 	save_state
 	wait_subnet_file "h$i"
 	check_vteps "h$i"
-	trap - EXIT INT TERM
+	trap - EXIT INT TERM ERR
 	echo "h$i"
 }
 
