@@ -50,12 +50,8 @@ func scriptEnv(t *testing.T) (prefix string, env []string) {
 	bin := filepath.Dir(testutil.Binary(t, "vxlan6d"))
 	prefix = testutil.UniqueName("t")
 	env = []string{"BIN=" + bin, "PREFIX=" + prefix, "STATE_DIR=/tmp/vxlan6-testbed-" + prefix}
-	if p, err := exec.LookPath("cnitool"); err == nil {
-		env = append(env, "CNITOOL="+p)
-	} else {
-		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		env = append(env, "CNITOOL="+filepath.Join(strings.TrimSpace(string(gopath)), "bin", "cnitool"))
-	}
+	// The scripts attach their containers with cnitool.
+	env = append(env, "CNITOOL="+cnitoolPath(t))
 	// Whatever happens, the testbed goes.
 	t.Cleanup(func() {
 		if out, err := script(t, time.Minute, env, "testbed.sh", "down", "-q"); err != nil {
