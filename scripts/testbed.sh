@@ -80,6 +80,10 @@ VTEP_MODES_CLI=""
 parse_opts() {
 	while [ $# -gt 0 ]; do
 		case "$1" in
+		-n | --hosts | --prefix | --state-dir | --lease-ttl | --bin | --vtep-modes | --vtep-mode)
+			[ $# -ge 2 ] || die "$1 needs a value" ;;
+		esac
+		case "$1" in
 		-n | --hosts) HOSTS="$2"; shift 2 ;;
 		--dual-stack) DUAL=1; shift ;;
 		--prefix) PREFIX="$2"; shift 2 ;;
@@ -525,5 +529,5 @@ start-etcd) load_state; start_etcd ;;
 add-container) [ $# = 2 ] || usage; load_state; find_cnitool; add_container "$1" "$2" ;;
 del-container) [ $# = 2 ] || usage; load_state; find_cnitool; del_container "$1" "$2" ;;
 vtep) [ $# = 1 ] || usage; load_state; subnet_key "$1" VXLAN6_VTEP ;;
-*) usage ;;
+*) echo "testbed.sh: unknown command '$CMD'" >&2; usage >&2 ;;
 esac
