@@ -19,7 +19,8 @@
 // Options.ReverseAddrOrder to flip it, so its result cannot be a lucky
 // default.
 //
-// etcd is the embedded one on a unix socket (reachable from every netns).
+// etcd is the embedded one on a unix socket (reachable from every netns);
+// StopEtcd/StartEtcd simulate an outage.
 // Daemons run as `nsenter --net=/var/run/netns/<host> vxlan6d run ...` with
 // the host's own subnet file; containers are added with libcni through the
 // vxlan6 plugin executed in the host's namespace, each host with its own
@@ -39,6 +40,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +48,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxlan6/vxlan6/internal/testutil"
+	"github.com/vxlan6/vxlan6/overlay/etcdserver"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
@@ -92,6 +95,7 @@ type Bed struct {
 	DaemonBin string
 	PluginBin string
 	opts      Options
+	etcdUp    bool
 }
 
 // New builds a switch, o.Hosts hosts and an etcd. It needs root.
@@ -111,7 +115,7 @@ func New(t testing.TB, o Options) *Bed {
 	}
 	b.Dir = dir
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	b.Etcd = testutil.StartEtcd(t)
+	b.startEtcd()
 
 	b.Switch = b.Name + "s"
 	b.addNetns(b.Switch)
@@ -180,6 +184,64 @@ func (b *Bed) MustExec(ns string, args ...string) string {
 // EtcdFlags are the flags that point vxlan6d at this bed's etcd.
 func (b *Bed) EtcdFlags() []string {
 	return []string{"--etcd-endpoints", strings.Join(b.Etcd.Endpoints, ","), "--etcd-prefix", b.Prefix}
+}
+
+// startEtcd is testutil.StartEtcd, except that the member can be stopped
+// and restarted (embed.Etcd.Close must not run twice).
+func (b *Bed) startEtcd() {
+	t := b.T
+	t.Helper()
+	sock := filepath.Join(b.Dir, "etcd.sock")
+	srv, err := etcdserver.Start(etcdserver.Config{
+		DataDir:    filepath.Join(b.Dir, "etcd"),
+		ClientURLs: []string{"unix://" + sock},
+		NoFsync:    true,
+	})
+	if err != nil {
+		t.Fatalf("start embedded etcd: %v", err)
+	}
+	b.etcdUp = true
+	t.Cleanup(func() {
+		if b.etcdUp {
+			b.etcdUp = false
+			b.Etcd.Server.Close()
+		}
+	})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("etcd client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	b.Etcd = &testutil.Etcd{Server: srv, Endpoints: srv.Endpoints, Client: cli, SockPath: sock}
+}
+
+// StopEtcd stops the bed's etcd (an outage); StartEtcd brings it back with
+// the same data and socket. Clients (the daemons, Client()) reconnect by
+// themselves.
+func (b *Bed) StopEtcd() {
+	b.T.Helper()
+	if b.etcdUp {
+		b.etcdUp = false
+		b.Etcd.Server.Close()
+	}
+}
+
+// StartEtcd restarts the etcd stopped by StopEtcd.
+func (b *Bed) StartEtcd() {
+	b.T.Helper()
+	if b.etcdUp {
+		return
+	}
+	srv, err := etcdserver.Start(etcdserver.Config{
+		DataDir:    filepath.Join(b.Dir, "etcd"),
+		ClientURLs: b.Etcd.Endpoints,
+		NoFsync:    true,
+	})
+	if err != nil {
+		b.T.Fatalf("restart embedded etcd: %v", err)
+	}
+	b.Etcd.Server = srv
+	b.etcdUp = true
 }
 
 // Client is the bed's etcd client.

@@ -347,7 +347,8 @@ func (d *daemon) writeSubnetFile() error {
 
 // retry runs f until it succeeds or ctx ends (false), logging each failure.
 func (d *daemon) retry(ctx context.Context, what string, f func() error) bool {
-	b := newBackoff(500*time.Millisecond, 15*time.Second)
+	// At most 5s apart: after an etcd outage the resync should not lag.
+	b := newBackoff(500*time.Millisecond, 5*time.Second)
 	for attempt := 1; ; attempt++ {
 		err := f()
 		if err == nil {

@@ -350,6 +350,50 @@ func TestRestartKeepsTraffic(t *testing.T) {
 	}
 }
 
+// TestEtcdOutageKeepsTraffic: while etcd is away the data path stays as it
+// is and traffic flows; once it is back the daemons resync and see a new node.
+func TestEtcdOutageKeepsTraffic(t *testing.T) {
+	b := newBed(t, 2, false)
+	startAll(t, b, nil)
+	h1, h2 := b.Hosts[0], b.Hosts[1]
+	c1, c2 := h1.AddContainer(), h2.AddContainer()
+	mustPing(t, c1, c2.IPv6)
+	dp1, _ := h1.DataPath()
+
+	var wg sync.WaitGroup
+	var out string
+	var perr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		out, perr = testbed.ExecTimeout(30*time.Second, c1.Name, "ping", "-6", "-n", "-q", "-i", "0.1", "-c", "60", "-W", "1", c2.IPv6.String())
+	}()
+	time.Sleep(500 * time.Millisecond)
+	b.StopEtcd()
+	time.Sleep(4 * time.Second)
+	if dp, _ := h1.DataPath(); dp != dp1 {
+		t.Errorf("data path changed while etcd was away:\nbefore:\n%s\nafter:\n%s", dp1, dp)
+	}
+	b.StartEtcd()
+	wg.Wait()
+	if perr != nil || !strings.Contains(out, " 0% packet loss") {
+		t.Errorf("ping during the etcd outage lost packets: %v\n%s", perr, out)
+	}
+	for _, h := range b.Hosts {
+		if h.Daemon().Exited() {
+			t.Fatalf("daemon on %s exited during the outage: %v", h.Name, h.Daemon().ExitErr())
+		}
+	}
+	// The watches work again: a new node shows up on both.
+	h3 := b.AddHost()
+	h3.StartDaemon()
+	h3.Daemon().WaitReady(readyTimeout)
+	sf3, _ := h3.SubnetConfig()
+	waitRoute(t, h1, sf3.SubnetV6, true, 45*time.Second)
+	waitRoute(t, h2, sf3.SubnetV6, true, 45*time.Second)
+	mustPing(t, h3.AddContainer(), c1.IPv6)
+}
+
 // TestDeadDaemonLeaseExpires: a daemon killed with a short TTL loses its
 // lease, and its peer drops its routes and fdb entry.
 func TestDeadDaemonLeaseExpires(t *testing.T) {
