@@ -380,6 +380,12 @@ func TestBadInput(t *testing.T) {
 				stdin: e.confBytes("1.0.0", nil), code: types.ErrUnknownContainer, mention: "vx6-does-not-exist"}
 		},
 		func(c *container) tc {
+			// e.exec gives the plugin no PATH: masquerading, the very last
+			// step of ADD, fails, and everything before it must be undone.
+			return tc{name: "failure after the veth exists (no iptables in PATH)", env: base(c),
+				stdin: e.confBytes("1.0.0", map[string]any{"ipMasq": true}), code: types.ErrInternal, mention: "masquerade"}
+		},
+		func(c *container) tc {
 			return tc{name: "host netns as CNI_NETNS", env: with(base(c), "CNI_NETNS", e.host.Path()),
 				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: e.host.Path()}
 		},
@@ -437,6 +443,29 @@ func TestDelEmptyNetnsLiveContainer(t *testing.T) {
 	if got := c.links(t); len(got) != 1 {
 		t.Errorf("container still has %v", got)
 	}
+}
+
+// A second ADD of the same (container ID, ifname) into a new netns, without
+// DEL in between (the old netns leaked), replaces the stale host veth.
+func TestReAddReplacesStaleVeth(t *testing.T) {
+	e := newEnv(t, v6Subnet())
+	l := e.list("1.0.0")
+	old, fresh := e.newContainer(), e.newContainer()
+	fresh.id = old.id
+	r1 := e.mustAdd(l, old.rt())
+	r2 := e.mustAdd(l, fresh.rt())
+	if !r1.IPs[0].Address.IP.Equal(r2.IPs[0].Address.IP) {
+		t.Errorf("same pair got %s then %s", r1.IPs[0].Address.IP, r2.IPs[0].Address.IP)
+	}
+	e.assertClean(1)
+	if got := old.links(t); len(got) != 1 {
+		t.Errorf("old netns still has %v", got)
+	}
+	fresh.ping(t, r2.IPs[0].Gateway)
+	if err := e.del(l, fresh.rt()); err != nil {
+		t.Fatal(err)
+	}
+	e.assertClean(0)
 }
 
 // DEL releases the addresses even when the netns is gone and the subnet
