@@ -42,6 +42,11 @@ Usage:
   vxlan6d leases [etcd flags]               table of leases: VTEP, node, subnets, MAC, TTL
   vxlan6d version
 
+The daemon's lease in etcd has a TTL (--lease-ttl, default 5m) and is renewed
+while it runs; when a node dies, its peers drop its routes once the TTL has
+passed. Stopping the daemon (SIGTERM) leaves the VXLAN device, its peers and
+the lease in place, so a restart does not disturb traffic.
+
 Every flag can also be set by an environment variable VXLAN6D_<FLAG>, dashes
 as underscores (--etcd-endpoints = VXLAN6D_ETCD_ENDPOINTS); a flag wins.
 Run "vxlan6d <command> -h" for the flags of a command.
@@ -384,20 +389,15 @@ func (c *cli) leases(args []string) int {
 	if err != nil {
 		return c.fail("leases", fmt.Errorf("list leases: %w", err))
 	}
-	ttls, err := leaseTTLs(ctx, cli, e.Prefix+"/leases/")
-	if err != nil {
-		return c.fail("leases", err)
-	}
 	ls := append([]lease.Lease(nil), snap.Leases...)
 	sort.Slice(ls, func(i, j int) bool { return ls[i].VTEP.String() < ls[j].VTEP.String() })
+	ttls := ttlCache{cli: cli, m: map[clientv3.LeaseID]string{}}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VTEP\tNODE\tIPV6 SUBNET\tIPV4 SUBNET\tMAC\tTTL")
 	for _, l := range ls {
-		ttl := "?"
-		if l.Reserved {
-			ttl = "reserved"
-		} else if t, ok := ttls[l.VTEP.String()]; ok {
-			ttl = t
+		ttl := "reserved"
+		if !l.Reserved {
+			ttl = ttls.get(ctx, l.EtcdLease)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ipStr(l.VTEP), dash(l.NodeName), dash(netStr(l.IPv6Subnet)), dash(netStr(l.IPv4Subnet)), dash(l.VtepMAC.String()), ttl)
 	}
@@ -415,29 +415,26 @@ func dash(s string) string {
 	return s
 }
 
-// leaseTTLs maps each lease key's VTEP (as written in the key) to the
-// remaining TTL of its etcd lease.
-func leaseTTLs(ctx context.Context, cli *clientv3.Client, keyPrefix string) (map[string]string, error) {
-	resp, err := cli.Get(ctx, keyPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", keyPrefix, err)
+// ttlCache asks etcd for the remaining TTL of each etcd lease once (many
+// records may share one).
+type ttlCache struct {
+	cli *clientv3.Client
+	m   map[clientv3.LeaseID]string
+}
+
+func (c *ttlCache) get(ctx context.Context, id clientv3.LeaseID) string {
+	if id == 0 {
+		return "none"
 	}
-	out := map[string]string{}
-	for _, kv := range resp.Kvs {
-		name := strings.TrimPrefix(string(kv.Key), keyPrefix)
-		if ip := net.ParseIP(name); ip != nil {
-			name = ip.String()
-		}
-		if kv.Lease == 0 {
-			out[name] = "none"
-			continue
-		}
-		t, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
-		if err != nil || t.TTL < 0 {
-			out[name] = "expired"
-			continue
-		}
-		out[name] = (time.Duration(t.TTL) * time.Second).String()
+	if v, ok := c.m[id]; ok {
+		return v
 	}
-	return out, nil
+	v := "expired"
+	if t, err := c.cli.TimeToLive(ctx, id); err != nil {
+		v = "?"
+	} else if t.TTL >= 0 {
+		v = (time.Duration(t.TTL) * time.Second).String()
+	}
+	c.m[id] = v
+	return v
 }

@@ -567,7 +567,7 @@ func (d *daemon) releaseMemory() {
 // isOwn: our own lease shows up in every List and Watch; it is not a peer
 // and not worth a warning.
 func (d *daemon) isOwn(l *lease.Lease) bool {
-	return d.lease != nil && l.VTEP.Equal(d.lease.VTEP) && sameNet(l.IPv6Subnet, d.lease.IPv6Subnet)
+	return d.choice != nil && l.VTEP.Equal(d.choice.Public) && l.NodeName == d.o.NodeName
 }
 
 func diffPeers(old, cur map[string]vxlan.Peer) (added, removed, changed int) {

@@ -394,6 +394,19 @@ func TestEtcdOutageKeepsTraffic(t *testing.T) {
 	mustPing(t, h3.AddContainer(), c1.IPv6)
 }
 
+// TestStartsBeforeEtcd: a daemon started while etcd is down says so, retries,
+// and becomes ready once etcd is up.
+func TestStartsBeforeEtcd(t *testing.T) {
+	b := newBed(t, 1, false)
+	b.StopEtcd()
+	d := b.Hosts[0].StartDaemon()
+	if err := d.WaitLog("etcd unreachable, retrying", readyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	b.StartEtcd()
+	d.WaitReady(readyTimeout)
+}
+
 // TestDeadDaemonLeaseExpires: a daemon killed with a short TTL loses its
 // lease, and its peer drops its routes and fdb entry.
 func TestDeadDaemonLeaseExpires(t *testing.T) {

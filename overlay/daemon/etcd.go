@@ -76,7 +76,7 @@ func (e *EtcdOptions) connect(ctx context.Context, log *slog.Logger) (*clientv3.
 	if err != nil {
 		return nil, err
 	}
-	b := newBackoff(500*time.Millisecond, 15*time.Second)
+	b := newBackoff(500*time.Millisecond, 5*time.Second)
 	for attempt := 1; ; attempt++ {
 		cli, err := e.dialOnce(ctx, cfg)
 		if err == nil {
