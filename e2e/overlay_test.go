@@ -8,8 +8,6 @@ package e2e
 import (
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
 	"github.com/vxlan6/vxlan6/internal/testutil"
-	"github.com/vxlan6/vxlan6/overlay/etcdserver"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
@@ -282,70 +279,14 @@ func lossLine(out string) string {
 	return strings.TrimSpace(out)
 }
 
-// restartableEtcd is an embedded etcd this test can stop and start again on
-// the same socket and data (the bed's own cannot be stopped twice).
-type restartableEtcd struct {
-	t    *testing.T
-	dir  string
-	sock string
-	mu   sync.Mutex
-	srv  *etcdserver.Server
-}
-
-func newRestartableEtcd(t *testing.T) *restartableEtcd {
-	dir, err := os.MkdirTemp("", "vx6e2eetcd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &restartableEtcd{t: t, dir: dir, sock: filepath.Join(dir, "etcd.sock")}
-	t.Cleanup(func() {
-		e.Stop()
-		os.RemoveAll(dir)
-	})
-	e.Start()
-	return e
-}
-
-func (e *restartableEtcd) Endpoint() string { return "unix://" + e.sock }
-
-func (e *restartableEtcd) Start() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	srv, err := etcdserver.Start(etcdserver.Config{
-		DataDir: filepath.Join(e.dir, "data"), ClientURLs: []string{e.Endpoint()}, NoFsync: true,
-	})
-	if err != nil {
-		e.t.Fatalf("start etcd: %v", err)
-	}
-	e.srv = srv
-}
-
-func (e *restartableEtcd) Stop() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.srv != nil {
-		e.srv.Close()
-		e.srv = nil
-	}
-}
-
 // TestEtcdOutageUnderTraffic: etcd goes away for longer than a renewal
 // period while containers ping across hosts: no echo is lost, the daemons
 // keep running, and once etcd is back they see a host that joins.
 func TestEtcdOutageUnderTraffic(t *testing.T) {
 	t.Parallel()
-	b := testbed.New(t, testbed.Options{Hosts: 3, ReverseAddrOrder: true})
-	e := newRestartableEtcd(t)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	// Point the bed (daemon flags, helpers) at the etcd we can stop; the
-	// bed's own keeps running unused until its cleanup.
-	b.Etcd = &testutil.Etcd{Endpoints: []string{e.Endpoint()}, Client: cli, SockPath: e.sock}
-	ctx := testutil.Context(t, 60*time.Second)
-	b.PutIPv6Config()
+	b := newBed(t, 3, false)
+	cli := b.Client()
+	ctx := testutil.Context(t, 2*time.Minute)
 	h1, h2, h3 := b.Hosts[0], b.Hosts[1], b.Hosts[2]
 	ttl := 6 * time.Second
 	flags := []string{"--lease-ttl", ttl.String()}
@@ -362,7 +303,7 @@ func TestEtcdOutageUnderTraffic(t *testing.T) {
 	outage := 2 * ttl / 3 // longer than a renewal period, shorter than the TTL
 	tr := startTraffic(c1, c2.IPv6, int((outage+4*time.Second)/(200*time.Millisecond)))
 	time.Sleep(time.Second)
-	e.Stop()
+	b.StopEtcd()
 	t.Logf("etcd stopped for %s", outage)
 	time.Sleep(outage)
 	for _, h := range []*testbed.Host{h1, h2} {
@@ -370,7 +311,7 @@ func TestEtcdOutageUnderTraffic(t *testing.T) {
 			t.Errorf("vxlan6d on %s exited while etcd was away: %v", h.Name, h.Daemon().ExitErr())
 		}
 	}
-	e.Start()
+	b.StartEtcd()
 	if out, err := tr.Wait(); err != nil {
 		t.Errorf("echoes lost while etcd was away: %v\n%s", err, out)
 	} else {
