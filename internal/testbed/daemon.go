@@ -54,7 +54,10 @@ func (h *Host) StartDaemon(args ...string) *Daemon {
 	d.cmd = exec.Command("nsenter", append([]string{"--net=" + h.NetnsPath(), "--", h.Bed.DaemonBin}, full...)...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// Its own process group: a signal to the test does not reach it twice.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if the test process dies without running Cleanup (killed,
+	// timed out), the daemon goes too instead of lingering (nsenter keeps
+	// it across exec).
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start vxlan6d on %s: %v", h.Name, err)
