@@ -178,3 +178,15 @@ func TestFits(t *testing.T) {
 		t.Error("fits is wrong")
 	}
 }
+
+func TestEtcdTLSFilesNamed(t *testing.T) {
+	e := EtcdOptions{Endpoints: []string{"https://[2001:db8::1]:2379"}, Prefix: "/p", CAFile: "/nonexistent/ca.pem"}
+	if _, err := e.clientConfig(); err == nil || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
+		t.Errorf("missing CA file: %v", err)
+	}
+	e = EtcdOptions{Endpoints: []string{"https://[2001:db8::1]:2379"}, Prefix: "/p"}
+	cfg, err := e.clientConfig()
+	if err != nil || cfg.TLS == nil {
+		t.Errorf("https endpoint without files must still use TLS: %v %v", err, cfg.TLS)
+	}
+}

@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if !flagChoice {
 		var ann map[string]string
 		if !d.retry(ctx, "read node annotations", func() (err error) {
-			ann, err = d.reg.NodeAnnotations(ctx, o.NodeName)
+			ann, err = d.annotations(ctx)
 			return err
 		}) {
 			return nil
@@ -192,7 +192,7 @@ func (d *daemon) loop(ctx context.Context, rev int64, flagChoice bool) error {
 	nodeCh := d.reg.WatchNode(nctx, d.o.NodeName)
 	// The annotation may have changed between the first read and the watch.
 	if !flagChoice {
-		if ann, err := d.reg.NodeAnnotations(ctx, d.o.NodeName); err == nil {
+		if ann, err := d.annotations(ctx); err == nil {
 			d.onAnnotations(ctx, ann)
 		}
 	}
@@ -222,7 +222,8 @@ func (d *daemon) loop(ctx context.Context, rev int64, flagChoice bool) error {
 			}
 			newRev, ok := d.resync(ctx)
 			if !ok {
-				continue // ctx ended
+				events = nil // ctx ended; the next round returns
+				continue
 			}
 			wctx, wcancel = context.WithCancel(ctx)
 			events = d.reg.Watch(wctx, d.cfg, newRev)
@@ -250,20 +251,28 @@ func (d *daemon) loop(ctx context.Context, rev int64, flagChoice bool) error {
 			nodeRetry = nil
 			nodeCh = d.reg.WatchNode(nctx, d.o.NodeName)
 			if !flagChoice {
-				if ann, err := d.reg.NodeAnnotations(ctx, d.o.NodeName); err == nil {
+				if ann, err := d.annotations(ctx); err == nil {
 					d.onAnnotations(ctx, ann)
 				}
 			}
 
 		case <-moveRetry.C:
 			if d.pendingMove {
-				if ann, err := d.reg.NodeAnnotations(ctx, d.o.NodeName); err == nil {
+				if ann, err := d.annotations(ctx); err == nil {
 					d.annotation = "\x00" // force a new attempt
 					d.onAnnotations(ctx, ann)
 				}
 			}
 		}
 	}
+}
+
+// annotations reads the node's annotations, bounded so that the loop never
+// hangs on an unreachable etcd.
+func (d *daemon) annotations(ctx context.Context) (map[string]string, error) {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return d.reg.NodeAnnotations(actx, d.o.NodeName)
 }
 
 // choose runs vtep.Choose with the flags and the annotation and logs the outcome.
