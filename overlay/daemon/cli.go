@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -108,11 +109,13 @@ func (c *cli) check(fs *flag.FlagSet, err error) (int, bool) {
 	return 0, true
 }
 
+var singleDash = regexp.MustCompile(`(flag provided but not defined: | for flag )-([a-z])`)
+
 func (c *cli) usageErr(cmd string, err error) int {
 	msg := err.Error()
 	// The flag package says "-name"; the documented spelling is "--name".
-	msg = strings.Replace(msg, "flag provided but not defined: -", "unknown flag: --", 1)
-	msg = strings.Replace(msg, " for flag -", " for flag --", 1)
+	msg = singleDash.ReplaceAllString(msg, "${1}--$2")
+	msg = strings.Replace(msg, "flag provided but not defined: ", "unknown flag: ", 1)
 	fmt.Fprintf(c.stderr, "vxlan6d %s: %s\nRun 'vxlan6d %s -h' for usage.\n", cmd, msg, cmd)
 	return ExitUsage
 }
