@@ -9,15 +9,18 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
+	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
 )
@@ -693,5 +696,59 @@ func TestAdminCLI(t *testing.T) {
 	}
 	if _, _, code := h1.Run(20*time.Second, nil, append([]string{"annotate", "n9", lease.AnnotationPublicIPv6 + "=10.0.0.1"}, b.EtcdFlags()...)...); code != 1 {
 		t.Errorf("an IPv4 public-ipv6 annotation was accepted (exit %d)", code)
+	}
+}
+
+// TestEtcdSubcommand: `vxlan6d etcd` serves until SIGTERM, and the admin
+// commands work against it (no root needed).
+func TestEtcdSubcommand(t *testing.T) {
+	bin := testutil.Binary(t, "vxlan6d")
+	dir := t.TempDir()
+	sock := "unix://" + filepath.Join(dir, "etcd.sock")
+	cmd := exec.Command(bin, "etcd", "--data-dir", filepath.Join(dir, "data"), "--listen-client-urls", sock)
+	var logb strings.Builder
+	cmd.Stdout, cmd.Stderr = &logb, &logb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	conf := filepath.Join(dir, "net.json")
+	os.WriteFile(conf, []byte(testbed.ConfigJSON(true)), 0o644)
+	run := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, append(args, "--etcd-endpoints", sock)...).CombinedOutput()
+		return string(out), err
+	}
+	if err := testbed.Eventually(20*time.Second, 200*time.Millisecond, func() error {
+		out, err := run("config", "put", conf)
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("config put against vxlan6d etcd: %v\n%s", err, logb.String())
+	}
+	out, err := run("config", "get")
+	if err != nil || !strings.Contains(out, testbed.IPv4Network) {
+		t.Fatalf("config get: %v %s", err, out)
+	}
+	if out, err := run("leases"); err != nil || !strings.Contains(out, "VTEP") {
+		t.Errorf("leases on an empty cluster: %v %s", err, out)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Errorf("vxlan6d etcd exit after SIGTERM: %v\n%s", err, logb.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("vxlan6d etcd ignored SIGTERM")
 	}
 }
