@@ -98,9 +98,13 @@ type Bed struct {
 	etcdUp    bool
 }
 
-// New builds a switch, o.Hosts hosts and an etcd. It needs root.
+// New builds a switch, o.Hosts hosts and an etcd. It needs root (skips
+// without) and is skipped with -short.
 func New(t testing.TB, o Options) *Bed {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-host testbed (namespaces, daemons): skipped with -short")
+	}
 	testutil.RequireRoot(t)
 	if o.Prefix == "" {
 		o.Prefix = lease.DefaultPrefix

@@ -702,6 +702,9 @@ func TestAdminCLI(t *testing.T) {
 // TestEtcdSubcommand: `vxlan6d etcd` serves until SIGTERM, and the admin
 // commands work against it (no root needed).
 func TestEtcdSubcommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary: skipped with -short")
+	}
 	bin := testutil.Binary(t, "vxlan6d")
 	dir := t.TempDir()
 	sock := "unix://" + filepath.Join(dir, "etcd.sock")
