@@ -52,6 +52,8 @@ func Binary(t testing.TB, name string) string {
 	out := filepath.Join(buildDir, name)
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = root
+	// Same as `make build`, so tests exercise the binary that ships.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
