@@ -193,7 +193,8 @@ func Write(path string, c *Config) error {
 		return fmt.Errorf("write subnet file %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(c.Marshal()); err == nil {
+	_, err = tmp.Write(c.Marshal())
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
