@@ -196,6 +196,18 @@ func (d *daemon) loop(ctx context.Context, rev int64, flagChoice bool) error {
 			d.onAnnotations(ctx, ann)
 		}
 	}
+	// restartWatch stops the lease watch, reconciles against a fresh
+	// snapshot and watches again from its revision.
+	restartWatch := func() {
+		wcancel()
+		newRev, ok := d.resync(ctx)
+		if !ok {
+			events = nil // ctx ended; the next round returns
+			return
+		}
+		wctx, wcancel = context.WithCancel(ctx)
+		events = d.reg.Watch(wctx, d.cfg, newRev)
+	}
 	var nodeRetry <-chan time.Time
 	moveRetry := time.NewTicker(5 * time.Second)
 	defer moveRetry.Stop()
@@ -212,7 +224,6 @@ func (d *daemon) loop(ctx context.Context, rev int64, flagChoice bool) error {
 				d.apply(ev)
 				continue
 			}
-			wcancel()
 			if ok {
 				d.countEvent("resync")
 				d.log.Info("lease watch reset, resyncing")
@@ -220,16 +231,14 @@ func (d *daemon) loop(ctx context.Context, rev int64, flagChoice bool) error {
 				d.countEvent("resync")
 				d.log.Warn("lease watch ended unexpectedly, resyncing")
 			}
-			newRev, ok := d.resync(ctx)
-			if !ok {
-				events = nil // ctx ended; the next round returns
-				continue
-			}
-			wctx, wcancel = context.WithCancel(ctx)
-			events = d.reg.Watch(wctx, d.cfg, newRev)
+			restartWatch()
 
 		case l := <-d.leaseCh:
-			d.onLeaseChange(l)
+			if d.onLeaseChange(l) {
+				// Leases skipped as overlapping our old subnet may be
+				// valid now: look at everything again.
+				restartWatch()
+			}
 
 		case ann, ok := <-nodeCh:
 			if !ok {
@@ -407,17 +416,18 @@ func (d *daemon) stopKeepAlive() {
 	d.kaCancel = nil
 }
 
-// onLeaseChange handles a lease KeepAlive re-acquired after losing it.
-func (d *daemon) onLeaseChange(nl *lease.Lease) {
+// onLeaseChange handles a lease KeepAlive re-acquired after losing it. It
+// reports whether the subnets changed.
+func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 	if nl == nil || !nl.VTEP.Equal(d.choice.Public) {
-		return // from a keep-alive of a VTEP we have moved away from
+		return false // from a keep-alive of a VTEP we have moved away from
 	}
 	old := d.lease
 	d.lease = nl
 	d.setLeaseMetrics()
 	d.logLease("lease re-acquired", nl)
 	if sameNet(old.IPv6Subnet, nl.IPv6Subnet) && sameNet(old.IPv4Subnet, nl.IPv4Subnet) {
-		return
+		return false
 	}
 	d.log.Warn("subnet changed after re-acquiring the lease; existing containers keep their old addresses",
 		"oldSubnetV6", netStr(old.IPv6Subnet), "subnetV6", netStr(nl.IPv6Subnet), "oldSubnetV4", netStr(old.IPv4Subnet), "subnetV4", netStr(nl.IPv4Subnet))
@@ -433,6 +443,7 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) {
 	if err := d.writeSubnetFile(); err != nil {
 		d.log.Error("rewrite subnet file", "err", err)
 	}
+	return true
 }
 
 // --- peers -------------------------------------------------------------------

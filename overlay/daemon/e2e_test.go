@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/vxlan6/vxlan6/internal/testbed"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/overlay/lease"
@@ -754,4 +756,75 @@ func TestEtcdSubcommand(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("vxlan6d etcd ignored SIGTERM")
 	}
+}
+
+// TestLeaseLostIsReacquired: a revoked lease is re-acquired with the same
+// subnet (the daemon never exits over it, unlike flannel); if its subnet was
+// taken meanwhile, the daemon takes another and rewrites its subnet file.
+func TestLeaseLostIsReacquired(t *testing.T) {
+	b := newBed(t, 2, false)
+	startAll(t, b, nil)
+	h1, h2 := b.Hosts[0], b.Hosts[1]
+	sf1, _ := h1.SubnetConfig()
+	l := b.LeaseFor(sf1.VTEP)
+	if l == nil || l.EtcdLease == 0 {
+		t.Fatalf("lease of %s: %+v", sf1.VTEP, l)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := b.Client().Revoke(ctx, l.EtcdLease); err != nil {
+		t.Fatal(err)
+	}
+	if err := testbed.Eventually(20*time.Second, 100*time.Millisecond, func() error {
+		nl := b.LeaseFor(sf1.VTEP)
+		if nl == nil || nl.EtcdLease == l.EtcdLease {
+			return fmt.Errorf("not re-acquired yet")
+		}
+		if nl.IPv6Subnet.String() != sf1.SubnetV6.String() {
+			return fmt.Errorf("re-acquired %s, want the same %s", nl.IPv6Subnet, sf1.SubnetV6)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, h2, sf1.SubnetV6, true, peerTimeout)
+
+	// Now steal the subnet in the same transaction that deletes the lease.
+	l = b.LeaseFor(sf1.VTEP)
+	thief := &lease.Lease{VTEP: net.ParseIP("2001:db8:99::77"), VtepMAC: vxlan.MACFor(net.ParseIP("2001:db8:99::77")), IPv6Subnet: sf1.SubnetV6, NodeName: "thief"}
+	v, err := lease.MarshalRecord(thief)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := b.Registry()
+	if _, err := b.Client().Txn(ctx).Then(
+		clientv3.OpDelete(reg.LeaseKey(sf1.VTEP)),
+		clientv3.OpPut(reg.LeaseKey(thief.VTEP), string(v)),
+	).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := testbed.Eventually(20*time.Second, 100*time.Millisecond, func() error {
+		sf, err := h1.SubnetConfig()
+		if err != nil {
+			return err
+		}
+		if sf.SubnetV6.String() == sf1.SubnetV6.String() {
+			return fmt.Errorf("subnet file still has the stolen %s", sf.SubnetV6)
+		}
+		if nl := b.LeaseFor(sf1.VTEP); nl == nil || nl.IPv6Subnet.String() != sf.SubnetV6.String() {
+			return fmt.Errorf("lease %v does not match the subnet file's %s", nl, sf.SubnetV6)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if h1.Daemon().Exited() {
+		t.Fatalf("daemon exited over a lost lease: %v", h1.Daemon().ExitErr())
+	}
+	sf, _ := h1.SubnetConfig()
+	waitRoute(t, h2, sf.SubnetV6, true, peerTimeout)
+	// The thief's record, skipped while it overlapped h1's own subnet, is
+	// a valid peer once h1 moved off that subnet.
+	waitRoute(t, h1, sf1.SubnetV6, true, peerTimeout)
+	waitFDB(t, h1, thief.VTEP, true)
 }
