@@ -67,8 +67,8 @@ func printTable() {
 	if len(results) == 0 {
 		return
 	}
+	fmt.Println("\nvxlan6d benchmark (aim: 5000 peers <= 5 s, RSS <= 40 MiB, new peer p50 <= 20 ms)")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\nvxlan6d benchmark (aim: 5000 peers <= 5 s, RSS <= 40 MiB, new peer p50 <= 20 ms)\t\t\t\t\t\t\t\t")
 	fmt.Fprintln(tw, "peers\tstart->all programmed\tRSS MiB (end)\tRSS at programmed\tpeak\tnew peer p50\tp95\tmax\t")
 	for _, r := range results {
 		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t\n", r.peers, r.start.Round(time.Millisecond), float64(r.rssKiB)/1024,
