@@ -64,17 +64,22 @@ func (e *nsExec) Decode(jsonBytes []byte) (version.PluginInfo, error) {
 	return d.Decode(jsonBytes)
 }
 
-// ConfList is the host's vxlan6 conflist: its subnet file, data dir and bridge.
+// ConfList is the host's vxlan6 conflist: its subnet file, data dir and
+// bridge, plus Options.PluginExtra.
 func (h *Host) ConfList() []byte {
+	plugin := map[string]any{
+		"type":       "vxlan6",
+		"subnetFile": h.SubnetFile,
+		"dataDir":    h.DataDir,
+		"bridge":     h.Bridge,
+	}
+	for k, v := range h.Bed.opts.PluginExtra {
+		plugin[k] = v
+	}
 	conf := map[string]any{
 		"cniVersion": h.Bed.opts.CNIVersion,
 		"name":       NetworkName,
-		"plugins": []map[string]any{{
-			"type":       "vxlan6",
-			"subnetFile": h.SubnetFile,
-			"dataDir":    h.DataDir,
-			"bridge":     h.Bridge,
-		}},
+		"plugins":    []map[string]any{plugin},
 	}
 	b, _ := json.Marshal(conf)
 	return b

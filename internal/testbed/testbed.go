@@ -80,6 +80,9 @@ type Options struct {
 	Prefix string
 	// CNIVersion of the conflist used by AddContainer; default "1.0.0".
 	CNIVersion string
+	// PluginExtra are more keys of the vxlan6 plugin config (e.g. "mtu",
+	// "ipMasq"); they override the per-host defaults of the same name.
+	PluginExtra map[string]any
 }
 
 // Bed is one lab: a switch, hosts, an etcd.
