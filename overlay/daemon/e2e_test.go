@@ -308,6 +308,24 @@ func TestDualStackPing(t *testing.T) {
 		mustPing(t, pair[0], pair[1].IPv6)
 		mustPing(t, pair[0], pair[1].IPv4)
 	}
+	// The subnet file's MTU is exactly the device's, so a full-size packet
+	// with DF crosses the overlay (flannel advertised 20 bytes too many).
+	out := b.Hosts[0].MustExec("ip", "-o", "link", "show", "dev", testbed.Device)
+	if !strings.Contains(out, fmt.Sprintf(" mtu %d ", sf.MTU)) {
+		t.Fatalf("subnet file MTU %d, device: %s", sf.MTU, out)
+	}
+	for _, c := range []struct {
+		dst     net.IP
+		payload int // MTU minus IP and ICMP headers
+	}{{c2.IPv6, sf.MTU - 48}, {c2.IPv4, sf.MTU - 28}} {
+		fam := "-6"
+		if c.dst.To4() != nil {
+			fam = "-4"
+		}
+		if out, err := c1.Exec("ping", fam, "-n", "-q", "-c", "2", "-W", "2", "-M", "do", "-s", fmt.Sprint(c.payload), c.dst.String()); err != nil {
+			t.Errorf("full-size (%d) DF ping to %s: %v\n%s", c.payload, c.dst, err, out)
+		}
+	}
 }
 
 // TestRestartKeepsTraffic: restarting a daemon under traffic loses nothing,
