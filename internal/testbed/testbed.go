@@ -164,6 +164,8 @@ func (b *Bed) Exec(ns string, args ...string) (string, error) {
 
 // ExecTimeout runs a command inside netns ns via nsenter (not `ip netns
 // exec`, which remounts /sys and hides the cgroup mounts runtimes need).
+// /sys therefore still shows the test's own namespace: read link state with
+// ip, not from /sys/class/net.
 func ExecTimeout(d time.Duration, ns string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
