@@ -290,18 +290,34 @@ setup_nerdctl() {
 # conf dir on every run and refuses to start a container unless bridge,
 # portmap, firewall and tuning are in its CNI_PATH, even when the container
 # uses another network. vxlan6 needs none of them: link them from wherever
-# they are (Debian's containernetworking-plugins, which podman pulls in, has
-# all four in /usr/lib/cni) into cni-extra/, which tests add to nerdctl's bin
-# dir next to vxlan6.
+# they are into cni-extra/, which tests add to nerdctl's bin dir next to
+# vxlan6. Debian's containernetworking-plugins has them all in /usr/lib/cni,
+# but podman only pulls it in as one of two providers of
+# container-network-stack (netavark is the other), so build what is missing
+# (pinned to the project's plugins version) into the cache.
+CNI_PLUGINS_VERSION="${CNI_PLUGINS_VERSION:-v1.10.0}"
 setup_cni_extra() {
 	mkdir -p "$RT/cni-extra"
-	local p d found
+	local p d found pkg
 	for p in bridge portmap firewall tuning host-local loopback; do
 		found=""
-		for d in /usr/lib/cni /opt/cni/bin "$HOME/go/bin"; do
-			if [ -x "$d/$p" ]; then found="$d/$p"; break; fi
+		for d in /usr/lib/cni /opt/cni/bin "$HOME/go/bin" "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION"; do
+			if [ -x "$d/$p" ] && [ ! -d "$d/$p" ]; then found="$d/$p"; break; fi
 		done
-		[ -n "$found" ] || die "CNI plugin $p not found in /usr/lib/cni, /opt/cni/bin or ~/go/bin (apt-get install -y containernetworking-plugins)"
+		if [ -z "$found" ]; then
+			case "$p" in
+			bridge | loopback) pkg=main/$p ;;
+			host-local) pkg=ipam/$p ;;
+			*) pkg=meta/$p ;;
+			esac
+			need go
+			log "building CNI plugin $p $CNI_PLUGINS_VERSION (nerdctl insists on it)"
+			mkdir -p "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION"
+			GOBIN="$CACHE/cni-plugins-$CNI_PLUGINS_VERSION" CGO_ENABLED=0 \
+				go install "github.com/containernetworking/plugins/plugins/$pkg@$CNI_PLUGINS_VERSION" >&2 ||
+				die "go install of CNI plugin $p failed (or: apt-get install -y containernetworking-plugins)"
+			found="$CACHE/cni-plugins-$CNI_PLUGINS_VERSION/$p"
+		fi
 		ln -sfn "$found" "$RT/cni-extra/$p"
 	done
 }
