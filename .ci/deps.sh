@@ -10,14 +10,14 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 
 echo "== apt packages"
 pkgs=(iproute2 iputils-ping iperf3 iptables nftables procps psmisc kmod util-linux
-      podman runc containerd busybox-static)
+      podman runc containerd busybox-static containernetworking-plugins)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 echo "== go tools"
