@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -42,9 +44,7 @@ func Binary(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	if buildDir == "" {
-		// Shared by all tests of this process; removed by the OS tmp cleaner,
-		// not by one test's Cleanup, because later tests reuse it.
-		buildDir, err = os.MkdirTemp("", "vx6bin-")
+		buildDir, err = processBinDir()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,6 +59,30 @@ func Binary(t testing.TB, name string) string {
 	}
 	built[name] = out
 	return out
+}
+
+// processBinDir returns <tmp>/vx6bin/<pid>, first removing the directories
+// of test processes that no longer run. Tests reuse one build across a
+// process, so no single test's Cleanup may remove it; pruning dead processes'
+// directories keeps leftovers bounded to the processes running right now.
+func processBinDir() (string, error) {
+	root := filepath.Join(os.TempDir(), "vx6bin")
+	if entries, err := os.ReadDir(root); err == nil {
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			if syscall.Kill(pid, 0) == syscall.ESRCH {
+				os.RemoveAll(filepath.Join(root, e.Name()))
+			}
+		}
+	}
+	dir := filepath.Join(root, strconv.Itoa(os.Getpid()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create build dir %s: %w", dir, err)
+	}
+	return dir, nil
 }
 
 // ModuleRoot returns the repository root (the directory holding go.mod).
