@@ -5,6 +5,8 @@
 # `make demo`) runs it. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI may start without HOME; Go derives GOPATH and its caches from it.
+export HOME="${HOME:-/root}"
 export PATH="/usr/local/go/bin:$PATH"
 export PATH="$(go env GOPATH)/bin:$PATH"
 
