@@ -163,13 +163,20 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		return cniErr(types.ErrIOFailure, "open IPAM store %s: %v", conf.DataDir, err)
 	}
 	defer store.Close()
+	// A runtime retrying ADD (after a timeout, say) must get the attachment
+	// it already has, not an error that makes it DEL a working container.
+	prev, err := existingResult(args, conf, req, nd, netns, store)
+	if err != nil {
+		return err
+	}
+	if prev != nil {
+		return types.PrintResult(prev, conf.CNIVersion)
+	}
 	ips, err := store.Allocate(args.ContainerID, args.IfName, nd.subnets, req.IPs)
 	if err != nil {
 		return ipamErr(fmt.Errorf("allocate in %v for %s/%s (requested %v): %w", nd.subnets, args.ContainerID, args.IfName, req.IPs, err))
 	}
 	hostName := link.HostVethName(args.ContainerID, args.IfName)
-	var addrs []*net.IPNet
-	var routes []link.Route
 	// Every failure from here on must leave nothing behind.
 	defer func() {
 		if err == nil {
@@ -209,30 +216,11 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		return err
 	}
 
-	result := &current.Result{
-		CNIVersion: current.ImplementedSpecVersion,
-		Interfaces: []*current.Interface{
-			{Name: hostName, Mac: hostMAC.String()},
-			{Name: args.IfName, Sandbox: args.Netns},
-		},
+	result, addrs, routes, err := attachmentFor(args, nd, ips)
+	if err != nil {
+		return err
 	}
-	for _, a := range ips {
-		i := nd.subnetFor(a)
-		if i < 0 {
-			return cniErr(types.ErrInternal, "IPAM returned %s, which is in no node subnet %v", a, nd.subnets)
-		}
-		an := &net.IPNet{IP: a, Mask: nd.subnets[i].Mask}
-		addrs = append(addrs, an)
-		result.IPs = append(result.IPs, &current.IPConfig{Interface: current.Int(1), Address: *an, Gateway: nd.gws[i]})
-		def := &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
-		if a.To4() != nil {
-			def = &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
-		}
-		for _, dst := range []*net.IPNet{def, nd.networks[i]} {
-			routes = append(routes, link.Route{Dst: dst, GW: nd.gws[i]})
-			result.Routes = append(result.Routes, &types.Route{Dst: *dst, GW: nd.gws[i]})
-		}
-	}
+	result.Interfaces[0].Mac = hostMAC.String()
 	err = netns.Do(func(ns.NetNS) error {
 		cl, err := link.ConfigureContainer(args.IfName, addrs, routes)
 		if err != nil {
@@ -250,6 +238,41 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		}
 	}
 	return types.PrintResult(result, conf.CNIVersion)
+}
+
+// attachmentFor is what ADD puts in the container for the allocated ips:
+// each address with its node subnet's mask, a default route and a route to
+// the cluster network through the subnet's gateway, and the result listing
+// them (the interfaces' MACs left for the caller to fill in). ADD and a
+// repeated ADD share it so that both report the same attachment.
+func attachmentFor(args *skel.CmdArgs, nd *node, ips []net.IP) (*current.Result, []*net.IPNet, []link.Route, error) {
+	result := &current.Result{
+		CNIVersion: current.ImplementedSpecVersion,
+		Interfaces: []*current.Interface{
+			{Name: link.HostVethName(args.ContainerID, args.IfName)},
+			{Name: args.IfName, Sandbox: args.Netns},
+		},
+	}
+	var addrs []*net.IPNet
+	var routes []link.Route
+	for _, a := range ips {
+		i := nd.subnetFor(a)
+		if i < 0 {
+			return nil, nil, nil, cniErr(types.ErrInternal, "IPAM returned %s, which is in no node subnet %v", a, nd.subnets)
+		}
+		an := &net.IPNet{IP: a, Mask: nd.subnets[i].Mask}
+		addrs = append(addrs, an)
+		result.IPs = append(result.IPs, &current.IPConfig{Interface: current.Int(1), Address: *an, Gateway: nd.gws[i]})
+		def := &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+		if a.To4() != nil {
+			def = &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+		}
+		for _, dst := range []*net.IPNet{def, nd.networks[i]} {
+			routes = append(routes, link.Route{Dst: dst, GW: nd.gws[i]})
+			result.Routes = append(result.Routes, &types.Route{Dst: *dst, GW: nd.gws[i]})
+		}
+	}
+	return result, addrs, routes, nil
 }
 
 // masqNets gives each container address the mask of its cluster network, so

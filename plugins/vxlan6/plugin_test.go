@@ -746,6 +746,13 @@ func TestIPMasq(t *testing.T) {
 	if s := chains(); strings.Count(s, "-N VX6-") != 2 {
 		t.Errorf("want 2 masquerade chains:\n%s", s)
 	}
+	// A repeated ADD rewrites a's rules as they were, without duplicates.
+	before := chains()
+	e.mustAdd(l, a.rt())
+	if after := chains(); after != before {
+		t.Errorf("repeated ADD changed the masquerade rules:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	a.ping(t, net.ParseIP("2001:db8:ff::2"))
 	err = e.inHost(func() error {
 		return e.cni.GCNetworkList(ctx(t), l, &libcni.GCArgs{ValidAttachments: []types.GCAttachment{{ContainerID: a.id, IfName: "eth0"}}})
 	})

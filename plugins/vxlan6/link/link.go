@@ -320,13 +320,91 @@ func ConfigureContainer(ifName string, addrs []*net.IPNet, routes []Route) (netl
 			return nil, fmt.Errorf("set %s up: %w", ifName, err)
 		}
 	}
+	if err := addRoutes(l, routes); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// addRoutes adds routes through l; a route already there is kept as it is,
+// so a repeated ADD can run it again safely.
+func addRoutes(l netlink.Link, routes []Route) error {
 	for _, r := range routes {
 		rt := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: r.Dst, Gw: r.GW}
 		if err := netlink.RouteAdd(rt); err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("add route %s via %s dev %s: %w", r.Dst, r.GW, ifName, err)
+			return fmt.Errorf("add route %s via %s dev %s: %w", r.Dst, r.GW, l.Attrs().Name, err)
 		}
 	}
-	return l, nil
+	return nil
+}
+
+// ExistingPair finds the veth pair an earlier ADD made: the host end
+// hostName (in the current netns) and its peer, which must be ifName inside
+// netns. It returns nil links and no error when there is nothing to reuse:
+// hostName does not exist, or netns has no ifName (the host end is then a
+// stale one SetupVeth replaces). When ifName exists in netns but is not the
+// peer of hostName, the error wraps ErrIfaceExists; nothing is changed
+// either way.
+//
+// The peer is identified by the host end's IFLA_LINK_NETNSID and IFLA_LINK
+// (the peer's netns ID, as the current netns sees it, and its ifindex there)
+// rather than by name or ifindex alone: ifindexes are per netns, so another
+// container's veth may carry the same index.
+func ExistingPair(hostName, ifName string, netns ns.NetNS) (host, cont netlink.Link, err error) {
+	host, err = netlinksafe.LinkByName(hostName)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("look up host veth %s: %w", hostName, err)
+	}
+	err = netns.Do(func(ns.NetNS) error {
+		l, err := netlinksafe.LinkByName(ifName)
+		if err != nil {
+			if isNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("look up %s in %s: %w", ifName, netns.Path(), err)
+		}
+		cont = l
+		return nil
+	})
+	if err != nil || cont == nil {
+		return nil, nil, err
+	}
+	notPeer := func(why string) error {
+		return fmt.Errorf("%w: %s in %s is not the peer of host veth %s (%s)", ErrIfaceExists, ifName, netns.Path(), hostName, why)
+	}
+	if host.Type() != "veth" {
+		return nil, nil, notPeer(hostName + " is a " + host.Type())
+	}
+	if cont.Type() != "veth" {
+		return nil, nil, notPeer(ifName + " is a " + cont.Type())
+	}
+	nsid, err := netlink.GetNetNsIdByFd(int(netns.Fd()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("get the netns ID of %s: %w", netns.Path(), err)
+	}
+	ha := host.Attrs()
+	if nsid < 0 || ha.NetNsID != nsid || ha.ParentIndex != cont.Attrs().Index {
+		return nil, nil, notPeer(fmt.Sprintf("the host end's peer is ifindex %d in netns ID %d; %s is ifindex %d in netns ID %d",
+			ha.ParentIndex, ha.NetNsID, ifName, cont.Attrs().Index, nsid))
+	}
+	return host, cont, nil
+}
+
+// CheckAndRoute, run inside the container netns, verifies what
+// CheckContainer verifies for addrs and then adds whichever of routes are
+// missing (cheap, and harmless when they are all there).
+func CheckAndRoute(ifName string, addrs []*net.IPNet, routes []Route) error {
+	if err := CheckContainer(ifName, addrs, nil); err != nil {
+		return err
+	}
+	l, err := netlinksafe.LinkByName(ifName)
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", ifName, err)
+	}
+	return addRoutes(l, routes)
 }
 
 // DelHostVeth deletes the host end by name (the kernel removes the container
