@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 )
 
 // Config describes the member. Zero values get lab-friendly defaults.
@@ -39,7 +40,8 @@ type Config struct {
 
 // Server is a running member.
 type Server struct {
-	etcd *embed.Etcd
+	etcd  *embed.Etcd
+	level zap.AtomicLevel
 	// Endpoints are the client URLs, ready for clientv3.Config.Endpoints.
 	Endpoints []string
 }
@@ -75,6 +77,20 @@ func Start(cfg Config) (*Server, error) {
 	ec := embed.NewConfig()
 	ec.Name = cfg.Name
 	ec.Dir = cfg.DataDir
+	// Our own zap logger, so Close can silence it: etcd reports its
+	// listeners closing on a clean shutdown as errors with stack traces.
+	level, err := zap.ParseAtomicLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: log level %q: %w", cfg.LogLevel, err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = level
+	zc.OutputPaths, zc.ErrorOutputPaths = []string{"stderr"}, []string{"stderr"}
+	lg, err := zc.Build()
+	if err != nil {
+		return nil, fmt.Errorf("etcd: build logger: %w", err)
+	}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	ec.LogLevel = cfg.LogLevel
 	ec.LogOutputs = []string{"stderr"}
 	ec.UnsafeNoFsync = cfg.NoFsync
@@ -122,7 +138,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("etcd: member not ready after %s", cfg.StartTimeout)
 	}
 	slog.Info("embedded etcd ready", "clientURLs", strings.Join(cfg.ClientURLs, ","), "dataDir", cfg.DataDir)
-	return &Server{etcd: e, Endpoints: append([]string(nil), cfg.ClientURLs...)}, nil
+	return &Server{etcd: e, level: level, Endpoints: append([]string(nil), cfg.ClientURLs...)}, nil
 }
 
 // Err reports a fatal error of the running member.
@@ -130,6 +146,7 @@ func (s *Server) Err() <-chan error { return s.etcd.Err() }
 
 // Close stops the member and releases its listeners.
 func (s *Server) Close() {
+	s.level.SetLevel(zap.FatalLevel)
 	s.etcd.Close()
 }
 
