@@ -148,6 +148,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		return err
 	}
 	nd := nodeFrom(sf, conf.MTU)
+	// A bad request is the caller's mistake (7); left to IPAM, the ones it
+	// has no sentinel for would be reported as a store failure (5).
+	reqIn := make([]net.IP, len(nd.subnets))
 	for _, rip := range req.IPs {
 		i := nd.subnetFor(rip)
 		if i < 0 {
@@ -156,6 +159,10 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		if rip.Equal(nd.subnets[i].IP) || rip.Equal(nd.gws[i]) {
 			return cniErr(types.ErrInvalidNetworkConfig, "requested IP %s is the network or gateway address of %s", rip, nd.subnets[i])
 		}
+		if reqIn[i] != nil && !reqIn[i].Equal(rip) {
+			return cniErr(types.ErrInvalidNetworkConfig, "requested IPs %s and %s are both in node subnet %s; at most one per subnet", reqIn[i], rip, nd.subnets[i])
+		}
+		reqIn[i] = rip
 	}
 
 	store, err := ipam.Open(conf.DataDir)

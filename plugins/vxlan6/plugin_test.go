@@ -366,6 +366,10 @@ func TestBadInput(t *testing.T) {
 				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "fd10:244:0:1::1"}
 		},
 		func(c *container) tc {
+			return tc{name: "two requested IPs in one subnet", env: with(base(c), "CNI_ARGS", "IP=fd10:244:0:1::5,fd10:244:0:1::6"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "fd10:244:0:1::6"}
+		},
+		func(c *container) tc {
 			ip := goodIP()
 			return tc{name: "requested IP taken", env: with(base(c), "CNI_ARGS", "IP="+ip),
 				stdin: e.confBytes("1.0.0", nil), code: types.ErrTryAgainLater, mention: ip}
