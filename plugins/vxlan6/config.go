@@ -80,6 +80,11 @@ func validIfName(name string) error {
 	if name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n") {
 		return fmt.Errorf("not a valid interface name")
 	}
+	// The kernel takes a name with % as a template (eth%d becomes eth0),
+	// so the link would be created under another name and then not found.
+	if strings.Contains(name, "%") {
+		return fmt.Errorf("interface names cannot contain %% (the kernel reads it as a template such as eth%%d)")
+	}
 	return nil
 }
 

@@ -283,6 +283,23 @@ func (e *env) hostVeths() []string {
 	return names
 }
 
+// hostLinks lists every link in the host netns.
+func (e *env) hostLinks() []string {
+	e.t.Helper()
+	var names []string
+	err := e.inHost(func() error {
+		links, err := netlinksafe.LinkList()
+		for _, l := range links {
+			names = append(names, l.Attrs().Name)
+		}
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return names
+}
+
 // bridgePorts counts the ports of the node bridge.
 func (e *env) bridgePorts() int {
 	e.t.Helper()

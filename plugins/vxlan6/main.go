@@ -130,6 +130,10 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	// skel's check lets % through, which the kernel would expand.
+	if err := validIfName(args.IfName); err != nil {
+		return cniErr(types.ErrInvalidEnvironmentVariables, "CNI_IFNAME %q: %v", args.IfName, err)
+	}
 	req, err := parseStatic(conf, args.Args)
 	if err != nil {
 		return err

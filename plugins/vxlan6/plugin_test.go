@@ -405,6 +405,18 @@ func TestBadInput(t *testing.T) {
 				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: "FROB"}
 		},
 		func(c *container) tc {
+			// The kernel reads % in a name as a template (eth%d -> eth0):
+			// the pair would be born with another name than CNI_IFNAME.
+			return tc{name: "% in CNI_IFNAME", env: with(base(c), "CNI_IFNAME", "eth%d"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: "eth%d"}
+		},
+		func(c *container) tc {
+			// ... and a bridge named vx6%d would be created as vx60, then
+			// not found, on every ADD: a new stray bridge each time.
+			return tc{name: "% in bridge name", env: base(c), stdin: e.confBytes("1.0.0", map[string]any{"bridge": "vx6%d"}),
+				code: types.ErrInvalidNetworkConfig, mention: "vx6%d"}
+		},
+		func(c *container) tc {
 			return tc{name: "bridge name too long", env: base(c), stdin: e.confBytes("1.0.0", map[string]any{"bridge": "vx6-much-too-long-name"}),
 				code: types.ErrInvalidNetworkConfig, mention: "vx6-much-too-long-name"}
 		},
@@ -416,7 +428,7 @@ func TestBadInput(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, c)
 			}
-			before := c.links(t)
+			before, hostBefore := c.links(t), e.hostLinks()
 			te, out := e.exec(tc.env, tc.stdin)
 			if te == nil {
 				t.Fatalf("ADD succeeded: %s", out)
@@ -428,6 +440,9 @@ func TestBadInput(t *testing.T) {
 			e.assertClean(1)
 			if after := c.links(t); len(after) != len(before) {
 				t.Errorf("container links before %v, after %v", before, after)
+			}
+			if after := e.hostLinks(); len(after) != len(hostBefore) {
+				t.Errorf("host links before %v, after %v", hostBefore, after)
 			}
 		})
 	}
