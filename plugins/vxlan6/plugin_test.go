@@ -849,3 +849,59 @@ func TestCnitool(t *testing.T) {
 	}
 	e.assertClean(0)
 }
+
+// Parallel DELs with ipMasq remove exactly their own rules: none is left
+// behind and no other rule of POSTROUTING goes with them.
+func TestIPMasqParallelDel(t *testing.T) {
+	if _, err := exec.LookPath("ip6tables"); err != nil {
+		t.Skip("ip6tables not installed")
+	}
+	e := newEnv(t, v6Subnet())
+	nat := func(args ...string) string {
+		var out []byte
+		err := e.inHost(func() error {
+			var err error
+			out, err = exec.Command("ip6tables", append([]string{"-w", "-t", "nat"}, args...)...).CombinedOutput()
+			return err
+		})
+		if err != nil {
+			t.Fatalf("ip6tables %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	// Someone else's rule, at the end of POSTROUTING: it must survive.
+	nat("-A", "POSTROUTING", "-s", "2001:db8:99::/64", "-j", "ACCEPT", "-m", "comment", "--comment", "foreign")
+	l := e.list("1.1.0", e.pluginConf(map[string]any{"ipMasq": true}))
+	const n = 12
+	cs := make([]*container, n)
+	for i := range cs {
+		cs[i] = e.newContainer()
+		e.mustAdd(l, cs[i].rt())
+	}
+	if s := nat("-S"); strings.Count(s, "-N VX6-") != n {
+		t.Fatalf("want %d masquerade chains:\n%s", n, s)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.del(l, cs[i].rt())
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("DEL %d: %v", i, err)
+		}
+	}
+	s := nat("-S")
+	if strings.Contains(s, "VX6-") {
+		t.Errorf("masquerade rules left after parallel DEL:\n%s", s)
+	}
+	if !strings.Contains(s, "foreign") {
+		t.Errorf("a foreign POSTROUTING rule was deleted:\n%s", s)
+	}
+	e.assertClean(0)
+}

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"strconv"
 	"strings"
 )
 
@@ -117,22 +116,19 @@ func Teardown(network, containerID, ifName string) error {
 }
 
 func teardownChain(bin, chain string) error {
-	out, err := run(bin, "-L", "POSTROUTING", "-n", "--line-numbers")
+	// The jump rules are deleted by their spec, not by line number: other
+	// plugin processes edit POSTROUTING at the same time (parallel DELs),
+	// and a number read a moment ago may by then name someone else's rule.
+	out, err := run(bin, "-S", "POSTROUTING")
 	if err != nil {
 		return err
 	}
-	// Delete from the bottom so earlier line numbers stay valid.
-	var nums []int
 	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) > 1 && f[1] == chain {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				nums = append(nums, n)
-			}
+		f := splitRule(line)
+		if len(f) < 4 || f[0] != "-A" || f[len(f)-2] != "-j" || f[len(f)-1] != chain {
+			continue
 		}
-	}
-	for i := len(nums) - 1; i >= 0; i-- {
-		if _, err := run(bin, "-D", "POSTROUTING", strconv.Itoa(nums[i])); err != nil {
+		if _, err := run(bin, append([]string{"-D"}, f[1:]...)...); err != nil {
 			return err
 		}
 	}
@@ -142,6 +138,38 @@ func teardownChain(bin, chain string) error {
 	}
 	_, err = run(bin, "-X", chain)
 	return err
+}
+
+// splitRule splits a line of iptables -S output into arguments: words, and
+// "double-quoted strings" (with \" and \\ escapes) as one argument each,
+// the way iptables quotes a comment.
+func splitRule(line string) []string {
+	var out []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quoted && c == '\\' && i+1 < len(line):
+			i++
+			cur.WriteByte(line[i])
+		case c == '"':
+			quoted, inWord = !quoted, true
+		case !quoted && (c == ' ' || c == '\t'):
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	return out
 }
 
 // Attachment is what a chain's comment names.
