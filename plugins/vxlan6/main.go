@@ -17,6 +17,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	cniversion "github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"golang.org/x/sys/unix"
 
 	"github.com/vxlan6/vxlan6/ipam"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
@@ -111,6 +112,12 @@ func openNetNS(path string) (ns.NetNS, error) {
 			return nil, cniErr(types.ErrUnknownContainer, "CNI_NETNS %s does not exist", path)
 		}
 		return nil, cniErr(types.ErrInvalidEnvironmentVariables, "CNI_NETNS %s: %v", path, err)
+	}
+	// GetNS accepts any namespace file (/proc/PID/ns/ipc too); the veth
+	// request would then fail with a bare EINVAL after IPAM had run.
+	if t, err := unix.IoctlRetInt(int(netns.Fd()), unix.NS_GET_NSTYPE); err == nil && t != unix.CLONE_NEWNET {
+		netns.Close()
+		return nil, cniErr(types.ErrInvalidEnvironmentVariables, "CNI_NETNS %s is not a network namespace", path)
 	}
 	return netns, nil
 }

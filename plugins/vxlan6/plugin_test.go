@@ -397,6 +397,10 @@ func TestBadInput(t *testing.T) {
 				stdin: e.confBytes("1.0.0", map[string]any{"ipMasq": true}), code: types.ErrInternal, mention: "masquerade"}
 		},
 		func(c *container) tc {
+			return tc{name: "CNI_NETNS not a network namespace", env: with(base(c), "CNI_NETNS", "/proc/self/ns/ipc"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: "/proc/self/ns/ipc"}
+		},
+		func(c *container) tc {
 			return tc{name: "host netns as CNI_NETNS", env: with(base(c), "CNI_NETNS", e.host.Path()),
 				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: e.host.Path()}
 		},
