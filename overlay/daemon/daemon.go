@@ -419,7 +419,7 @@ func (d *daemon) stopKeepAlive() {
 // onLeaseChange handles a lease KeepAlive re-acquired after losing it. It
 // reports whether the subnets changed.
 func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
-	if nl == nil || !nl.VTEP.Equal(d.choice.Public) {
+	if nl == nil || !nl.VTEP.Equal(d.attrs.VTEP) {
 		return false // from a keep-alive of a VTEP we have moved away from
 	}
 	old := d.lease
@@ -709,7 +709,7 @@ func (d *daemon) onAnnotations(ctx context.Context, ann map[string]string) {
 			"annotation", v, "vtep", ipStr(d.choice.Public), "err", err)
 		return
 	}
-	if c.Public.Equal(d.choice.Public) && c.Local.Equal(d.choice.Local) && c.IfIndex == d.choice.IfIndex {
+	if c.Public.Equal(d.choice.Public) && c.Local.Equal(d.choice.Local) && c.IfIndex == d.choice.IfIndex && c.Public.Equal(d.lease.VTEP) {
 		d.choice = c
 		d.setVTEPMetrics()
 		return
@@ -723,14 +723,11 @@ func (d *daemon) onAnnotations(ctx context.Context, ann map[string]string) {
 }
 
 func (d *daemon) move(ctx context.Context, c *vtep.Choice) error {
-	dev, err := vxlan.EnsureDevice(d.deviceConfig(c))
-	if err != nil {
-		return fmt.Errorf("vxlan device for VTEP %s on %s: %w", c.Local, c.IfName, err)
-	}
-	if d.dev != nil && d.dev != dev {
-		d.dev.Close()
-	}
-	d.dev = dev
+	// The lease moves first. While etcd refuses the move (unreachable, out
+	// of space) nothing is touched: peers keep our old VTEP and MAC, which
+	// the device keeps too, so traffic flows as before. Moving the device
+	// first would recreate it with a new local and MAC that no peer knows
+	// (and flush its peers) for as long as etcd is in trouble.
 	d.stopKeepAlive()
 	attrs := d.attrsFor(c)
 	var nl *lease.Lease
@@ -745,13 +742,25 @@ func (d *daemon) move(ctx context.Context, c *vtep.Choice) error {
 		d.startKeepAlive(ctx)
 		return fmt.Errorf("move lease from %s to %s: %w", ipStr(d.lease.VTEP), ipStr(c.Public), mctx.Err())
 	}
-	old := d.choice
-	d.choice, d.attrs, d.lease = c, attrs, nl
-	d.logChoice(c)
-	d.setVTEPMetrics()
+	d.attrs, d.lease = attrs, nl
 	d.setLeaseMetrics()
 	d.logLease("lease moved", nl)
 	d.startKeepAlive(ctx)
+
+	dev, err := vxlan.EnsureDevice(d.deviceConfig(c))
+	if err != nil {
+		// d.choice stays the old one, so the retry moves the device again
+		// (the lease is already where it should be).
+		return fmt.Errorf("vxlan device for VTEP %s on %s: %w", c.Local, c.IfName, err)
+	}
+	if d.dev != nil && d.dev != dev {
+		d.dev.Close()
+	}
+	d.dev = dev
+	old := d.choice
+	d.choice = c
+	d.logChoice(c)
+	d.setVTEPMetrics()
 	if err := d.writeSubnetFile(); err != nil {
 		d.log.Error("rewrite subnet file", "err", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
@@ -243,6 +244,83 @@ func TestAnnotationMovesVTEP(t *testing.T) {
 	}
 	waitFDB(t, h2, to, true)
 	waitFDB(t, h2, from, false)
+	mustPing(t, c1, c2.IPv6)
+	mustPing(t, c2, c1.IPv6)
+}
+
+// TestFailedMoveKeepsPeers: the annotation names a new VTEP but etcd refuses
+// writes (NOSPACE alarm), so the lease cannot be re-keyed. Until it can, the
+// data path must stay as it is (peers still tunnel to the old VTEP and MAC),
+// and the move completes once etcd accepts writes again.
+func TestFailedMoveKeepsPeers(t *testing.T) {
+	b := newBed(t, 2, false)
+	h1, h2 := b.Hosts[0], b.Hosts[1]
+	from, to := h1.NotFirst(), h1.FirstListed()
+	annotate := func(v string) {
+		t.Helper()
+		if out, errOut, code := h1.Run(20*time.Second, nil, append([]string{"annotate", h1.Name, lease.AnnotationPublicIPv6 + "=" + v}, b.EtcdFlags()...)...); code != 0 {
+			t.Fatalf("annotate: exit %d: %s%s", code, out, errOut)
+		}
+	}
+	annotate(from.String())
+	startAll(t, b, nil)
+	sf2, _ := h2.SubnetConfig()
+	waitRoute(t, h1, sf2.SubnetV6, true, peerTimeout)
+	waitFDB(t, h2, from, true)
+	c1, c2 := h1.AddContainer(), h2.AddContainer()
+	mustPing(t, c1, c2.IPv6)
+	dp1, _ := h1.DataPath()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	members, err := b.Client().MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alarm := func(action pb.AlarmRequest_AlarmAction) {
+		t.Helper()
+		mc := pb.NewMaintenanceClient(b.Client().ActiveConnection())
+		if _, err := mc.Alarm(ctx, &pb.AlarmRequest{Action: action, MemberID: members.Members[0].ID, Alarm: pb.AlarmType_NOSPACE}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Hold the daemon while the annotation changes and etcd stops taking
+	// writes, so that it sees the change only once the move must fail.
+	d1 := h1.Daemon()
+	if err := syscall.Kill(d1.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	annotate(to.String())
+	alarm(pb.AlarmRequest_ACTIVATE)
+	if err := syscall.Kill(d1.PID(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.WaitLog("move lease failed", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if local, _ := h1.VXLANLocal(); !local.Equal(from) {
+		t.Errorf("local %s while the lease could not move, want still %s", local, from)
+	}
+	if dp, _ := h1.DataPath(); dp != dp1 {
+		t.Errorf("data path changed while the lease could not move:\nbefore:\n%s\nafter:\n%s", dp1, dp)
+	}
+	mustPing(t, c1, c2.IPv6)
+	mustPing(t, c2, c1.IPv6)
+
+	alarm(pb.AlarmRequest_DEACTIVATE)
+	if err := testbed.Eventually(60*time.Second, 200*time.Millisecond, func() error {
+		if b.LeaseFor(to) == nil || b.LeaseFor(from) != nil {
+			return fmt.Errorf("lease not re-keyed from %s to %s: %v", from, to, b.Leases())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFDB(t, h2, to, true)
+	if local, _ := h1.VXLANLocal(); !local.Equal(to) {
+		t.Errorf("local %s after the move, want %s", local, to)
+	}
+	waitRoute(t, h1, sf2.SubnetV6, true, peerTimeout)
 	mustPing(t, c1, c2.IPv6)
 	mustPing(t, c2, c1.IPv6)
 }
