@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -139,6 +140,11 @@ func parseStatic(n *NetConf, cniArgs string) (*staticRequest, error) {
 		}
 		if mac[0]&1 == 1 {
 			return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("%s: %q is a multicast address", macName, macSrc), "")
+		}
+		// The kernel refuses it too, but only inside the veth request, as a
+		// bare EADDRNOTAVAIL (code 999) after IPAM has run.
+		if bytes.Equal(mac, make(net.HardwareAddr, 6)) {
+			return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("%s: %q is the all-zero address", macName, macSrc), "")
 		}
 		req.MAC = mac
 	}

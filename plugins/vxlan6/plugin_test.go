@@ -354,6 +354,10 @@ func TestBadInput(t *testing.T) {
 				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "zz:00"}
 		},
 		func(c *container) tc {
+			return tc{name: "all-zero MAC", env: with(base(c), "CNI_ARGS", "MAC=00:00:00:00:00:00"),
+				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "00:00:00:00:00:00"}
+		},
+		func(c *container) tc {
 			return tc{name: "invalid mtu", env: base(c), stdin: e.confBytes("1.0.0", map[string]any{"mtu": 500}),
 				code: types.ErrInvalidNetworkConfig, mention: "500"}
 		},
