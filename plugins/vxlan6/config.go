@@ -46,6 +46,23 @@ type NetConf struct {
 // loadConf parses and validates stdin. Errors are CNI errors with the
 // spec's codes.
 func loadConf(data []byte) (*NetConf, error) {
+	n, err := decodeConf(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := validIfName(n.Bridge); err != nil {
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("bridge %q: %v", n.Bridge, err), "")
+	}
+	if n.MTU != 0 && (n.MTU < 1280 || n.MTU > 65535) {
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("mtu %d out of range 1280..65535 (IPv6 needs at least 1280)", n.MTU), "")
+	}
+	return n, nil
+}
+
+// decodeConf parses the config and fills defaults without judging the keys
+// DEL does not use (bridge, mtu): a config edited into an invalid state after
+// ADD must not stop the runtime from cleaning up.
+func decodeConf(data []byte) (*NetConf, error) {
 	n := &NetConf{}
 	if err := json.Unmarshal(data, n); err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, fmt.Sprintf("decode vxlan6 network config: %v", err), "")
@@ -58,12 +75,6 @@ func loadConf(data []byte) (*NetConf, error) {
 	}
 	if n.Bridge == "" {
 		n.Bridge = defaultBridge
-	}
-	if err := validIfName(n.Bridge); err != nil {
-		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("bridge %q: %v", n.Bridge, err), "")
-	}
-	if n.MTU != 0 && (n.MTU < 1280 || n.MTU > 65535) {
-		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("mtu %d out of range 1280..65535 (IPv6 needs at least 1280)", n.MTU), "")
 	}
 	if err := cniversion.ParsePrevResult(&n.NetConf); err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, fmt.Sprintf("decode prevResult: %v", err), "")

@@ -308,7 +308,7 @@ func masqNets(addrs []*net.IPNet, nd *node) []*net.IPNet {
 }
 
 func cmdDel(args *skel.CmdArgs) error {
-	conf, err := loadConf(args.StdinData)
+	conf, err := decodeConf(args.StdinData)
 	if err != nil {
 		return err
 	}

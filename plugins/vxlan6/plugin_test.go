@@ -479,6 +479,22 @@ func TestDelEmptyNetnsLiveContainer(t *testing.T) {
 	}
 }
 
+// A config edited into an invalid state after ADD (here an mtu below 1280)
+// must not stop DEL from cleaning up: DEL does not use the mtu.
+func TestDelWithConfigInvalidSinceAdd(t *testing.T) {
+	e := newEnv(t, v6Subnet())
+	c := e.newContainer()
+	e.mustAdd(e.list("1.0.0"), c.rt())
+	for i := 0; i < 2; i++ {
+		te, out := e.exec(map[string]string{"CNI_COMMAND": "DEL", "CNI_CONTAINERID": c.id, "CNI_NETNS": c.ns.Path(), "CNI_IFNAME": "eth0"},
+			e.confBytes("1.0.0", map[string]any{"mtu": 500}))
+		if te != nil {
+			t.Fatalf("DEL %d: %v %s", i, te, out)
+		}
+	}
+	e.assertClean(0)
+}
+
 // A second ADD of the same (container ID, ifname) into a new netns, without
 // DEL in between (the old netns leaked), replaces the stale host veth.
 func TestReAddReplacesStaleVeth(t *testing.T) {
