@@ -46,7 +46,10 @@ Usage:
 The daemon's lease in etcd has a TTL (--lease-ttl, default 5m) and is renewed
 while it runs; when a node dies, its peers drop its routes once the TTL has
 passed. Stopping the daemon (SIGTERM) leaves the VXLAN device, its peers and
-the lease in place, so a restart does not disturb traffic.
+the lease in place, so a restart does not disturb traffic. Every
+--resync-interval (default 1m) it re-checks the VXLAN device, its peer
+entries and the subnet file against etcd and repairs what was lost; while
+etcd is unreachable it leaves them alone.
 
 Every flag can also be set by an environment variable VXLAN6D_<FLAG>, dashes
 as underscores (--etcd-endpoints = VXLAN6D_ETCD_ENDPOINTS); a flag wins.

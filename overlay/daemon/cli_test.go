@@ -40,6 +40,12 @@ func TestFlagDefaults(t *testing.T) {
 	if o.MetricsAddr != "" || o.HealthzAddr != "" {
 		t.Errorf("metrics/healthz must be off by default")
 	}
+	if o.ResyncInterval != DefaultResyncInterval {
+		t.Errorf("resync interval %s, want %s", o.ResyncInterval, DefaultResyncInterval)
+	}
+	if o, err = parseRun(t, []string{"--node-name", "n1"}, map[string]string{"VXLAN6D_RESYNC_INTERVAL": "0"}); err != nil || o.ResyncInterval != 0 {
+		t.Errorf("VXLAN6D_RESYNC_INTERVAL=0 must disable the resync: %s, %v", o.ResyncInterval, err)
+	}
 }
 
 func TestFlagBeatsEnvAndListsSplit(t *testing.T) {
@@ -98,6 +104,9 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 		{[]string{"--lease-ttl", "1500ms"}, nil, "--lease-ttl"},
 		{nil, map[string]string{"VXLAN6D_LEASE_TTL": "nope"}, "VXLAN6D_LEASE_TTL for flag --lease-ttl:"},
 		{[]string{"--lease-ttl", "x"}, nil, "for flag --lease-ttl:"},
+		{[]string{"--resync-interval", "100ms"}, nil, "--resync-interval"},
+		{[]string{"--resync-interval", "-1m"}, nil, "--resync-interval"},
+		{nil, map[string]string{"VXLAN6D_RESYNC_INTERVAL": "often"}, "VXLAN6D_RESYNC_INTERVAL for flag --resync-interval:"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"--log-format", "xml"}, nil, "--log-format"},
 		{[]string{"--iface-regex", "eth("}, nil, "--iface-regex"},

@@ -13,6 +13,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,7 +67,18 @@ type daemon struct {
 
 	// pendingMove: the last VTEP move failed and is retried.
 	pendingMove bool
+	// healSoon: a data-path write failed; the loop resyncs after
+	// healRetry instead of waiting for the next resync interval.
+	healSoon bool
 }
+
+const (
+	// healRetry is how soon a failed peer update or reconcile is retried.
+	healRetry = 5 * time.Second
+	// healListTimeout bounds the periodic List: the loop must not stall
+	// on an unreachable etcd.
+	healListTimeout = 5 * time.Second
+)
 
 // Run is the daemon. It returns nil when ctx ends (leaving the data path
 // and the lease in place), a *ChoiceError for an invalid VTEP choice, or
@@ -176,7 +188,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return err
 	}
 	log.Info("ready", "vtep", ipStr(d.choice.Public), "subnetV6", netStr(d.lease.IPv6Subnet), "subnetV4", netStr(d.lease.IPv4Subnet),
-		"mtu", d.dev.MTU, "peers", len(d.peers), "subnetFile", o.SubnetFile)
+		"mtu", d.dev.MTU, "peers", len(d.peers), "subnetFile", o.SubnetFile, "resyncInterval", o.ResyncInterval.String())
 
 	return d.loop(ctx, rev, flagChoice)
 }
@@ -212,8 +224,40 @@ func (d *daemon) loop(ctx context.Context, rev int64, flagChoice bool) error {
 	moveRetry := time.NewTicker(5 * time.Second)
 	defer moveRetry.Stop()
 
+	// One timer drives the periodic self-heal and the early retry after a
+	// failed data-path write; it runs on this goroutine like every other
+	// data-path change.
+	interval := d.o.ResyncInterval
+	healT := time.NewTimer(interval)
+	if interval == 0 {
+		healT.Stop()
+	}
+	defer healT.Stop()
+	retryArmed := false
+
 	for {
+		if d.healSoon && !retryArmed {
+			healT.Reset(healRetry)
+			retryArmed = true
+		}
 		select {
+		case <-healT.C:
+			retryArmed = false
+			if d.heal(ctx) {
+				if interval > 0 {
+					healT.Reset(interval)
+				}
+				continue
+			}
+			// etcd is away: try again a full interval later (not after
+			// healRetry), which keeps the warning to one per interval.
+			next := interval
+			if next == 0 {
+				next = DefaultResyncInterval
+			}
+			healT.Reset(next)
+			retryArmed = d.healSoon
+
 		case <-ctx.Done():
 			wcancel()
 			d.log.Info("stopping; the vxlan device, its peers and the lease stay in place")
@@ -346,7 +390,7 @@ func (d *daemon) deviceConfig(c *vtep.Choice) vxlan.DeviceConfig {
 	}
 }
 
-func (d *daemon) writeSubnetFile() error {
+func (d *daemon) subnetConfig() *subnetfile.Config {
 	sf := &subnetfile.Config{
 		NetworkV6: d.cfg.IPv6Network, SubnetV6: d.lease.IPv6Subnet,
 		MTU: d.dev.MTU, VTEP: d.choice.Public,
@@ -354,6 +398,22 @@ func (d *daemon) writeSubnetFile() error {
 	if d.cfg.EnableIPv4 && d.lease.IPv4Subnet != nil {
 		sf.NetworkV4, sf.SubnetV4 = d.cfg.Network, d.lease.IPv4Subnet
 	}
+	return sf
+}
+
+// syncSubnetFile rewrites the subnet file only if its content would
+// change (deleted, edited, or the device MTU changed): an unchanged file
+// keeps its mtime and plugins never race a rename for nothing.
+func (d *daemon) syncSubnetFile() error {
+	if cur, err := os.ReadFile(d.o.SubnetFile); err == nil && bytes.Equal(cur, d.subnetConfig().Marshal()) {
+		return nil
+	}
+	d.log.Warn("subnet file missing or out of date, rewriting it", "path", d.o.SubnetFile)
+	return d.writeSubnetFile()
+}
+
+func (d *daemon) writeSubnetFile() error {
+	sf := d.subnetConfig()
 	if err := subnetfile.Write(d.o.SubnetFile, sf); err != nil {
 		d.m.incError("subnet_file")
 		return err
@@ -518,6 +578,17 @@ func (d *daemon) resync(ctx context.Context) (int64, bool) {
 	}) {
 		return 0, false
 	}
+	rev := snap.Revision
+	d.reconcileTo(snap, false)
+	// The lease watch that follows loads the same snapshot once more, so
+	// the memory release is repeated once that burst is over.
+	time.AfterFunc(3*time.Second, d.releaseMemory)
+	return rev, true
+}
+
+// reconcileTo makes the peers exactly the valid leases of snap. quiet logs
+// at debug level when the bookkeeping did not change (the periodic resync).
+func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
 	// On conflicts (shared subnet or MAC) the older record wins, whatever
 	// the key order: a newcomer cannot evict a working peer.
 	sort.SliceStable(snap.Leases, func(i, j int) bool { return snap.Leases[i].ModRevision < snap.Leases[j].ModRevision })
@@ -535,7 +606,9 @@ func (d *daemon) resync(ctx context.Context) (int64, bool) {
 		if why != "" {
 			if !d.isOwn(l) {
 				skipped++
-				d.log.Warn("lease ignored", "vtep", ipStr(l.VTEP), "node", l.NodeName, "subnetV6", netStr(l.IPv6Subnet), "reason", why)
+				if !quiet {
+					d.log.Warn("lease ignored", "vtep", ipStr(l.VTEP), "node", l.NodeName, "subnetV6", netStr(l.IPv6Subnet), "reason", why)
+				}
 			}
 			continue
 		}
@@ -551,9 +624,9 @@ func (d *daemon) resync(ctx context.Context) (int64, bool) {
 	}
 	start := time.Now()
 	if err := d.dev.Reconcile(list); err != nil {
-		// Some entries may be missing; the next resync retries. Keep the
+		// Some entries may be missing; the loop retries soon. Keep the
 		// ones we know about so later events diff against reality-ish.
-		d.m.incError("reconcile")
+		d.dataPathFailed("reconcile")
 		d.log.Error("reconcile peers", "device", d.dev.Name, "peers", len(list), "err", err)
 	}
 	added, removed, changed := diffPeers(d.peers, peers)
@@ -562,14 +635,83 @@ func (d *daemon) resync(ctx context.Context) (int64, bool) {
 	d.m.update(func(m *metrics) { m.reconciles++; m.peers = len(peers) })
 	// A full snapshot (thousands of records, five kernel dumps) is garbage
 	// now; hand it back to the OS so RSS reflects the steady state.
-	// The lease watch that follows loads the same snapshot once more, so
-	// the release is repeated once that burst is over.
 	snap = nil
 	d.releaseMemory()
-	time.AfterFunc(3*time.Second, d.releaseMemory)
-	d.log.Info("peers reconciled", "revision", rev, "peers", len(peers), "added", added, "removed", removed,
+	level := slog.LevelInfo
+	if quiet && added+removed+changed == 0 {
+		level = slog.LevelDebug
+	}
+	d.log.Log(context.Background(), level, "peers reconciled", "revision", rev, "peers", len(peers), "added", added, "removed", removed,
 		"changed", changed, "skipped", skippedTotal, "took", time.Since(start).Round(time.Millisecond).String())
-	return rev, true
+}
+
+// dataPathFailed counts a failed data-path write and asks the loop to
+// reconcile again soon: the watch alone would never retry it.
+func (d *daemon) dataPathFailed(op string) {
+	d.m.incError(op)
+	d.healSoon = true
+}
+
+// heal is the periodic self-heal: a fresh etcd snapshot, then the device
+// (recreated if someone deleted it or its underlay came back with a new
+// index), the peers by diff, and the subnet file if it would change. While
+// etcd cannot be read nothing is touched: an outage must never flush peers.
+// It reports whether etcd was read.
+func (d *daemon) heal(ctx context.Context) bool {
+	lctx, cancel := context.WithTimeout(ctx, healListTimeout)
+	snap, err := d.reg.List(lctx, d.cfg)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			d.m.incError("periodic_resync")
+			d.log.Warn("periodic resync: cannot list leases; data path left as it is", "err", err)
+		}
+		return false
+	}
+	d.healSoon = false
+	if d.pendingMove {
+		// Lease and device disagree until the move retry succeeds, and it
+		// reconciles everything itself then.
+		d.log.Debug("periodic resync skipped: a VTEP move is pending")
+		return true
+	}
+	d.m.update(func(m *metrics) { m.periodicResyncs++ })
+	d.refreshUnderlay()
+	dev, err := vxlan.EnsureDevice(d.deviceConfig(d.choice))
+	if err != nil {
+		d.dataPathFailed("device")
+		d.log.Error("periodic resync: vxlan device", "vtep", ipStr(d.choice.Local), "underlay", d.choice.IfName, "err", err)
+		return true
+	}
+	if dev.Index != d.dev.Index {
+		d.log.Warn("vxlan device was gone and has been recreated; programming every peer again",
+			"name", dev.Name, "oldIndex", d.dev.Index, "index", dev.Index, "mtu", dev.MTU)
+	}
+	d.dev.Close()
+	d.dev = dev
+	d.reconcileTo(snap, true)
+	if err := d.syncSubnetFile(); err != nil {
+		d.healSoon = true
+		d.log.Error("periodic resync: subnet file", "err", err)
+	}
+	return true
+}
+
+// refreshUnderlay follows an underlay that was deleted and created again
+// (new ifindex, maybe a new MTU) while keeping the same VTEP addresses; a
+// choice that now yields another address is a VTEP move, which is the
+// annotation handling's business, not the self-heal's.
+func (d *daemon) refreshUnderlay() {
+	c, err := vtep.Choose(d.o.vtepOptions(d.annotation))
+	if err != nil || !c.Public.Equal(d.choice.Public) || !c.Local.Equal(d.choice.Local) {
+		return
+	}
+	if c.IfIndex != d.choice.IfIndex || c.MTU != d.choice.MTU || c.IfName != d.choice.IfName {
+		d.log.Warn("underlay interface changed", "vtep", ipStr(c.Local), "from", d.choice.IfName, "fromIndex", d.choice.IfIndex,
+			"to", c.IfName, "index", c.IfIndex, "mtu", c.MTU)
+		d.choice = c
+		d.setVTEPMetrics()
+	}
 }
 
 // releaseMemory returns freed heap to the OS at once instead of letting the
@@ -635,7 +777,7 @@ func (d *daemon) apply(ev lease.Event) {
 		}
 		// AddPeer replaces the old entries of a peer with this VTEP itself.
 		if err := d.dev.AddPeer(p); err != nil {
-			d.m.incError("add_peer")
+			d.dataPathFailed("add_peer")
 			d.log.Error("add peer", "vtep", k, "err", err)
 			return
 		}
@@ -676,9 +818,9 @@ func (d *daemon) forget(p vxlan.Peer) {
 func (d *daemon) removePeer(p vxlan.Peer, why string) {
 	k := p.VTEP.String()
 	if err := d.dev.RemovePeer(p); err != nil {
-		d.m.incError("remove_peer")
+		d.dataPathFailed("remove_peer")
 		d.log.Error("remove peer", "vtep", k, "err", err)
-		// Keep it: the next resync removes it.
+		// Keep it: the resync that follows soon removes it.
 		return
 	}
 	d.forget(p)
@@ -774,7 +916,7 @@ func (d *daemon) move(ctx context.Context, c *vtep.Choice) error {
 		list = append(list, p)
 	}
 	if err := d.dev.Reconcile(list); err != nil {
-		d.m.incError("reconcile")
+		d.dataPathFailed("reconcile")
 		d.log.Error("reconcile peers after VTEP move", "err", err)
 	}
 	d.m.update(func(m *metrics) { m.reconciles++; m.peers = len(d.peers) })

@@ -924,3 +924,89 @@ func TestLeaseLostIsReacquired(t *testing.T) {
 	waitRoute(t, h1, sf1.SubnetV6, true, peerTimeout)
 	waitFDB(t, h1, thief.VTEP, true)
 }
+
+// TestPeriodicResyncHeals: with a short --resync-interval the daemon puts
+// back a peer's route and fdb entry and the vxlan device itself after they
+// were deleted by hand, and a resync during an etcd outage removes nothing.
+func TestPeriodicResyncHeals(t *testing.T) {
+	b := newBed(t, 2, false)
+	startAll(t, b, map[int][]string{0: {"--resync-interval", "2s"}})
+	h1, h2 := b.Hosts[0], b.Hosts[1]
+	c1, c2 := h1.AddContainer(), h2.AddContainer()
+	mustPing(t, c1, c2.IPv6)
+	sf2, err := h2.SubnetConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFDB(t, h1, sf2.VTEP, true)
+	waitRoute(t, h1, sf2.SubnetV6, true, peerTimeout)
+	const healTimeout = 20 * time.Second // a few 2s intervals, with slack for a loaded machine
+
+	t.Run("entries deleted by hand", func(t *testing.T) {
+		fdb, err := h1.FDB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mac string
+		for _, e := range fdb {
+			if ip := net.ParseIP(e.Dst); ip != nil && ip.Equal(sf2.VTEP) {
+				mac = e.MAC
+			}
+		}
+		if mac == "" {
+			t.Fatalf("%s: no fdb entry to %s in %v", h1.Name, sf2.VTEP, fdb)
+		}
+		h1.MustExec("ip", "-6", "route", "del", sf2.SubnetV6.String(), "dev", testbed.Device)
+		h1.MustExec("bridge", "fdb", "del", mac, "dev", testbed.Device, "dst", sf2.VTEP.String())
+		if has, _ := h1.HasRoute(sf2.SubnetV6); has {
+			t.Fatalf("route to %s still there after deleting it", sf2.SubnetV6)
+		}
+		if has, _ := h1.HasFDBDst(sf2.VTEP); has {
+			t.Fatalf("fdb entry to %s still there after deleting it", sf2.VTEP)
+		}
+		waitRoute(t, h1, sf2.SubnetV6, true, healTimeout)
+		waitFDB(t, h1, sf2.VTEP, true)
+		mustPing(t, c1, c2.IPv6)
+		mustPing(t, c2, c1.IPv6)
+	})
+
+	t.Run("device deleted by hand", func(t *testing.T) {
+		h1.MustExec("ip", "link", "del", testbed.Device)
+		if err := h1.Daemon().WaitLog("vxlan device was gone and has been recreated", healTimeout); err != nil {
+			t.Fatal(err)
+		}
+		waitRoute(t, h1, sf2.SubnetV6, true, healTimeout)
+		waitFDB(t, h1, sf2.VTEP, true)
+		if _, err := h1.SubnetConfig(); err != nil {
+			t.Fatalf("subnet file after the device came back: %v", err)
+		}
+		mustPing(t, c1, c2.IPv6)
+		mustPing(t, c2, c1.IPv6)
+	})
+
+	t.Run("etcd outage", func(t *testing.T) {
+		dp1, err := h1.DataPath()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.StopEtcd()
+		defer b.StartEtcd()
+		if err := h1.Daemon().WaitLog("periodic resync: cannot list leases", healTimeout); err != nil {
+			t.Fatal(err)
+		}
+		// One more interval: a resync that follows a failed one must not flush either.
+		time.Sleep(3 * time.Second)
+		if dp, _ := h1.DataPath(); dp != dp1 {
+			t.Errorf("data path changed during the etcd outage:\nbefore:\n%s\nafter:\n%s", dp1, dp)
+		}
+		mustPing(t, c1, c2.IPv6)
+		b.StartEtcd()
+		// Back to normal: hand-deleted entries heal again once etcd answers.
+		h1.MustExec("ip", "-6", "route", "del", sf2.SubnetV6.String(), "dev", testbed.Device)
+		waitRoute(t, h1, sf2.SubnetV6, true, 45*time.Second)
+		mustPing(t, c1, c2.IPv6)
+	})
+	if h1.Daemon().Exited() {
+		t.Fatalf("daemon on %s exited: %v", h1.Name, h1.Daemon().ExitErr())
+	}
+}

@@ -30,8 +30,11 @@ type metrics struct {
 	leaseSubnetV4  string
 	peers          int
 	reconciles     uint64
-	watchEvents    map[string]uint64
-	errors         map[string]uint64
+	// periodicResyncs counts self-heals that read etcd (--resync-interval
+	// and the early retries after a failed data-path write).
+	periodicResyncs uint64
+	watchEvents     map[string]uint64
+	errors          map[string]uint64
 	// readiness: all three must hold for /healthz to say 200.
 	haveLease, haveDevice, haveSubnetFile bool
 }
@@ -87,6 +90,7 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintf(w, "# HELP vxlan6d_lease_ttl_seconds TTL of this node's lease in etcd (renewed while running).\n# TYPE vxlan6d_lease_ttl_seconds gauge\nvxlan6d_lease_ttl_seconds %g\n", m.leaseTTL.Seconds())
 	fmt.Fprintf(w, "# HELP vxlan6d_peers Peers programmed on the VXLAN device.\n# TYPE vxlan6d_peers gauge\nvxlan6d_peers %d\n", m.peers)
 	fmt.Fprintf(w, "# HELP vxlan6d_reconciles_total Full reconciles of the peers against an etcd snapshot.\n# TYPE vxlan6d_reconciles_total counter\nvxlan6d_reconciles_total %d\n", m.reconciles)
+	fmt.Fprintf(w, "# HELP vxlan6d_periodic_resyncs_total Periodic self-heals (device, peers, subnet file) against an etcd snapshot.\n# TYPE vxlan6d_periodic_resyncs_total counter\nvxlan6d_periodic_resyncs_total %d\n", m.periodicResyncs)
 	fmt.Fprintf(w, "# HELP vxlan6d_watch_events_total Lease watch events applied, by type.\n# TYPE vxlan6d_watch_events_total counter\n")
 	for _, k := range []string{"added", "removed", "resync"} {
 		fmt.Fprintf(w, "vxlan6d_watch_events_total{type=%q} %d\n", k, m.watchEvents[k])

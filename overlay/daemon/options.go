@@ -20,6 +20,11 @@ import (
 // wins over its variable.
 const EnvPrefix = "VXLAN6D_"
 
+// DefaultResyncInterval is the default of --resync-interval: often enough
+// that a hand-deleted entry or a recreated underlay heals within a minute,
+// rare enough that a full List of a big cluster costs nothing noticeable.
+const DefaultResyncInterval = time.Minute
+
 // EtcdOptions say how to reach etcd; every subcommand that talks to etcd takes them.
 type EtcdOptions struct {
 	Endpoints []string
@@ -42,10 +47,13 @@ type Options struct {
 	NodeName      string
 	SubnetFile    string
 	LeaseTTL      time.Duration
-	MetricsAddr   string
-	HealthzAddr   string
-	LogLevel      string
-	LogFormat     string
+	// ResyncInterval is how often the data path is checked against a
+	// fresh etcd snapshot and repaired; 0 disables it.
+	ResyncInterval time.Duration
+	MetricsAddr    string
+	HealthzAddr    string
+	LogLevel       string
+	LogFormat      string
 }
 
 // vtepOptions maps the flags onto vtep.Options; the annotation is filled in
@@ -124,6 +132,7 @@ func addRunFlags(fs *flag.FlagSet, o *Options) {
 	fs.StringVar(&o.NodeName, "node-name", host, "node name (annotations live under <prefix>/nodes/<node-name>)")
 	fs.StringVar(&o.SubnetFile, "subnet-file", subnetfile.DefaultPath, "subnet file read by the vxlan6 CNI plugin")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", lease.DefaultTTL, "TTL of the subnet lease in etcd, renewed while the daemon runs (Go duration, e.g. 24h, 5s)")
+	fs.DurationVar(&o.ResyncInterval, "resync-interval", DefaultResyncInterval, "how often to re-check the vxlan device, its peer entries and the subnet file against etcd and repair them (Go duration; 0 disables; failed peer updates are retried after 5s regardless)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "listen address for Prometheus /metrics (empty: off)")
 	fs.StringVar(&o.HealthzAddr, "healthz-addr", "", "listen address for /healthz (empty: off; may equal --metrics-addr)")
 	addLogFlags(fs, &o.LogLevel, &o.LogFormat)
@@ -219,6 +228,9 @@ func (o *Options) validate() error {
 	}
 	if o.LeaseTTL%time.Second != 0 {
 		return fmt.Errorf("--lease-ttl %s is not a whole number of seconds", o.LeaseTTL)
+	}
+	if o.ResyncInterval != 0 && o.ResyncInterval < time.Second {
+		return fmt.Errorf("--resync-interval %s is too short (at least 1s; 0 disables)", o.ResyncInterval)
 	}
 	for _, re := range o.IfaceRegex {
 		if _, err := regexp.Compile(re); err != nil {
