@@ -956,8 +956,14 @@ func TestPeriodicResyncHeals(t *testing.T) {
 		if mac == "" {
 			t.Fatalf("%s: no fdb entry to %s in %v", h1.Name, sf2.VTEP, fdb)
 		}
+		dp0, err := h1.DataPath()
+		if err != nil {
+			t.Fatal(err)
+		}
 		h1.MustExec("ip", "-6", "route", "del", sf2.SubnetV6.String(), "dev", testbed.Device)
-		h1.MustExec("bridge", "fdb", "del", mac, "dev", testbed.Device, "dst", sf2.VTEP.String())
+		// The peer's gateway is its subnet's network address, resolved by a permanent neighbour.
+		h1.MustExec("ip", "-6", "neigh", "del", sf2.SubnetV6.IP.String(), "dev", testbed.Device)
+		h1.MustExec("/usr/sbin/bridge", "fdb", "del", mac, "dev", testbed.Device, "dst", sf2.VTEP.String())
 		if has, _ := h1.HasRoute(sf2.SubnetV6); has {
 			t.Fatalf("route to %s still there after deleting it", sf2.SubnetV6)
 		}
@@ -966,6 +972,14 @@ func TestPeriodicResyncHeals(t *testing.T) {
 		}
 		waitRoute(t, h1, sf2.SubnetV6, true, healTimeout)
 		waitFDB(t, h1, sf2.VTEP, true)
+		if err := testbed.Eventually(healTimeout, 100*time.Millisecond, func() error {
+			if dp, err := h1.DataPath(); err != nil || dp != dp0 {
+				return fmt.Errorf("data path not restored (%v):\nbefore:\n%s\nnow:\n%s", err, dp0, dp)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 		mustPing(t, c1, c2.IPv6)
 		mustPing(t, c2, c1.IPv6)
 	})
