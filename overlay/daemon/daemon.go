@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxlan6/vxlan6/overlay/lease"
@@ -702,6 +703,11 @@ func (d *daemon) heal(ctx context.Context) bool {
 // choice that now yields another address is a VTEP move, which is the
 // annotation handling's business, not the self-heal's.
 func (d *daemon) refreshUnderlay() {
+	// vtep.Choose logs its choice and may wait for DAD: only ask it when
+	// the underlay we use is really gone or renumbered.
+	if l, err := netlinksafe.LinkByName(d.choice.IfName); err == nil && l.Attrs().Index == d.choice.IfIndex {
+		return
+	}
 	c, err := vtep.Choose(d.o.vtepOptions(d.annotation))
 	if err != nil || !c.Public.Equal(d.choice.Public) || !c.Local.Equal(d.choice.Local) {
 		return
