@@ -163,12 +163,14 @@ func TestMetricsText(t *testing.T) {
 		m.vtepAddr, m.vtepLocal, m.vtepSource, m.vtepIface, m.operatorChosen = "2001:db8::2", "2001:db8::2", "flag --public-ipv6", "eth0", true
 		m.peers = 3
 		m.errors["list_leases"] = 2
+		m.periodicResyncs = 7
 	})
 	var b bytes.Buffer
 	m.write(&b)
 	for _, want := range []string{
 		`vxlan6d_vtep_info{address="2001:db8::2",local="2001:db8::2",source="flag --public-ipv6",interface="eth0",operator_chosen="true"} 1`,
 		"vxlan6d_peers 3", "vxlan6d_lease_ttl_seconds 300", `vxlan6d_errors_total{op="list_leases"} 2`, "vxlan6d_ready 0",
+		"vxlan6d_periodic_resyncs_total 7",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())
