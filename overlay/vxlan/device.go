@@ -237,7 +237,7 @@ func ensureDevice(h netlinksafe.Handle, name string, cfg DeviceConfig) (_ *Devic
 			}
 			link = nil
 		} else {
-			slog.Info("reusing vxlan device", "device", name, "index", link.Attrs().Index)
+			slog.Debug("reusing vxlan device", "device", name, "index", link.Attrs().Index)
 		}
 	}
 	if link == nil {
