@@ -220,7 +220,6 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	hostMAC, err := link.SetupVeth(link.Veth{
 		HostName:  hostName,
-		Alias:     link.Alias(args.ContainerID, args.IfName),
 		ContName:  args.IfName,
 		MTU:       nd.mtu,
 		ContMAC:   req.MAC,

@@ -48,7 +48,10 @@ func IsHostVethName(name string) bool {
 	return err == nil
 }
 
-// Alias is the human-readable tag set on the host veth ("cid/ifname").
+// Alias is the tag ("cid/ifname") a host veth of the pair may carry as its
+// alias. The plugin sets none (the kernel ignores IFLA_IFALIAS when it
+// creates a link, and a separate request would slow ADD); one set to another
+// pair's tag marks the veth as not this pair's.
 func Alias(containerID, ifName string) string { return containerID + "/" + ifName }
 
 // EnsureBridge makes sure the node bridge exists, is up, has mtu and holds
@@ -202,7 +205,6 @@ func ensureSysctl(path string) error {
 // Veth describes the pair SetupVeth creates.
 type Veth struct {
 	HostName  string           // host end, attached to the bridge
-	Alias     string           // alias of the host end
 	ContName  string           // container end (CNI_IFNAME)
 	MTU       int              // both ends
 	ContMAC   net.HardwareAddr // optional static MAC of the container end
@@ -211,7 +213,7 @@ type Veth struct {
 }
 
 // SetupVeth creates the pair in one netlink request: host end up, on the
-// bridge, with its alias and a fixed MAC; container end born inside the
+// bridge, with a fixed MAC; container end born inside the
 // container netns. It returns the host end's MAC. If the container netns
 // already has ContName it returns ErrIfaceExists. A host end left over from
 // an earlier ADD of the same (container ID, ifname) is a stale attachment: it
@@ -246,7 +248,6 @@ func addVethPair(v Veth, hostMAC net.HardwareAddr) error {
 	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.HostName)))
-	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(v.Alias)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU))))
 	req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, []byte(hostMAC)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(v.Bridge.Attrs().Index))))
