@@ -51,6 +51,16 @@ func (v *env) put(key, value string) {
 	}
 }
 
+// list is List that fails the test on error.
+func (v *env) list(cfg *Config) *Snapshot {
+	v.t.Helper()
+	snap, err := v.r.List(v.ctx, cfg)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return snap
+}
+
 // reserve writes an operator's reservation (no etcd lease) for vtep.
 func (v *env) reserve(vtep, s6, s4 string) {
 	v.t.Helper()

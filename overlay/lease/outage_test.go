@@ -62,10 +62,7 @@ func TestEtcdOutage(t *testing.T) {
 		v.r.KeepAlive(kaCtx, cfg, a, l, ttl, func(nl *Lease) { changes <- nl })
 	}()
 	t.Cleanup(func() { kaCancel(); <-kaDone })
-	snap, err := v.r.List(v.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := v.list(cfg)
 	wch := v.r.Watch(v.ctx, cfg, snap.Revision)
 
 	srv.Close()

@@ -53,10 +53,7 @@ func TestListSkipsInvalid(t *testing.T) {
 	skipped := hostile(v)
 	// IPv4 part of a record in an IPv6-only network: only that part is ignored.
 	v.put(v.r.LeasesPrefix()+"2001:db8::d", rec("2001:db8::d", "fd10:244:0:d::/64", "10.244.1.0/24", 13))
-	snap, err := v.r.List(v.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := v.list(cfg)
 	if got := vteps(snap.Leases); got != "2001:db8::1 2001:db8::d" {
 		t.Fatalf("List = %s; want only 2001:db8::1 and 2001:db8::d", got)
 	}
@@ -80,10 +77,7 @@ func TestListSkipsInvalid(t *testing.T) {
 	v2.put(p+"2001:db8::2", rec("2001:db8::2", "fd10:244:0:2::/64", "10.99.0.0/24", 2))
 	v2.put(p+"2001:db8::3", rec("2001:db8::3", "fd10:244:0:3::/64", "10.244.0.0/24", 3))
 	v2.put(p+"2001:db8::4", rec("2001:db8::4", "fd10:244:0:4::/64", "", 4))
-	snap, err = v2.r.List(v2.ctx, cfg2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap = v2.list(cfg2)
 	if got := vteps(snap.Leases); got != "2001:db8::1 2001:db8::4" || snap.Skipped != 2 {
 		t.Fatalf("dual-stack List = %s (skipped %d); want 2001:db8::1 2001:db8::4 (skipped 2)", got, snap.Skipped)
 	}
@@ -130,10 +124,7 @@ func TestWatch(t *testing.T) {
 	cfg := v.config(cfgV6)
 	p := v.r.LeasesPrefix()
 	v.put(p+"2001:db8::1", rec("2001:db8::1", "fd10:244::/64", "", 1))
-	snap, err := v.r.List(v.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := v.list(cfg)
 	ctx, cancel := context.WithCancel(v.ctx)
 	defer cancel()
 	ch := v.r.Watch(ctx, cfg, snap.Revision)
@@ -203,10 +194,7 @@ func TestWatch(t *testing.T) {
 	}
 
 	// List agrees with what the watch reported.
-	snap, err = v.r.List(v.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap = v.list(cfg)
 	if got := vteps(snap.Leases); got != "2001:db8::4" {
 		t.Fatalf("List = %s; want 2001:db8::4", got)
 	}
@@ -228,10 +216,7 @@ func TestWatchResyncAfterCompaction(t *testing.T) {
 	cfg := v.config(cfgV6)
 	p := v.r.LeasesPrefix()
 	v.put(p+"2001:db8::1", rec("2001:db8::1", "fd10:244::/64", "", 1))
-	snap, err := v.r.List(v.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := v.list(cfg)
 	for i := 2; i < 6; i++ {
 		v.put(p+fmt.Sprintf("2001:db8::%d", i), rec(fmt.Sprintf("2001:db8::%d", i), fmt.Sprintf("fd10:244:0:%d::/64", i), "", i))
 	}
@@ -266,10 +251,7 @@ func TestWatchResyncAfterCompaction(t *testing.T) {
 	noMoreEvents(t, ch0)
 
 	// Watching again from the new revision works.
-	snap, err = v.r.List(v.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap = v.list(cfg)
 	ch = v.r.Watch(v.ctx, cfg, snap.Revision)
 	v.put(p+"2001:db8::9", rec("2001:db8::9", "fd10:244:0:9::/64", "", 9))
 	evs = collect(t, ch, 1, 5*time.Second)
