@@ -589,14 +589,25 @@ func (d *Device) snapshot(st *state, sizeHint int) (*kernelState, error) {
 	return ks, nil
 }
 
-// listRoutes appends the device's routes carrying RouteProtocol, retrying a
-// dump the kernel interrupted.
-func (d *Device) listRoutes(st *state, family int, ks *kernelState) error {
-	n := len(ks.routes)
+// retryDump runs a dump again while the kernel reports it interrupted (a
+// concurrent change), as netlinksafe does for the calls it wraps: neither the
+// iterating route dump nor NeighList is among them.
+func retryDump(dump func() error) error {
 	var err error
 	for range 5 {
+		if err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	return err
+}
+
+// listRoutes appends the device's routes carrying RouteProtocol.
+func (d *Device) listRoutes(st *state, family int, ks *kernelState) error {
+	n := len(ks.routes)
+	err := retryDump(func() error {
 		ks.routes = ks.routes[:n]
-		err = st.h.Handle.RouteListFilteredIter(family,
+		return st.h.Handle.RouteListFilteredIter(family,
 			&netlink.Route{LinkIndex: d.Index, Protocol: RouteProtocol},
 			netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL,
 			func(r netlink.Route) bool {
@@ -608,32 +619,25 @@ func (d *Device) listRoutes(st *state, family int, ks *kernelState) error {
 				}
 				return true
 			})
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("list routes on %s: %w", d.Name, err)
 	}
 	return nil
 }
 
-// listNeigh dumps one family's neighbours of the device, retrying a dump the
-// kernel interrupted (a concurrent change), as netlinksafe does for its calls.
+// listNeigh dumps one family's neighbours of the device.
 func (d *Device) listNeigh(st *state, family int) ([]netlink.Neigh, error) {
-	var err error
-	for range 5 {
-		var ns []netlink.Neigh
+	var ns []netlink.Neigh
+	err := retryDump(func() (err error) {
 		ns, err = st.h.NeighList(d.Index, family)
-		if err == nil {
-			return ns, nil
-		}
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
+		return err
+	})
+	if err != nil {
+		what := map[int]string{unix.AF_BRIDGE: "fdb", unix.AF_INET6: "IPv6 neighbours", unix.AF_INET: "IPv4 neighbours"}[family]
+		return nil, fmt.Errorf("list %s on %s: %w", what, d.Name, err)
 	}
-	what := map[int]string{unix.AF_BRIDGE: "fdb", unix.AF_INET6: "IPv6 neighbours", unix.AF_INET: "IPv4 neighbours"}[family]
-	return nil, fmt.Errorf("list %s on %s: %w", what, d.Name, err)
+	return ns, nil
 }
 
 // errList keeps the first few errors of a bulk operation and counts the rest,
