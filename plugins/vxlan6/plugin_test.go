@@ -314,6 +314,13 @@ func TestBadInput(t *testing.T) {
 		a := e.allocations()
 		return a[0].IPs[0].String()
 	}
+	// envCase is ADD with the default config and one environment variable
+	// set to v.
+	envCase := func(name, k, v string, code uint, mention string) func(c *container) tc {
+		return func(c *container) tc {
+			return tc{name: name, env: with(base(c), k, v), stdin: e.confBytes("1.0.0", nil), code: code, mention: mention}
+		}
+	}
 	cases := []func(c *container) tc{
 		func(c *container) tc {
 			return tc{name: "malformed JSON", env: base(c), stdin: []byte(`{"cniVersion":"1.0.0","name":`), code: types.ErrDecodingFailure}
@@ -345,79 +352,40 @@ func TestBadInput(t *testing.T) {
 				stdin: e.confBytes("1.0.0", map[string]any{"runtimeConfig": map[string]any{"ips": []string{"fd10:244:0:1::zz/64"}}}),
 				code:  types.ErrInvalidNetworkConfig, mention: "fd10:244:0:1::zz/64"}
 		},
-		func(c *container) tc {
-			return tc{name: "invalid IP in CNI_ARGS", env: with(base(c), "CNI_ARGS", "IgnoreUnknown=1;IP=10.244.1.300"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "10.244.1.300"}
-		},
-		func(c *container) tc {
-			return tc{name: "invalid MAC", env: with(base(c), "CNI_ARGS", "MAC=zz:00:00:00:00:01"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "zz:00"}
-		},
-		func(c *container) tc {
-			return tc{name: "all-zero MAC", env: with(base(c), "CNI_ARGS", "MAC=00:00:00:00:00:00"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "00:00:00:00:00:00"}
-		},
+		envCase("invalid IP in CNI_ARGS", "CNI_ARGS", "IgnoreUnknown=1;IP=10.244.1.300", types.ErrInvalidNetworkConfig, "10.244.1.300"),
+		envCase("invalid MAC", "CNI_ARGS", "MAC=zz:00:00:00:00:01", types.ErrInvalidNetworkConfig, "zz:00"),
+		envCase("all-zero MAC", "CNI_ARGS", "MAC=00:00:00:00:00:00", types.ErrInvalidNetworkConfig, "00:00:00:00:00:00"),
 		func(c *container) tc {
 			return tc{name: "invalid mtu", env: base(c), stdin: e.confBytes("1.0.0", map[string]any{"mtu": 500}),
 				code: types.ErrInvalidNetworkConfig, mention: "500"}
 		},
-		func(c *container) tc {
-			return tc{name: "requested IP outside subnet", env: with(base(c), "CNI_ARGS", "IP=fd99::5"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "fd99::5"}
-		},
-		func(c *container) tc {
-			return tc{name: "requested gateway", env: with(base(c), "CNI_ARGS", "IP=fd10:244:0:1::1"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "fd10:244:0:1::1"}
-		},
-		func(c *container) tc {
-			return tc{name: "two requested IPs in one subnet", env: with(base(c), "CNI_ARGS", "IP=fd10:244:0:1::5,fd10:244:0:1::6"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidNetworkConfig, mention: "fd10:244:0:1::6"}
-		},
+		envCase("requested IP outside subnet", "CNI_ARGS", "IP=fd99::5", types.ErrInvalidNetworkConfig, "fd99::5"),
+		envCase("requested gateway", "CNI_ARGS", "IP=fd10:244:0:1::1", types.ErrInvalidNetworkConfig, "fd10:244:0:1::1"),
+		envCase("two requested IPs in one subnet", "CNI_ARGS", "IP=fd10:244:0:1::5,fd10:244:0:1::6", types.ErrInvalidNetworkConfig, "fd10:244:0:1::6"),
 		func(c *container) tc {
 			ip := goodIP()
 			return tc{name: "requested IP taken", env: with(base(c), "CNI_ARGS", "IP="+ip),
 				stdin: e.confBytes("1.0.0", nil), code: types.ErrTryAgainLater, mention: ip}
 		},
-		func(c *container) tc {
-			return tc{name: "invalid CNI_IFNAME", env: with(base(c), "CNI_IFNAME", "eth/0"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables}
-		},
-		func(c *container) tc {
-			return tc{name: "too long CNI_IFNAME", env: with(base(c), "CNI_IFNAME", "eth0123456789abcdef"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables}
-		},
+		envCase("invalid CNI_IFNAME", "CNI_IFNAME", "eth/0", types.ErrInvalidEnvironmentVariables, ""),
+		envCase("too long CNI_IFNAME", "CNI_IFNAME", "eth0123456789abcdef", types.ErrInvalidEnvironmentVariables, ""),
 		func(c *container) tc {
 			return tc{name: "CNI_IFNAME already in netns", env: base(c), stdin: e.confBytes("1.0.0", nil),
 				code: types.ErrInvalidEnvironmentVariables, mention: "eth0", setup: func(t *testing.T, c *container) { c.addVeth(t, "eth0") }}
 		},
-		func(c *container) tc {
-			return tc{name: "nonexistent netns", env: with(base(c), "CNI_NETNS", "/var/run/netns/vx6-does-not-exist"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrUnknownContainer, mention: "vx6-does-not-exist"}
-		},
+		envCase("nonexistent netns", "CNI_NETNS", "/var/run/netns/vx6-does-not-exist", types.ErrUnknownContainer, "vx6-does-not-exist"),
 		func(c *container) tc {
 			// e.exec gives the plugin no PATH: masquerading, the very last
 			// step of ADD, fails, and everything before it must be undone.
 			return tc{name: "failure after the veth exists (no iptables in PATH)", env: base(c),
 				stdin: e.confBytes("1.0.0", map[string]any{"ipMasq": true}), code: types.ErrInternal, mention: "masquerade"}
 		},
-		func(c *container) tc {
-			return tc{name: "CNI_NETNS not a network namespace", env: with(base(c), "CNI_NETNS", "/proc/self/ns/ipc"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: "/proc/self/ns/ipc"}
-		},
-		func(c *container) tc {
-			return tc{name: "host netns as CNI_NETNS", env: with(base(c), "CNI_NETNS", e.host.Path()),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: e.host.Path()}
-		},
-		func(c *container) tc {
-			return tc{name: "unknown verb", env: with(base(c), "CNI_COMMAND", "FROB"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: "FROB"}
-		},
-		func(c *container) tc {
-			// The kernel reads % in a name as a template (eth%d -> eth0):
-			// the pair would be born with another name than CNI_IFNAME.
-			return tc{name: "% in CNI_IFNAME", env: with(base(c), "CNI_IFNAME", "eth%d"),
-				stdin: e.confBytes("1.0.0", nil), code: types.ErrInvalidEnvironmentVariables, mention: "eth%d"}
-		},
+		envCase("CNI_NETNS not a network namespace", "CNI_NETNS", "/proc/self/ns/ipc", types.ErrInvalidEnvironmentVariables, "/proc/self/ns/ipc"),
+		envCase("host netns as CNI_NETNS", "CNI_NETNS", e.host.Path(), types.ErrInvalidEnvironmentVariables, e.host.Path()),
+		envCase("unknown verb", "CNI_COMMAND", "FROB", types.ErrInvalidEnvironmentVariables, "FROB"),
+		// The kernel reads % in a name as a template (eth%d -> eth0):
+		// the pair would be born with another name than CNI_IFNAME.
+		envCase("% in CNI_IFNAME", "CNI_IFNAME", "eth%d", types.ErrInvalidEnvironmentVariables, "eth%d"),
 		func(c *container) tc {
 			// ... and a bridge named vx6%d would be created as vx60, then
 			// not found, on every ADD: a new stray bridge each time.
