@@ -113,7 +113,7 @@ func TestConfdConflistsWork(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := newBed(t, 2, tc.dual)
-			startAll(t, b, nil)
+			b.StartDaemons(readyTimeout, nil)
 			binDir := t.TempDir()
 			for src, name := range map[string]string{testutil.Binary(t, "vxlan6"): "vxlan6", portmap: "portmap"} {
 				if err := os.Symlink(src, filepath.Join(binDir, name)); err != nil {

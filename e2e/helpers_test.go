@@ -31,22 +31,6 @@ func newBed(t *testing.T, hosts int, dual bool) *testbed.Bed {
 	return b
 }
 
-// startAll starts one daemon per host with its extra flags and waits until
-// every one is ready.
-func startAll(t *testing.T, b *testbed.Bed, extra func(h *testbed.Host) []string) {
-	t.Helper()
-	for _, h := range b.Hosts {
-		var args []string
-		if extra != nil {
-			args = extra(h)
-		}
-		h.StartDaemon(args...)
-	}
-	for _, h := range b.Hosts {
-		h.Daemon().WaitReady(readyTimeout)
-	}
-}
-
 // pingOnce is one echo with a 1 s wait.
 func pingOnce(ns string, dst net.IP) error {
 	fam := "-6"

@@ -35,7 +35,7 @@ func TestIPv6MeshJoinAndVTEPs(t *testing.T) {
 		t.Fatalf("vxlan6d annotate %s %s: exit %d: %s%s", h3.Name, kv, code, out, errOut)
 	}
 	how := map[*testbed.Host]string{h1: "--public-ipv6", h2: "--iface <address>", h3: "annotation"}
-	startAll(t, b, func(h *testbed.Host) []string {
+	b.StartDaemons(readyTimeout, func(h *testbed.Host) []string {
 		switch h {
 		case h1:
 			return []string{"--public-ipv6", h.Addr2.String()}
@@ -125,7 +125,7 @@ func checkVTEP(t *testing.T, b *testbed.Bed, h *testbed.Host, want net.IP, how s
 func TestDualStack(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, 3, true)
-	startAll(t, b, nil)
+	b.StartDaemons(readyTimeout, nil)
 	var cs []*testbed.Container
 	for _, h := range b.Hosts {
 		c := h.AddContainer()
@@ -149,7 +149,7 @@ func TestDualStack(t *testing.T) {
 func TestMTU(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, 2, true)
-	startAll(t, b, nil)
+	b.StartDaemons(readyTimeout, nil)
 	h1, h2 := b.Hosts[0], b.Hosts[1]
 	cfg := h1.WaitSubnetFile(readyTimeout)
 	mtu := cfg.MTU
@@ -230,7 +230,7 @@ func firstLine(s string) string {
 func TestDaemonRestartUnderTraffic(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, 2, false)
-	startAll(t, b, nil)
+	b.StartDaemons(readyTimeout, nil)
 	h1, h2 := b.Hosts[0], b.Hosts[1]
 	c1, c2 := h1.AddContainer(), h2.AddContainer()
 	if err := waitReach(c1.Name, c2.IPv6, meshTimeout); err != nil {
@@ -350,7 +350,7 @@ func TestHostRemovedRoutesExpire(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, 3, false)
 	ttl := 4 * time.Second
-	startAll(t, b, func(*testbed.Host) []string { return []string{"--lease-ttl", ttl.String()} })
+	b.StartDaemons(readyTimeout, func(*testbed.Host) []string { return []string{"--lease-ttl", ttl.String()} })
 	h1, h2, h3 := b.Hosts[0], b.Hosts[1], b.Hosts[2]
 	c1, c2, c3 := h1.AddContainer(), h2.AddContainer(), h3.AddContainer()
 	meshPing(t, targets([]*testbed.Container{c1, c2, c3}, false))

@@ -178,7 +178,7 @@ func TestRuntimes(t *testing.T) {
 	testutil.RequireRoot(t)
 	t.Parallel()
 	b := newBed(t, 3, false)
-	startAll(t, b, nil)
+	b.StartDaemons(readyTimeout, nil)
 	// Containers outlive the subtest that starts them: their cleanups hang
 	// off the parent.
 	parent := t

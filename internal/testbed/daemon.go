@@ -191,6 +191,24 @@ func (d *Daemon) WaitReady(timeout time.Duration) {
 	}
 }
 
+// StartDaemons starts a daemon on every host, with extra(h) appended to its
+// flags (extra may be nil), and only then waits up to timeout for each to be
+// ready: starting them all first lets the daemons find each other while the
+// test waits.
+func (b *Bed) StartDaemons(timeout time.Duration, extra func(h *Host) []string) {
+	b.T.Helper()
+	for _, h := range b.Hosts {
+		var args []string
+		if extra != nil {
+			args = extra(h)
+		}
+		h.StartDaemon(args...)
+	}
+	for _, h := range b.Hosts {
+		h.Daemon().WaitReady(timeout)
+	}
+}
+
 // Run runs a one-shot vxlan6d command (e.g. "annotate", "leases", or "run"
 // with flags expected to fail) in the host's netns, bounded by timeout, and
 // returns stdout, stderr and the exit code (-1 if it did not end in time).
