@@ -13,9 +13,10 @@ import (
 	"github.com/vxlan6/vxlan6/subnetfile"
 )
 
-// bridgeCmd is iproute2's bridge tool by absolute path: the CNI reference
-// plugin of the same name sits in ~/go/bin, often earlier in PATH.
-const bridgeCmd = "/usr/sbin/bridge"
+// BridgeCmd is iproute2's bridge tool by absolute path: the CNI reference
+// plugin of the same name sits in ~/go/bin, often earlier in PATH. Tests that
+// run `bridge` themselves use it too, so there is one place that knows.
+const BridgeCmd = "/usr/sbin/bridge"
 
 // Host is one simulated machine.
 type Host struct {
@@ -190,7 +191,7 @@ type FDBEntry struct {
 
 // FDB lists the VXLAN device's fdb entries that have a remote destination.
 func (h *Host) FDB() ([]FDBEntry, error) {
-	out, err := h.Exec(bridgeCmd, "-j", "fdb", "show", "dev", Device)
+	out, err := h.Exec(BridgeCmd, "-j", "fdb", "show", "dev", Device)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +266,7 @@ func (h *Host) HasRoute(subnet *net.IPNet) (bool, error) {
 func (h *Host) DataPath() (string, error) {
 	var sb strings.Builder
 	for _, c := range [][]string{
-		{bridgeCmd, "fdb", "show", "dev", Device},
+		{BridgeCmd, "fdb", "show", "dev", Device},
 		{"ip", "-6", "neigh", "show", "dev", Device, "nud", "permanent"},
 		{"ip", "-4", "neigh", "show", "dev", Device, "nud", "permanent"},
 		{"ip", "-6", "route", "show", "dev", Device},

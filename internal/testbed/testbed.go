@@ -370,7 +370,7 @@ func (b *Bed) dumpState(ns string) {
 		{"ip", "-6", "route", "show"},
 		{"ip", "-4", "route", "show"},
 		{"ip", "-6", "neigh", "show"},
-		{bridgeCmd, "fdb", "show", "dev", Device},
+		{BridgeCmd, "fdb", "show", "dev", Device},
 	} {
 		out, _ := ExecTimeout(10*time.Second, ns, c...)
 		fmt.Fprintf(&sb, "$ %s\n%s", strings.Join(c, " "), out)
