@@ -398,12 +398,9 @@ func ExistingPair(hostName, ifName string, netns ns.NetNS) (host, cont netlink.L
 // CheckContainer verifies for addrs and then adds whichever of routes are
 // missing (cheap, and harmless when they are all there).
 func CheckAndRoute(ifName string, addrs []*net.IPNet, routes []Route) error {
-	if err := CheckContainer(ifName, addrs, nil); err != nil {
-		return err
-	}
-	l, err := netlinksafe.LinkByName(ifName)
+	l, err := checkContainer(ifName, addrs, nil)
 	if err != nil {
-		return fmt.Errorf("look up %s: %w", ifName, err)
+		return err
 	}
 	return addRoutes(l, routes)
 }
@@ -478,16 +475,23 @@ func isNotFound(err error) bool {
 // and that every route of routes exists (a later chained plugin may have
 // added more; that is fine).
 func CheckContainer(ifName string, addrs []*net.IPNet, routes []Route) error {
+	_, err := checkContainer(ifName, addrs, routes)
+	return err
+}
+
+// checkContainer is CheckContainer returning the link it looked up, so
+// CheckAndRoute needs no second look-up.
+func checkContainer(ifName string, addrs []*net.IPNet, routes []Route) (netlink.Link, error) {
 	l, err := netlinksafe.LinkByName(ifName)
 	if err != nil {
-		return fmt.Errorf("look up %s: %w", ifName, err)
+		return nil, fmt.Errorf("look up %s: %w", ifName, err)
 	}
 	if l.Attrs().Flags&net.FlagUp == 0 {
-		return fmt.Errorf("%s is down", ifName)
+		return nil, fmt.Errorf("%s is down", ifName)
 	}
 	have, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
-		return fmt.Errorf("list addresses of %s: %w", ifName, err)
+		return nil, fmt.Errorf("list addresses of %s: %w", ifName, err)
 	}
 	for _, want := range addrs {
 		found := false
@@ -495,15 +499,15 @@ func CheckContainer(ifName string, addrs []*net.IPNet, routes []Route) error {
 			found = found || (a.IP.Equal(want.IP) && maskEqual(a.Mask, want.Mask))
 		}
 		if !found {
-			return fmt.Errorf("address %s missing on %s", want, ifName)
+			return nil, fmt.Errorf("address %s missing on %s", want, ifName)
 		}
 	}
 	if len(routes) == 0 {
-		return nil
+		return l, nil
 	}
 	rts, err := netlinksafe.RouteList(nil, netlink.FAMILY_ALL)
 	if err != nil {
-		return fmt.Errorf("list routes: %w", err)
+		return nil, fmt.Errorf("list routes: %w", err)
 	}
 	for _, want := range routes {
 		found := false
@@ -525,8 +529,8 @@ func CheckContainer(ifName string, addrs []*net.IPNet, routes []Route) error {
 			}
 		}
 		if !found {
-			return fmt.Errorf("route %s via %s missing", want.Dst, want.GW)
+			return nil, fmt.Errorf("route %s via %s missing", want.Dst, want.GW)
 		}
 	}
-	return nil
+	return l, nil
 }
