@@ -55,12 +55,13 @@ type daemon struct {
 	attrs      lease.Attrs
 	lease      *lease.Lease
 	dev        *vxlan.Device
-	// peers are what is programmed, keyed by VTEP string; bySubnet maps each
-	// peer subnet (and "mac:" + MAC) to its VTEP, to refuse leases that
-	// overlap another peer or reuse its MAC cheaply (vxlan.Reconcile refuses
-	// a set with such conflicts as a whole).
-	peers    map[string]vxlan.Peer
-	bySubnet map[string]string
+	// peers are what is programmed, keyed by VTEP string; byMAC maps each
+	// peer MAC to its VTEP, to refuse a lease that reuses another peer's MAC
+	// cheaply (vxlan.Reconcile refuses a set with such conflicts as a
+	// whole). Shared subnets need no such map: lease.List/Watch already
+	// resolve them (the earlier lease wins).
+	peers map[string]vxlan.Peer
+	byMAC map[string]string
 
 	kaCancel context.CancelFunc
 	kaDone   chan struct{}
@@ -97,7 +98,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	d := &daemon{
 		o: o, log: log, m: newMetrics(o.LeaseTTL),
-		peers: map[string]vxlan.Peer{}, bySubnet: map[string]string{},
+		peers: map[string]vxlan.Peer{}, byMAC: map[string]string{},
 		leaseCh: make(chan *lease.Lease, 4),
 	}
 	srvCtx, stopSrv := context.WithCancel(context.Background())
@@ -493,12 +494,9 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 	d.log.Warn("subnet changed after re-acquiring the lease; existing containers keep their old addresses",
 		"oldSubnetV6", netStr(old.IPv6Subnet), "subnetV6", netStr(nl.IPv6Subnet), "oldSubnetV4", netStr(old.IPv4Subnet), "subnetV4", netStr(nl.IPv4Subnet))
 	// A peer lease that overlapped our new subnet must not stay routed.
-	for _, s := range []*net.IPNet{nl.IPv6Subnet, nl.IPv4Subnet} {
-		if s == nil {
-			continue
-		}
-		if v, ok := d.bySubnet[s.String()]; ok {
-			d.removePeer(d.peers[v], "its subnet is now ours")
+	for _, p := range d.peers {
+		if (nl.IPv6Subnet != nil && sameNet(p.IPv6Subnet, nl.IPv6Subnet)) || (nl.IPv4Subnet != nil && sameNet(p.IPv4Subnet, nl.IPv4Subnet)) {
+			d.removePeer(p, "its subnet is now ours")
 		}
 	}
 	if err := d.writeSubnetFile(); err != nil {
@@ -509,61 +507,35 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 
 // --- peers -------------------------------------------------------------------
 
-// peerFor validates a lease as a peer: it must not be us, must fit the
-// network, carry a MAC and not overlap our subnet or another peer's.
-// lease.List/Watch already skip most bad records; these checks guard the
-// data path whatever the lease package lets through.
+// peerFor turns a lease into a peer, or says why it is not one.
+// lease.List/Watch deliver only well-formed records inside the network with
+// no subnet shared between them, and vxlan.ValidatePeer is the data path's
+// own check; what neither knows is this node: our VTEP (public or local),
+// our device MAC and our subnets, which a lease created before ours may
+// still claim.
 func (d *daemon) peerFor(l *lease.Lease) (vxlan.Peer, string) {
-	var p vxlan.Peer
+	p := vxlan.Peer{VTEP: l.VTEP, MAC: l.VtepMAC, IPv6Subnet: l.IPv6Subnet, IPv4Subnet: l.IPv4Subnet}
+	if err := vxlan.ValidatePeer(p); err != nil {
+		return p, err.Error()
+	}
 	switch {
-	case l.VTEP == nil || l.VTEP.To4() != nil:
-		return p, "VTEP is not an IPv6 address"
 	case l.VTEP.Equal(d.choice.Public) || l.VTEP.Equal(d.choice.Local):
 		return p, "claims our own VTEP"
-	case len(l.VtepMAC) != 6:
-		return p, "no valid VTEP MAC"
 	case d.dev != nil && l.VtepMAC.String() == d.dev.MAC.String():
 		return p, "claims our VTEP MAC " + l.VtepMAC.String()
-	case !fits(d.cfg.IPv6Network, d.cfg.IPv6SubnetLen, l.IPv6Subnet):
-		return p, fmt.Sprintf("IPv6 subnet %s is not a /%d inside %s", netStr(l.IPv6Subnet), d.cfg.IPv6SubnetLen, netStr(d.cfg.IPv6Network))
 	case sameNet(l.IPv6Subnet, d.lease.IPv6Subnet):
 		return p, "IPv6 subnet " + netStr(l.IPv6Subnet) + " is ours"
-	}
-	p = vxlan.Peer{VTEP: l.VTEP, MAC: l.VtepMAC, IPv6Subnet: l.IPv6Subnet}
-	if d.cfg.EnableIPv4 && l.IPv4Subnet != nil {
-		switch {
-		case !fits(d.cfg.Network, d.cfg.SubnetLen, l.IPv4Subnet):
-			return p, fmt.Sprintf("IPv4 subnet %s is not a /%d inside %s", netStr(l.IPv4Subnet), d.cfg.SubnetLen, netStr(d.cfg.Network))
-		case sameNet(l.IPv4Subnet, d.lease.IPv4Subnet):
-			return p, "IPv4 subnet " + netStr(l.IPv4Subnet) + " is ours"
-		}
-		p.IPv4Subnet = l.IPv4Subnet
+	case l.IPv4Subnet != nil && sameNet(l.IPv4Subnet, d.lease.IPv4Subnet):
+		return p, "IPv4 subnet " + netStr(l.IPv4Subnet) + " is ours"
 	}
 	return p, ""
 }
 
-// claims are the keys a peer holds exclusively: its subnets and its MAC.
-func claims(p vxlan.Peer) []string {
-	c := []string{"mac:" + p.MAC.String()}
-	for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
-		if s != nil {
-			c = append(c, s.String())
-		}
-	}
-	return c
-}
-
-// overlaps says which other peer (by VTEP) holds one of p's subnets or its MAC.
-func (d *daemon) overlaps(p vxlan.Peer, bySubnet map[string]string) string {
-	me := p.VTEP.String()
-	for _, c := range claims(p) {
-		if v, ok := bySubnet[c]; ok && v != me {
-			what := "subnet " + c
-			if strings.HasPrefix(c, "mac:") {
-				what = "MAC " + strings.TrimPrefix(c, "mac:")
-			}
-			return fmt.Sprintf("%s of the lease of %s", what, v)
-		}
+// macTaken says which other peer (by VTEP) already uses p's MAC: the one
+// conflict between leases that the lease package does not resolve.
+func macTaken(p vxlan.Peer, byMAC map[string]string) string {
+	if v, ok := byMAC[p.MAC.String()]; ok && v != p.VTEP.String() {
+		return fmt.Sprintf("MAC %s of the lease of %s", p.MAC, v)
 	}
 	return ""
 }
@@ -594,13 +566,13 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
 	// the key order: a newcomer cannot evict a working peer.
 	sort.SliceStable(snap.Leases, func(i, j int) bool { return snap.Leases[i].ModRevision < snap.Leases[j].ModRevision })
 	peers := make(map[string]vxlan.Peer, len(snap.Leases))
-	bySubnet := make(map[string]string, len(snap.Leases))
+	byMAC := make(map[string]string, len(snap.Leases))
 	skipped := 0
 	for i := range snap.Leases {
 		l := &snap.Leases[i]
 		p, why := d.peerFor(l)
 		if why == "" {
-			if other := d.overlaps(p, bySubnet); other != "" {
+			if other := macTaken(p, byMAC); other != "" {
 				why = "shares the " + other
 			}
 		}
@@ -615,9 +587,7 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
 		}
 		k := p.VTEP.String()
 		peers[k] = p
-		for _, c := range claims(p) {
-			bySubnet[c] = k
-		}
+		byMAC[p.MAC.String()] = k
 	}
 	list := make([]vxlan.Peer, 0, len(peers))
 	for _, p := range peers {
@@ -632,7 +602,7 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
 	}
 	added, removed, changed := diffPeers(d.peers, peers)
 	rev, skippedTotal := snap.Revision, snap.Skipped+skipped
-	d.peers, d.bySubnet = peers, bySubnet
+	d.peers, d.byMAC = peers, byMAC
 	d.m.update(func(m *metrics) { m.reconciles++; m.peers = len(peers) })
 	// A full snapshot (thousands of records, five kernel dumps) is garbage
 	// now; hand it back to the OS so RSS reflects the steady state.
@@ -762,7 +732,7 @@ func (d *daemon) apply(ev lease.Event) {
 		d.countEvent("added")
 		p, why := d.peerFor(l)
 		if why == "" {
-			if other := d.overlaps(p, d.bySubnet); other != "" {
+			if other := macTaken(p, d.byMAC); other != "" {
 				why = "shares the " + other
 			}
 		}
@@ -803,9 +773,7 @@ func (d *daemon) apply(ev lease.Event) {
 func (d *daemon) setPeer(p vxlan.Peer) {
 	k := p.VTEP.String()
 	d.peers[k] = p
-	for _, c := range claims(p) {
-		d.bySubnet[c] = k
-	}
+	d.byMAC[p.MAC.String()] = k
 	d.m.update(func(m *metrics) { m.peers = len(d.peers) })
 }
 
@@ -813,10 +781,8 @@ func (d *daemon) setPeer(p vxlan.Peer) {
 func (d *daemon) forget(p vxlan.Peer) {
 	k := p.VTEP.String()
 	delete(d.peers, k)
-	for _, c := range claims(p) {
-		if d.bySubnet[c] == k {
-			delete(d.bySubnet, c)
-		}
+	if d.byMAC[p.MAC.String()] == k {
+		delete(d.byMAC, p.MAC.String())
 	}
 	d.m.update(func(m *metrics) { m.peers = len(d.peers) })
 }
