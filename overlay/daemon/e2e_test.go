@@ -64,30 +64,24 @@ func vtepOf(t *testing.T, h *testbed.Host) net.IP {
 
 func waitFDB(t *testing.T, h *testbed.Host, vtep net.IP, want bool) {
 	t.Helper()
-	err := testbed.Eventually(peerTimeout, 50*time.Millisecond, func() error {
-		has, err := h.HasFDBDst(vtep)
-		if err != nil {
-			return err
-		}
-		if has != want {
-			return fmt.Errorf("%s: fdb entry to %s present=%v, want %v", h.Name, vtep, has, want)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitPresent(t, h, fmt.Sprintf("fdb entry to %s", vtep), want, peerTimeout, func() (bool, error) { return h.HasFDBDst(vtep) })
 }
 
 func waitRoute(t *testing.T, h *testbed.Host, subnet *net.IPNet, want bool, timeout time.Duration) {
 	t.Helper()
+	waitPresent(t, h, fmt.Sprintf("route to %s", subnet), want, timeout, func() (bool, error) { return h.HasRoute(subnet) })
+}
+
+// waitPresent waits until has reports want for what on h, or fails the test.
+func waitPresent(t *testing.T, h *testbed.Host, what string, want bool, timeout time.Duration, has func() (bool, error)) {
+	t.Helper()
 	err := testbed.Eventually(timeout, 50*time.Millisecond, func() error {
-		has, err := h.HasRoute(subnet)
+		got, err := has()
 		if err != nil {
 			return err
 		}
-		if has != want {
-			return fmt.Errorf("%s: route to %s present=%v, want %v", h.Name, subnet, has, want)
+		if got != want {
+			return fmt.Errorf("%s: %s present=%v, want %v", h.Name, what, got, want)
 		}
 		return nil
 	})
