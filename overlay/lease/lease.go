@@ -111,9 +111,6 @@ func New(cli *clientv3.Client, prefix string) *Registry {
 	return &Registry{cli: cli, prefix: prefix, log: slog.Default().With("component", "lease")}
 }
 
-// Prefix is the etcd prefix the registry works under.
-func (r *Registry) Prefix() string { return r.prefix }
-
 // ConfigKey is <prefix>/config.
 func (r *Registry) ConfigKey() string { return r.prefix + "/config" }
 
