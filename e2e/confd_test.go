@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,31 +133,20 @@ func TestConfdConflistsWork(t *testing.T) {
 					t.Fatal(err)
 				}
 				c := &testbed.Container{Host: h, Name: testutil.UniqueName(h.Name[:4] + "cd")}
-				if out, err := exec.Command("ip", "netns", "add", c.Name).CombinedOutput(); err != nil {
-					t.Fatalf("ip netns add: %v: %s", err, out)
-				}
+				b.AddNetns(c.Name)
 				rc := &libcni.RuntimeConf{
 					ContainerID: c.Name, NetNS: testbed.NetnsPath(c.Name), IfName: "eth0",
 					CapabilityArgs: map[string]any{"portMappings": []map[string]any{{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}}},
 				}
 				// The plugins must run inside the host's netns (the node
-				// bridge, the host-side veths and portmap's rules live there):
-				// CNI_PATH holds shims that nsenter first.
-				shimDir := t.TempDir()
-				for _, name := range []string{"vxlan6", "portmap"} {
-					script := fmt.Sprintf("#!/bin/sh\nexec nsenter --net=%s -- %s \"$@\"\n", h.NetnsPath(), filepath.Join(binDir, name))
-					if err := os.WriteFile(filepath.Join(shimDir, name), []byte(script), 0o755); err != nil {
-						t.Fatal(err)
-					}
-				}
-				cn := libcni.NewCNIConfigWithCacheDir([]string{shimDir}, filepath.Join(h.Dir, "confd-cache"), nil)
+				// bridge, the host-side veths and portmap's rules live there).
+				cn := libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(h.Dir, "confd-cache"), h.PluginExec())
 				ctx := testutil.Context(t, time.Minute)
 				res, err := cn.AddNetworkList(ctx, cl, rc)
 				t.Cleanup(func() {
 					if err := cn.DelNetworkList(testutil.Context(t, time.Minute), cl, rc); err != nil {
 						t.Errorf("DEL %s: %v", c.Name, err)
 					}
-					exec.Command("ip", "netns", "del", c.Name).Run()
 				})
 				if err != nil {
 					t.Fatalf("ADD through %s on %s: %v", tc.file, h.Name, err)

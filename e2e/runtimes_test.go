@@ -257,9 +257,7 @@ func runCnitool(t, owner *testing.T, h *testbed.Host) *peer {
 	// 1.1.0: cnitool sends STATUS and GC only at >= 1.1.0.
 	conflist(t, h, confDir, "1.1.0")
 	cns := testutil.UniqueName(h.Name[:4] + "ct")
-	if out, err := exec.Command("ip", "netns", "add", cns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", cns, err, out)
-	}
+	h.Bed.AddNetns(cns)
 	env := []string{"CNI_PATH=" + pluginDir(t), "NETCONFPATH=" + confDir}
 	nsPath := testbed.NetnsPath(cns)
 	run := func(verb string) (string, error) {
@@ -272,7 +270,6 @@ func runCnitool(t, owner *testing.T, h *testbed.Host) *peer {
 				owner.Logf("cnitool del in cleanup: %v", err)
 			}
 		}
-		exec.Command("ip", "netns", "del", cns).Run()
 	})
 	add := func() net.IP {
 		t.Helper()

@@ -38,6 +38,10 @@ type nsExec struct {
 	netns string
 }
 
+// PluginExec runs CNI plugins inside the host's netns, for a
+// libcni.CNIConfig of the test's own (other conflists, other plugins).
+func (h *Host) PluginExec() invoke.Exec { return &nsExec{netns: h.NetnsPath()} }
+
 func (e *nsExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	c := exec.CommandContext(ctx, "nsenter", "--net="+e.netns, "--", pluginPath)
@@ -95,7 +99,7 @@ func (h *Host) cni() (*libcni.CNIConfig, *libcni.NetworkConfigList) {
 	if err != nil {
 		t.Fatalf("conflist of %s: %v", h.Name, err)
 	}
-	cn := libcni.NewCNIConfigWithCacheDir([]string{filepath.Dir(h.Bed.PluginBin)}, filepath.Join(h.Dir, "cnicache"), &nsExec{netns: h.NetnsPath()})
+	cn := libcni.NewCNIConfigWithCacheDir([]string{filepath.Dir(h.Bed.PluginBin)}, filepath.Join(h.Dir, "cnicache"), h.PluginExec())
 	return cn, list
 }
 
@@ -107,7 +111,7 @@ func (h *Host) AddContainer() *Container {
 	t.Helper()
 	h.nContainers++
 	c := &Container{Host: h, Name: fmt.Sprintf("%sc%d", h.Name, h.nContainers)}
-	h.Bed.addNetns(c.Name)
+	h.Bed.AddNetns(c.Name)
 	t.Cleanup(func() {
 		if err := c.Remove(); err != nil {
 			t.Logf("remove container %s: %v", c.Name, err)

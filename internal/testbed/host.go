@@ -49,7 +49,7 @@ func (b *Bed) AddHost() *Host {
 	if err := os.MkdirAll(h.Dir, 0o755); err != nil {
 		b.T.Fatal(err)
 	}
-	b.addNetns(h.Name)
+	b.AddNetns(h.Name)
 	// On failure, show the host as it was (runs before its netns goes).
 	b.T.Cleanup(func() {
 		if b.T.Failed() {

@@ -125,7 +125,7 @@ func New(t testing.TB, o Options) *Bed {
 	b.startEtcd()
 
 	b.Switch = b.Name + "s"
-	b.addNetns(b.Switch)
+	b.AddNetns(b.Switch)
 	for _, c := range [][]string{
 		{"link", "set", "lo", "up"},
 		{"link", "add", "br0", "type", "bridge", "mcast_snooping", "0"},
@@ -140,8 +140,9 @@ func New(t testing.TB, o Options) *Bed {
 	return b
 }
 
-// addNetns creates a named netns, deleted in Cleanup.
-func (b *Bed) addNetns(name string) {
+// AddNetns creates a named netns, deleted in Cleanup (cleanups registered
+// after it, e.g. a CNI DEL, run before the deletion).
+func (b *Bed) AddNetns(name string) {
 	b.T.Helper()
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		b.T.Fatalf("ip netns add %s: %v: %s", name, err, out)
