@@ -15,7 +15,7 @@ func Example() {
 	var t *testing.T // the test's *testing.T
 
 	b := testbed.New(t, testbed.Options{Hosts: 2})
-	b.PutIPv6Config() // or PutDualStackConfig, or PutConfig(raw JSON)
+	b.PutIPv6Config() // or PutConfig(ConfigJSON(true)) for dual-stack
 	h1, h2 := b.Hosts[0], b.Hosts[1]
 	h1.StartDaemon("--public-ipv6", h1.NotFirst().String())
 	h2.StartDaemon() // autodetect

@@ -288,9 +288,6 @@ func (b *Bed) PutConfig(raw string) {
 // PutIPv6Config writes the default IPv6-only config.
 func (b *Bed) PutIPv6Config() { b.T.Helper(); b.PutConfig(ConfigJSON(false)) }
 
-// PutDualStackConfig writes the default dual-stack config.
-func (b *Bed) PutDualStackConfig() { b.T.Helper(); b.PutConfig(ConfigJSON(true)) }
-
 // Keys returns every key under the bed's prefix (to prove nothing was written).
 func (b *Bed) Keys() []string {
 	b.T.Helper()
