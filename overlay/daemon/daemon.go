@@ -512,8 +512,9 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 // no subnet shared between them, and vxlan.ValidatePeer is the data path's
 // own check; what neither knows is this node: our VTEP (public or local),
 // our device MAC and our subnets, which a lease created before ours may
-// still claim.
-func (d *daemon) peerFor(l *lease.Lease) (vxlan.Peer, string) {
+// still claim, and MACs shared between leases (byMAC: MAC -> VTEP of the
+// peers taken so far).
+func (d *daemon) peerFor(l *lease.Lease, byMAC map[string]string) (vxlan.Peer, string) {
 	p := vxlan.Peer{VTEP: l.VTEP, MAC: l.VtepMAC, IPv6Subnet: l.IPv6Subnet, IPv4Subnet: l.IPv4Subnet}
 	if err := vxlan.ValidatePeer(p); err != nil {
 		return p, err.Error()
@@ -528,16 +529,10 @@ func (d *daemon) peerFor(l *lease.Lease) (vxlan.Peer, string) {
 	case l.IPv4Subnet != nil && sameNet(l.IPv4Subnet, d.lease.IPv4Subnet):
 		return p, "IPv4 subnet " + netStr(l.IPv4Subnet) + " is ours"
 	}
-	return p, ""
-}
-
-// macTaken says which other peer (by VTEP) already uses p's MAC: the one
-// conflict between leases that the lease package does not resolve.
-func macTaken(p vxlan.Peer, byMAC map[string]string) string {
 	if v, ok := byMAC[p.MAC.String()]; ok && v != p.VTEP.String() {
-		return fmt.Sprintf("MAC %s of the lease of %s", p.MAC, v)
+		return p, fmt.Sprintf("shares the MAC %s of the lease of %s", p.MAC, v)
 	}
-	return ""
+	return p, ""
 }
 
 // resync Lists every lease and reconciles the device to it (never flushing
@@ -570,12 +565,7 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
 	skipped := 0
 	for i := range snap.Leases {
 		l := &snap.Leases[i]
-		p, why := d.peerFor(l)
-		if why == "" {
-			if other := macTaken(p, byMAC); other != "" {
-				why = "shares the " + other
-			}
-		}
+		p, why := d.peerFor(l, byMAC)
 		if why != "" {
 			if !d.isOwn(l) {
 				skipped++
@@ -730,12 +720,7 @@ func (d *daemon) apply(ev lease.Event) {
 	switch ev.Type {
 	case lease.Added:
 		d.countEvent("added")
-		p, why := d.peerFor(l)
-		if why == "" {
-			if other := macTaken(p, d.byMAC); other != "" {
-				why = "shares the " + other
-			}
-		}
+		p, why := d.peerFor(l, d.byMAC)
 		k := ipStr(l.VTEP)
 		if why != "" {
 			if !d.isOwn(l) {
