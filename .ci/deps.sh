@@ -11,7 +11,7 @@ export PATH="/usr/local/go/bin:$PATH"
 export PATH="$(go env GOPATH)/bin:$PATH"
 
 echo "== apt packages"
-pkgs=(iproute2 iputils-ping iperf3 iptables nftables procps psmisc kmod util-linux
+pkgs=(make iproute2 iputils-ping iperf3 iptables nftables procps psmisc kmod util-linux
       podman runc containerd busybox-static containernetworking-plugins)
 missing=()
 for p in "${pkgs[@]}"; do
