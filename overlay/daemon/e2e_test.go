@@ -42,14 +42,11 @@ func newBed(t *testing.T, hosts int, dual bool) *testbed.Bed {
 
 // startAll starts a daemon on every host (extra flags per host, may be nil)
 // and waits until each is ready.
+// startAll starts every host's daemon; extra holds per-host flags by
+// 0-based host index.
 func startAll(t *testing.T, b *testbed.Bed, extra map[int][]string) {
 	t.Helper()
-	for i, h := range b.Hosts {
-		h.StartDaemon(extra[i]...)
-	}
-	for _, h := range b.Hosts {
-		h.Daemon().WaitReady(readyTimeout)
-	}
+	b.StartDaemons(readyTimeout, func(h *testbed.Host) []string { return extra[h.ID-1] })
 }
 
 // vtepOf is the VTEP a host's daemon wrote into its subnet file.
@@ -957,7 +954,7 @@ func TestPeriodicResyncHeals(t *testing.T) {
 		h1.MustExec("ip", "-6", "route", "del", sf2.SubnetV6.String(), "dev", testbed.Device)
 		// The peer's gateway is its subnet's network address, resolved by a permanent neighbour.
 		h1.MustExec("ip", "-6", "neigh", "del", sf2.SubnetV6.IP.String(), "dev", testbed.Device)
-		h1.MustExec("/usr/sbin/bridge", "fdb", "del", mac, "dev", testbed.Device, "dst", sf2.VTEP.String())
+		h1.MustExec(testbed.BridgeCmd, "fdb", "del", mac, "dev", testbed.Device, "dst", sf2.VTEP.String())
 		if has, _ := h1.HasRoute(sf2.SubnetV6); has {
 			t.Fatalf("route to %s still there after deleting it", sf2.SubnetV6)
 		}
