@@ -1015,3 +1015,86 @@ func TestPeriodicResyncHeals(t *testing.T) {
 		t.Fatalf("daemon on %s exited: %v", h1.Name, h1.Daemon().ExitErr())
 	}
 }
+
+// TestOlderLeaseTakesOverSubnet covers 1b8cd1d: when an older lease (lower
+// CreateRevision) is rewritten onto a newer lease's subnet, the watch sends
+// Added(older) before Removed(newer), because the earlier-created lease wins
+// the overlap. The daemon must program the older one then, not refuse it
+// for overlapping the newer one still programmed (which left neither routed
+// until the next resync). The resync interval is long so only the watch path
+// can pass this.
+func TestOlderLeaseTakesOverSubnet(t *testing.T) {
+	b := newBed(t, 1, false)
+	startAll(t, b, map[int][]string{0: {"--resync-interval", "10m"}})
+	h1 := b.Hosts[0]
+	sf1, err := h1.SubnetConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subnets []*net.IPNet
+	for _, s := range []string{"fd10:244:0:a1::/64", "fd10:244:0:b1::/64", "fd10:244:0:c1::/64"} {
+		_, n, _ := net.ParseCIDR(s)
+		if n.String() != sf1.SubnetV6.String() {
+			subnets = append(subnets, n)
+		}
+	}
+	mk := func(vtep string, subnet *net.IPNet) *lease.Lease {
+		ip := net.ParseIP(vtep)
+		return &lease.Lease{VTEP: ip, VtepMAC: vxlan.MACFor(ip), IPv6Subnet: subnet, NodeName: "fake-" + vtep}
+	}
+	a, bl := mk("2001:db8:99::a1", subnets[0]), mk("2001:db8:99::b1", subnets[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	reg := b.Registry()
+	put := func(l *lease.Lease) {
+		t.Helper()
+		v, err := lease.MarshalRecord(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Client().Put(ctx, reg.LeaseKey(l.VTEP), string(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A first: its key's CreateRevision is the older one.
+	put(a)
+	put(bl)
+	for _, l := range []*lease.Lease{a, bl} {
+		waitRoute(t, h1, l.IPv6Subnet, true, peerTimeout)
+		waitFDB(t, h1, l.VTEP, true)
+	}
+
+	// Same key, so A keeps its CreateRevision and wins B's subnet.
+	oldA := a.IPv6Subnet
+	a.IPv6Subnet = bl.IPv6Subnet
+	put(a)
+	waitFDB(t, h1, bl.VTEP, false)
+	waitRoute(t, h1, oldA, false, peerTimeout)
+	waitRoute(t, h1, a.IPv6Subnet, true, peerTimeout)
+	waitFDB(t, h1, a.VTEP, true)
+	// The route goes through a permanent neighbour for the subnet's
+	// gateway; it must resolve to A's MAC, whose fdb entry tunnels to A.
+	gw := a.IPv6Subnet.IP.String()
+	waitPresent(t, h1, fmt.Sprintf("neighbour %s with A's MAC %s", gw, a.VtepMAC), true, peerTimeout, func() (bool, error) {
+		out, err := h1.Exec("ip", "-6", "neigh", "show", gw, "dev", testbed.Device, "nud", "permanent")
+		if err != nil {
+			return false, err
+		}
+		return strings.Contains(out, "lladdr "+a.VtepMAC.String()), nil
+	})
+	fdb, err := h1.FDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range fdb {
+		if e.MAC == a.VtepMAC.String() && !net.ParseIP(e.Dst).Equal(a.VTEP) {
+			t.Errorf("%s: fdb entry for A's MAC %s tunnels to %s, want %s", h1.Name, e.MAC, e.Dst, a.VTEP)
+		}
+	}
+	if rs, _ := h1.Routes(); len(rs) != 1 || rs[0] != a.IPv6Subnet.String() {
+		t.Errorf("%s: routes %v, want only %s", h1.Name, rs, a.IPv6Subnet)
+	}
+	if h1.Daemon().Exited() {
+		t.Fatalf("daemon on %s exited: %v", h1.Name, h1.Daemon().ExitErr())
+	}
+}
