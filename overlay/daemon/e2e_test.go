@@ -40,10 +40,8 @@ func newBed(t *testing.T, hosts int, dual bool) *testbed.Bed {
 	return b
 }
 
-// startAll starts a daemon on every host (extra flags per host, may be nil)
-// and waits until each is ready.
-// startAll starts every host's daemon; extra holds per-host flags by
-// 0-based host index.
+// startAll starts a daemon on every host and waits until each is ready;
+// extra holds per-host flags by 0-based host index (may be nil).
 func startAll(t *testing.T, b *testbed.Bed, extra map[int][]string) {
 	t.Helper()
 	b.StartDaemons(readyTimeout, func(h *testbed.Host) []string { return extra[h.ID-1] })

@@ -21,6 +21,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/ipam"
@@ -395,4 +396,27 @@ func resultIPs(r *current.Result) []net.IP {
 		out = append(out, ipc.Address.IP)
 	}
 	return out
+}
+
+// bridgeLinkLocalUsable says why the bridge's link-local address cannot
+// yet source neighbour solicitations (missing or tentative), or nil.
+func bridgeLinkLocalUsable(name string) error {
+	br, err := netlinksafe.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	addrs, err := netlinksafe.AddrList(br, netlink.FAMILY_V6)
+	if err != nil {
+		return fmt.Errorf("list addresses of %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		if !a.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+			return fmt.Errorf("bridge %s: link-local %s still tentative right after ADD", name, a.IP)
+		}
+		return nil
+	}
+	return fmt.Errorf("bridge %s has no link-local address after ADD: %v", name, addrs)
 }

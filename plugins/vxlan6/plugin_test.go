@@ -125,6 +125,12 @@ func testTwoContainersPing(t *testing.T, sf *subnetfile.Config) {
 	}
 	a, b := e.newContainer(), e.newContainer()
 	ra := e.mustAdd(l, a.rt())
+	// Checked at once, before DAD could have finished on its own: a
+	// tentative bridge link-local means no neighbour solicitation for
+	// traffic forwarded from other hosts (see link.EnsureBridge).
+	if err := e.inHost(func() error { return bridgeLinkLocalUsable(e.bridge) }); err != nil {
+		t.Error(err)
+	}
 	rb := e.mustAdd(l, b.rt())
 	for i := range ra.IPs {
 		a.ping(t, rb.IPs[i].Address.IP)

@@ -86,6 +86,17 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 			// Containers are on the other side of this bridge: it must
 			// never take their router advertisements.
 			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/accept_ra", []byte("0"), 0o644)
+			// The kernel sends a neighbour solicitation for a forwarded
+			// packet from the bridge's link-local address and sends none
+			// while that address is tentative; with DAD the first
+			// container's inbound traffic from other hosts stalled 1-2 s
+			// and under load failed with "address unreachable". The
+			// link-local appears with the first port, after this write,
+			// and its MAC is our random one (unless a process that lost
+			// the create race attaches a port first: then DAD runs once).
+			// Best effort like accept_ra: failing ADD over it would leave
+			// a bridge no retry configures.
+			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/accept_dad", []byte("0"), 0o644)
 			// Only an explicit MTU change marks the bridge's MTU as set by
 			// the user; otherwise it falls back to 1500 when its last port
 			// leaves and follows its ports.
