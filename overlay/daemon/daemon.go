@@ -53,8 +53,11 @@ type daemon struct {
 	choice     *vtep.Choice
 	annotation string // the public-ipv6 annotation the current choice used
 	attrs      lease.Attrs
-	lease      *lease.Lease
-	dev        *vxlan.Device
+	// prevVTEP is the VTEP of the previous subnet file (nil if none): the
+	// one this node's lease may still be keyed by after a restart.
+	prevVTEP net.IP
+	lease    *lease.Lease
+	dev      *vxlan.Device
 	// peers are what is programmed, keyed by VTEP string; byMAC maps each
 	// peer MAC to its VTEP, to refuse a lease that reuses another peer's MAC
 	// cheaply (vxlan.Reconcile refuses a set with such conflicts as a
@@ -159,7 +162,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	d.attrs = d.attrsFor(d.choice)
 	d.addHints()
 	if !d.retry(ctx, "acquire lease", func() (err error) {
-		d.lease, err = d.reg.Acquire(ctx, d.cfg, d.attrs, o.LeaseTTL)
+		d.lease, err = d.acquire(ctx)
 		return err
 	}) {
 		return nil
@@ -382,7 +385,54 @@ func (d *daemon) addHints() {
 	if d.cfg.EnableIPv4 && fits(d.cfg.Network, d.cfg.SubnetLen, sf.SubnetV4) {
 		d.attrs.HintIPv4 = sf.SubnetV4
 	}
-	d.log.Info("hint from previous subnet file", "subnetV6", netStr(d.attrs.HintIPv6), "subnetV4", netStr(d.attrs.HintIPv4))
+	d.prevVTEP = sf.VTEP
+	d.log.Info("hint from previous subnet file", "subnetV6", netStr(d.attrs.HintIPv6), "subnetV4", netStr(d.attrs.HintIPv4),
+		"vtep", ipStr(sf.VTEP))
+}
+
+// acquire gets this node's lease at start. When the VTEP changed while the
+// daemon was stopped (new flag, annotation or address) and this node's
+// lease under the previous VTEP is still in etcd, it is moved to the new
+// VTEP like a move while running: same subnet(s), so the containers here
+// keep working addresses, and peers drop the old VTEP at once instead of
+// tunnelling to it until its TTL runs out.
+func (d *daemon) acquire(ctx context.Context) (*lease.Lease, error) {
+	if d.prevVTEP != nil && !d.prevVTEP.Equal(d.attrs.VTEP) {
+		old, err := d.ownLeaseAt(ctx, d.prevVTEP)
+		if err != nil {
+			return nil, err
+		}
+		if old != nil {
+			d.log.Info("VTEP changed while stopped: moving this node's lease", "oldVTEP", ipStr(old.VTEP), "vtep", ipStr(d.attrs.VTEP),
+				"subnetV6", netStr(old.IPv6Subnet), "subnetV4", netStr(old.IPv4Subnet))
+			return d.reg.Move(ctx, d.cfg, old, d.attrs, d.o.LeaseTTL)
+		}
+	}
+	return d.reg.Acquire(ctx, d.cfg, d.attrs, d.o.LeaseTTL)
+}
+
+// ownLeaseAt returns the lease keyed by vtep if it is this node's (same
+// node name, the subnet(s) of the previous subnet file), else nil: a
+// subnet file copied from another host must not make us take its lease.
+func (d *daemon) ownLeaseAt(ctx context.Context, vtep net.IP) (*lease.Lease, error) {
+	snap, err := d.reg.List(ctx, d.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("look for this node's lease under the previous VTEP %s: %w", vtep, err)
+	}
+	for i := range snap.Leases {
+		l := &snap.Leases[i]
+		if !l.VTEP.Equal(vtep) {
+			continue
+		}
+		if l.NodeName != d.o.NodeName || !sameNet(l.IPv6Subnet, d.attrs.HintIPv6) ||
+			(d.cfg.EnableIPv4 && !sameNet(l.IPv4Subnet, d.attrs.HintIPv4)) {
+			d.log.Warn("lease under the previous VTEP is not this node's; leaving it", "vtep", ipStr(vtep),
+				"node", l.NodeName, "subnetV6", netStr(l.IPv6Subnet))
+			return nil, nil
+		}
+		return l, nil
+	}
+	return nil, nil
 }
 
 func (d *daemon) deviceConfig(c *vtep.Choice) vxlan.DeviceConfig {

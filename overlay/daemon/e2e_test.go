@@ -1096,3 +1096,85 @@ func TestOlderLeaseTakesOverSubnet(t *testing.T) {
 		t.Fatalf("daemon on %s exited: %v", h1.Name, h1.Daemon().ExitErr())
 	}
 }
+
+// TestVTEPChangedWhileStopped: the operator names another VTEP while the
+// daemon is down. On start it moves this node's lease (found under the
+// previous subnet file's VTEP) instead of leaving it to expire: the subnet
+// stays, so the running container keeps a working address, and the peer
+// drops the old VTEP at once.
+func TestVTEPChangedWhileStopped(t *testing.T) {
+	b := newBed(t, 2, false)
+	h1, h2 := b.Hosts[0], b.Hosts[1]
+	from, to := h1.NotFirst(), h1.FirstListed()
+	startAll(t, b, map[int][]string{0: {"--public-ipv6", from.String()}})
+	before := b.LeaseFor(from)
+	if before == nil {
+		t.Fatalf("no lease for %s: %v", from, b.Leases())
+	}
+	c1, c2 := h1.AddContainer(), h2.AddContainer()
+	mustPing(t, c1, c2.IPv6)
+
+	if code := h1.Daemon().Stop(); code != 0 {
+		t.Fatalf("daemon exit code on SIGTERM: %d", code)
+	}
+	h1.StartDaemon("--public-ipv6", to.String())
+	h1.Daemon().WaitReady(readyTimeout)
+	after := b.LeaseFor(to)
+	if after == nil || b.LeaseFor(from) != nil {
+		t.Fatalf("lease not moved from %s to %s at start: %v", from, to, b.Leases())
+	}
+	if after.IPv6Subnet.String() != before.IPv6Subnet.String() || after.NodeName != h1.Name {
+		t.Fatalf("moved lease %+v, want subnet %s of node %s", after, before.IPv6Subnet, h1.Name)
+	}
+	if err := h1.Daemon().WaitLog("VTEP changed while stopped", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if local, _ := h1.VXLANLocal(); !local.Equal(to) {
+		t.Fatalf("vxlan local %s, want %s", local, to)
+	}
+	waitFDB(t, h2, to, true)
+	waitFDB(t, h2, from, false)
+	mustPing(t, c1, c2.IPv6)
+	mustPing(t, c2, c1.IPv6)
+}
+
+// TestForeignLeaseAtPreviousVTEPKept: a subnet file copied from another
+// host names that host's VTEP; a daemon starting with it must not move (or
+// otherwise touch) the other node's lease, and gets a subnet of its own.
+func TestForeignLeaseAtPreviousVTEPKept(t *testing.T) {
+	b := newBed(t, 2, false)
+	h1, h2 := b.Hosts[0], b.Hosts[1]
+	h1.StartDaemon()
+	h1.Daemon().WaitReady(readyTimeout)
+	sf1, err := h1.SubnetConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := b.LeaseFor(sf1.VTEP)
+	if theirs == nil {
+		t.Fatalf("no lease for %s", sf1.VTEP)
+	}
+	raw, err := os.ReadFile(h1.SubnetFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h2.SubnetFile, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h2.StartDaemon()
+	h2.Daemon().WaitReady(readyTimeout)
+	if err := h2.Daemon().WaitLog("not this node's; leaving it", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	still := b.LeaseFor(sf1.VTEP)
+	if still == nil || still.NodeName != h1.Name || still.IPv6Subnet.String() != theirs.IPv6Subnet.String() || still.ModRevision != theirs.ModRevision {
+		t.Fatalf("%s's lease was touched: before %+v, now %+v", h1.Name, theirs, still)
+	}
+	sf2, err := h2.SubnetConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sf2.SubnetV6.String() == sf1.SubnetV6.String() || sf2.VTEP.Equal(sf1.VTEP) {
+		t.Fatalf("%s took %s's subnet or VTEP: %s %s", h2.Name, h1.Name, sf2.SubnetV6, sf2.VTEP)
+	}
+}
