@@ -231,10 +231,17 @@ func TestAnnotationMovesVTEP(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFDB(t, h2, to, true)
-	waitFDB(t, h2, from, false)
-	mustPing(t, c1, c2.IPv6)
-	mustPing(t, c2, c1.IPv6)
+	peerFollowsMove(t, h2, from, to, c1, c2)
+}
+
+// peerFollowsMove waits until peer tunnels to the moved host's new VTEP
+// only, then checks the containers on both reach each other.
+func peerFollowsMove(t *testing.T, peer *testbed.Host, from, to net.IP, moved, other *testbed.Container) {
+	t.Helper()
+	waitFDB(t, peer, to, true)
+	waitFDB(t, peer, from, false)
+	mustPing(t, moved, other.IPv6)
+	mustPing(t, other, moved.IPv6)
 }
 
 // TestFailedMoveKeepsPeers: the annotation names a new VTEP but etcd refuses
@@ -1132,10 +1139,7 @@ func TestVTEPChangedWhileStopped(t *testing.T) {
 	if local, _ := h1.VXLANLocal(); !local.Equal(to) {
 		t.Fatalf("vxlan local %s, want %s", local, to)
 	}
-	waitFDB(t, h2, to, true)
-	waitFDB(t, h2, from, false)
-	mustPing(t, c1, c2.IPv6)
-	mustPing(t, c2, c1.IPv6)
+	peerFollowsMove(t, h2, from, to, c1, c2)
 }
 
 // TestForeignLeaseAtPreviousVTEPKept: a subnet file copied from another
