@@ -1,12 +1,12 @@
 package testbed_test
 
 import (
-	"context"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
+	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
 // TestUnderlay checks the bed itself: two global addresses per uplink in the
@@ -29,8 +29,8 @@ func TestUnderlay(t *testing.T) {
 		if out := h1.MustExec("ip", "-6", "route", "show", "default"); out == "" {
 			t.Error("no IPv6 default route")
 		}
-		for _, dst := range []string{h2.Addr1.String(), h2.Addr2.String(), testbed.Router.String()} {
-			if out, err := b.Ping(h1.Name, parseIP(t, dst), 2); err != nil {
+		for _, dst := range []net.IP{h2.Addr1, h2.Addr2, testbed.Router} {
+			if out, err := b.Ping(h1.Name, dst, 2); err != nil {
 				t.Errorf("ping %s: %v\n%s", dst, err, out)
 			}
 		}
@@ -40,24 +40,9 @@ func TestUnderlay(t *testing.T) {
 	b.StopEtcd()
 	b.StartEtcd()
 	if err := testbed.Eventually(10*time.Second, 100*time.Millisecond, func() error {
-		_, err := b.Registry().GetConfig(testContext(t))
+		_, err := b.Registry().GetConfig(testutil.Context(t, 5*time.Second))
 		return err
 	}); err != nil {
 		t.Fatalf("etcd after restart: %v", err)
 	}
-}
-
-func parseIP(t *testing.T, s string) net.IP {
-	t.Helper()
-	ip := net.ParseIP(s)
-	if ip == nil {
-		t.Fatalf("bad IP %q", s)
-	}
-	return ip
-}
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
