@@ -201,7 +201,7 @@ func (p *pool) pick(hint *net.IPNet, prefer *big.Int, except string) (*net.IPNet
 	return nthSubnet(p.network, p.subLen, free), nil
 }
 
-// acquirer is one Acquire call; it keeps the etcd lease it granted across
+// acquirer is one Acquire (or Move) call; it keeps the etcd lease it granted across
 // retries.
 type acquirer struct {
 	r       *Registry
@@ -216,6 +216,49 @@ func (a *acquirer) revokeUnused() {
 	if a.granted != 0 {
 		a.r.revokeAsync(a.granted)
 		a.granted = 0
+	}
+}
+
+// leaseOpts returns the put options of a record: none for a reservation,
+// else the etcd lease granted for this call (kept across retries).
+func (a *acquirer) leaseOpts(ctx context.Context, reserved bool) ([]clientv3.OpOption, error) {
+	if reserved {
+		return nil, nil
+	}
+	if a.granted == 0 {
+		g, err := a.r.cli.Grant(ctx, ttlSeconds(a.ttl))
+		if err != nil {
+			return nil, fmt.Errorf("grant etcd lease: %w", err)
+		}
+		a.granted = g.ID
+	}
+	return []clientv3.OpOption{clientv3.WithLease(a.granted)}, nil
+}
+
+// commit runs ops if cmps hold. On success l gets the revision written and the
+// granted etcd lease (which is then no longer ours to revoke); false means a
+// lost race or a grant that expired while we retried (a new one is taken on
+// the next attempt): retry.
+func (a *acquirer) commit(ctx context.Context, l *Lease, cmps []clientv3.Cmp, ops ...clientv3.Op) (bool, error) {
+	resp, err := a.r.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		a.granted = 0
+		return false, nil
+	}
+	if err != nil || !resp.Succeeded {
+		return false, err
+	}
+	l.ModRevision = resp.Header.Revision
+	l.EtcdLease = a.granted
+	a.granted = 0
+	return true, nil
+}
+
+// revokeReplaced revokes old, the etcd lease of the record l replaced, unless
+// l still uses it.
+func (a *acquirer) revokeReplaced(l *Lease, old clientv3.LeaseID) {
+	if old != 0 && old != l.EtcdLease {
+		a.r.revokeAsync(old)
 	}
 }
 
@@ -351,35 +394,20 @@ func (a *acquirer) try(ctx context.Context) (*Lease, error) {
 		// Fails if any record changed since we computed what is free.
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.LeasesPrefix()), "<", rev+1).WithPrefix())
 	}
-	var opts []clientv3.OpOption
-	if !reserved {
-		if a.granted == 0 {
-			g, err := r.cli.Grant(ctx, ttlSeconds(a.ttl))
-			if err != nil {
-				return nil, fmt.Errorf("grant etcd lease: %w", err)
-			}
-			a.granted = g.ID
-		}
-		opts = append(opts, clientv3.WithLease(a.granted))
-	}
-	resp, err := r.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(a.key, string(value), opts...)).Commit()
+	opts, err := a.leaseOpts(ctx, reserved)
 	if err != nil {
-		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			// Our grant expired while we retried; take a new one.
-			a.granted = 0
-			return nil, nil
-		}
+		return nil, err
+	}
+	won, err := a.commit(ctx, l, cmps, clientv3.OpPut(a.key, string(value), opts...))
+	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", a.key, err)
 	}
-	if !resp.Succeeded {
+	if !won {
 		r.log.Debug("lost a race for a subnet, retrying", "key", a.key)
 		return nil, nil
 	}
-	l.ModRevision = resp.Header.Revision
-	l.EtcdLease = a.granted
-	a.granted = 0
-	if own != nil && own.lease != 0 && clientv3.LeaseID(own.lease) != l.EtcdLease {
-		r.revokeAsync(clientv3.LeaseID(own.lease))
+	if own != nil {
+		a.revokeReplaced(l, clientv3.LeaseID(own.lease))
 	}
 	r.log.Info("acquired lease", "vtep", attrs.VTEP, "ipv6_subnet", s6, "ipv4_subnet", s4,
 		"reused", own != nil && !fresh, "reserved", reserved, "key", a.key)
@@ -405,12 +433,8 @@ func (r *Registry) Move(ctx context.Context, cfg *Config, old *Lease, attrs Attr
 		return r.Acquire(ctx, cfg, hinted, ttl)
 	}
 	oldKey, newKey := r.LeaseKey(old.VTEP), r.LeaseKey(attrs.VTEP)
-	var granted clientv3.LeaseID
-	defer func() {
-		if granted != 0 {
-			r.revokeAsync(granted)
-		}
-	}()
+	a := acquirer{r: r, ttl: ttl} // for its grant bookkeeping only
+	defer a.revokeUnused()
 	bo := newBackoff(10*time.Millisecond, time.Second)
 	for attempt := 1; attempt <= maxAcquireAttempts; attempt++ {
 		if attempt > 1 {
@@ -450,34 +474,18 @@ func (r *Registry) Move(ctx context.Context, cfg *Config, old *Lease, attrs Attr
 		} else {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.LeasesPrefix()), "<", rev+1).WithPrefix())
 		}
-		var opts []clientv3.OpOption
-		if !l.Reserved {
-			if granted == 0 {
-				g, err := r.cli.Grant(ctx, ttlSeconds(ttl))
-				if err != nil {
-					return nil, fmt.Errorf("move lease %s to %s: grant etcd lease: %w", old.VTEP, attrs.VTEP, err)
-				}
-				granted = g.ID
-			}
-			opts = append(opts, clientv3.WithLease(granted))
-		}
-		resp, err := r.cli.Txn(ctx).If(cmps...).Then(clientv3.OpDelete(oldKey), clientv3.OpPut(newKey, string(value), opts...)).Commit()
+		opts, err := a.leaseOpts(ctx, l.Reserved)
 		if err != nil {
-			if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-				granted = 0
-				continue
-			}
 			return nil, fmt.Errorf("move lease %s to %s: %w", old.VTEP, attrs.VTEP, err)
 		}
-		if !resp.Succeeded {
+		won, err := a.commit(ctx, l, cmps, clientv3.OpDelete(oldKey), clientv3.OpPut(newKey, string(value), opts...))
+		if err != nil {
+			return nil, fmt.Errorf("move lease %s to %s: %w", old.VTEP, attrs.VTEP, err)
+		}
+		if !won {
 			continue
 		}
-		l.ModRevision = resp.Header.Revision
-		l.EtcdLease = granted
-		granted = 0
-		if old.EtcdLease != 0 && old.EtcdLease != l.EtcdLease {
-			r.revokeAsync(old.EtcdLease)
-		}
+		a.revokeReplaced(l, old.EtcdLease)
 		r.log.Info("moved lease", "old_vtep", old.VTEP, "vtep", attrs.VTEP, "ipv6_subnet", l.IPv6Subnet, "ipv4_subnet", l.IPv4Subnet)
 		return l, nil
 	}
