@@ -121,24 +121,13 @@ func hostCmd(h *testbed.Host, env []string, name string, args ...string) (string
 	return buf.String(), nil
 }
 
-// conflist writes a vxlan6 conflist for h into dir.
+// conflist writes h's vxlan6 conflist at cniVersion into dir.
 func conflist(t *testing.T, h *testbed.Host, dir, cniVersion string) {
 	t.Helper()
-	conf := map[string]any{
-		"cniVersion": cniVersion,
-		"name":       testbed.NetworkName,
-		"plugins": []map[string]any{{
-			"type":       "vxlan6",
-			"subnetFile": h.SubnetFile,
-			"dataDir":    h.DataDir,
-			"bridge":     h.Bridge,
-		}},
-	}
-	b, _ := json.MarshalIndent(conf, "", "  ")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "10-vxlan6.conflist"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "10-vxlan6.conflist"), h.ConfListVersion(cniVersion), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -69,8 +69,12 @@ func (e *nsExec) Decode(jsonBytes []byte) (version.PluginInfo, error) {
 }
 
 // ConfList is the host's vxlan6 conflist: its subnet file, data dir and
-// bridge, plus Options.PluginExtra.
-func (h *Host) ConfList() []byte {
+// bridge, plus Options.PluginExtra, at Options.CNIVersion.
+func (h *Host) ConfList() []byte { return h.ConfListVersion(h.Bed.opts.CNIVersion) }
+
+// ConfListVersion is ConfList at another cniVersion, for runtimes that accept
+// only some versions.
+func (h *Host) ConfListVersion(cniVersion string) []byte {
 	plugin := map[string]any{
 		"type":       "vxlan6",
 		"subnetFile": h.SubnetFile,
@@ -81,7 +85,7 @@ func (h *Host) ConfList() []byte {
 		plugin[k] = v
 	}
 	conf := map[string]any{
-		"cniVersion": h.Bed.opts.CNIVersion,
+		"cniVersion": cniVersion,
 		"name":       NetworkName,
 		"plugins":    []map[string]any{plugin},
 	}
