@@ -54,7 +54,7 @@ func existingResult(args *skel.CmdArgs, conf *NetConf, req *staticRequest, nd *n
 	if alias, want := host.Attrs().Alias, link.Alias(args.ContainerID, args.IfName); alias != "" && alias != want {
 		return nil, mismatch("host veth %s has alias %q, not %q", hostName, alias, want)
 	}
-	if err := link.HostVethOnBridge(hostName, conf.Bridge); err != nil {
+	if err := link.OnBridge(host, conf.Bridge); err != nil {
 		return nil, mismatch("%v", err)
 	}
 	alloc, err := store.Get(args.ContainerID, args.IfName)

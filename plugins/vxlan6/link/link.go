@@ -466,12 +466,18 @@ func HostVethOnBridge(name, bridge string) error {
 	if err != nil {
 		return fmt.Errorf("host veth %s: %w", name, err)
 	}
+	return OnBridge(l, bridge)
+}
+
+// OnBridge is HostVethOnBridge for a host veth already looked up (a repeated
+// ADD has it from ExistingPair), sparing a second look-up of it.
+func OnBridge(l netlink.Link, bridge string) error {
 	br, err := netlinksafe.LinkByName(bridge)
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", bridge, err)
 	}
 	if l.Attrs().MasterIndex != br.Attrs().Index {
-		return fmt.Errorf("host veth %s is not a port of bridge %s", name, bridge)
+		return fmt.Errorf("host veth %s is not a port of bridge %s", l.Attrs().Name, bridge)
 	}
 	return nil
 }
