@@ -272,15 +272,19 @@ func (c *cli) config(args []string) int {
 	}
 	verb := args[0]
 	name := "config " + verb
+	nargs := 0
 	if verb == "put" {
-		e, pos, code, ok := c.parseEtcd(name, args[1:], 1, 1)
-		if !ok {
-			return code
-		}
+		nargs = 1
+	}
+	e, pos, code, ok := c.parseEtcd(name, args[1:], nargs, nargs)
+	if !ok {
+		return code
+	}
+	var data []byte
+	if verb == "put" {
 		// Validate before connecting: a bad config must be reported without
 		// etcd, and must never reach it.
 		file := pos[0]
-		var data []byte
 		var err error
 		if file == "-" {
 			data, err = io.ReadAll(os.Stdin)
@@ -293,21 +297,8 @@ func (c *cli) config(args []string) int {
 		if _, err := lease.ParseConfig(data); err != nil {
 			return c.fail(name, fmt.Errorf("invalid network config in %s: %w", file, err))
 		}
-		cli, code := c.dial(name, e)
-		if cli == nil {
-			return code
-		}
-		defer cli.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		key := e.Prefix + "/config"
-		if _, err := cli.Put(ctx, key, string(data)); err != nil {
-			return c.fail(name, fmt.Errorf("put %s: %w", key, err))
-		}
-		fmt.Fprintf(c.stdout, "network config written to %s\n", key)
-		return ExitOK
 	}
-	cli, e, _, code := c.etcdCommand(name, args[1:], 0, 0)
+	cli, code := c.dial(name, e)
 	if cli == nil {
 		return code
 	}
@@ -315,6 +306,13 @@ func (c *cli) config(args []string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	key := e.Prefix + "/config"
+	if verb == "put" {
+		if _, err := cli.Put(ctx, key, string(data)); err != nil {
+			return c.fail(name, fmt.Errorf("put %s: %w", key, err))
+		}
+		fmt.Fprintf(c.stdout, "network config written to %s\n", key)
+		return ExitOK
+	}
 	resp, err := cli.Get(ctx, key)
 	if err != nil {
 		return c.fail(name, fmt.Errorf("get %s: %w", key, err))
