@@ -265,40 +265,35 @@ func wantCode(t *testing.T, err error, code uint) {
 	}
 }
 
-// hostVeths lists veth links in the host netns.
-func (e *env) hostVeths() []string {
-	e.t.Helper()
+// linkNames lists the links in netns n (only veths if vethsOnly).
+func linkNames(t *testing.T, n ns.NetNS, vethsOnly bool) []string {
+	t.Helper()
 	var names []string
-	err := e.inHost(func() error {
+	err := n.Do(func(ns.NetNS) error {
 		links, err := netlinksafe.LinkList()
 		for _, l := range links {
-			if l.Type() == "veth" {
+			if !vethsOnly || l.Type() == "veth" {
 				names = append(names, l.Attrs().Name)
 			}
 		}
 		return err
 	})
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return names
+}
+
+// hostVeths lists veth links in the host netns.
+func (e *env) hostVeths() []string {
+	e.t.Helper()
+	return linkNames(e.t, e.host, true)
 }
 
 // hostLinks lists every link in the host netns.
 func (e *env) hostLinks() []string {
 	e.t.Helper()
-	var names []string
-	err := e.inHost(func() error {
-		links, err := netlinksafe.LinkList()
-		for _, l := range links {
-			names = append(names, l.Attrs().Name)
-		}
-		return err
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return names
+	return linkNames(e.t, e.host, false)
 }
 
 // bridgePorts counts the ports of the node bridge.
@@ -356,18 +351,7 @@ func (e *env) assertClean(want int) {
 // links returns the link names inside a container netns.
 func (c *container) links(t *testing.T) []string {
 	t.Helper()
-	var names []string
-	err := c.ns.Do(func(ns.NetNS) error {
-		links, err := netlinksafe.LinkList()
-		for _, l := range links {
-			names = append(names, l.Attrs().Name)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return names
+	return linkNames(t, c.ns, false)
 }
 
 // addVeth puts a veth pair (name and a peer) into c, occupying name.
