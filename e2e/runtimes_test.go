@@ -10,7 +10,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -105,20 +104,7 @@ type peer struct {
 // hostCmd runs a program inside a testbed host's netns with extra env,
 // bounded; output is stdout+stderr.
 func hostCmd(h *testbed.Host, env []string, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), runtimeTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + h.NetnsPath(), "--", name}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
-	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (timed out after %s)", err, runtimeTimeout)
-		}
-		return buf.String(), fmt.Errorf("on %s: %s %s: %w: %s", h.Name, name, strings.Join(args, " "), err, strings.TrimSpace(buf.String()))
-	}
-	return buf.String(), nil
+	return testbed.ExecEnv(runtimeTimeout, env, h.Name, append([]string{name}, args...)...)
 }
 
 // conflist writes h's vxlan6 conflist at cniVersion into dir.

@@ -168,10 +168,19 @@ func (b *Bed) Exec(ns string, args ...string) (string, error) {
 // /sys therefore still shows the test's own namespace: read link state with
 // ip, not from /sys/class/net.
 func ExecTimeout(d time.Duration, ns string, args ...string) (string, error) {
+	return ExecEnv(d, nil, ns, args...)
+}
+
+// ExecEnv is ExecTimeout with env added to the test's environment.
+func ExecEnv(d time.Duration, env []string, ns string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	full := append([]string{"--net=" + NetnsPath(ns), "--"}, args...)
-	out, err := exec.CommandContext(ctx, "nsenter", full...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, "nsenter", full...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (timed out after %s)", err, d)
