@@ -65,19 +65,21 @@ func (e *env) link(name string) netlink.Link {
 	return l
 }
 
-// dummy adds an up link that carries addresses at once. The test kernel has
-// no dummy driver, so it is a veth whose peer (name+"p") is up too; the
+// dummy adds up links that carry addresses at once. The test kernel has
+// no dummy driver, so each is a veth whose peer (name+"p") is up too; the
 // addresses are added with nodad.
-func (e *env) dummy(name string) {
+func (e *env) dummy(names ...string) {
 	e.t.Helper()
-	e.veth(name, name+"p", true)
-	e.do(func() error {
-		l, err := netlinksafe.LinkByName(name)
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetMTU(l, 1480)
-	})
+	for _, name := range names {
+		e.veth(name, name+"p", true)
+		e.do(func() error {
+			l, err := netlinksafe.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			return netlink.LinkSetMTU(l, 1480)
+		})
+	}
 }
 
 // veth adds an up veth pair in this namespace. With the peer down the link
@@ -109,10 +111,13 @@ func setUp(name string) error {
 	return nil
 }
 
-// addr adds cidr to link with nodad: usable at once.
-func (e *env) addr(link, cidr string) {
+// addr adds the cidrs to link in the order given (the kernel lists the
+// newest first), with nodad: usable at once.
+func (e *env) addr(link string, cidrs ...string) {
 	e.t.Helper()
-	e.addrWith(link, cidr, unix.IFA_F_NODAD, 0, 0)
+	for _, cidr := range cidrs {
+		e.addrWith(link, cidr, unix.IFA_F_NODAD, 0, 0)
+	}
 }
 
 func (e *env) addrWith(link, cidr string, flags, preferred, valid int) {
@@ -158,23 +163,30 @@ func (e *env) route(r *netlink.Route, dev string) {
 	})
 }
 
-// kernelOrder lists link's global IPv6 addresses the way the kernel does.
-func (e *env) kernelOrder(link string) []string {
+// addrs6 lists link's IPv6 addresses in the kernel's order.
+func (e *env) addrs6(link string) []netlink.Addr {
 	e.t.Helper()
-	var out []string
+	var as []netlink.Addr
 	e.do(func() error {
 		l, err := netlinksafe.LinkByName(link)
 		if err != nil {
 			return err
 		}
-		as, err := netlinksafe.AddrList(l, netlink.FAMILY_V6)
-		for _, a := range as {
-			if a.Scope == unix.RT_SCOPE_UNIVERSE {
-				out = append(out, a.IP.String())
-			}
-		}
+		as, err = netlinksafe.AddrList(l, netlink.FAMILY_V6)
 		return err
 	})
+	return as
+}
+
+// kernelOrder lists link's global IPv6 addresses the way the kernel does.
+func (e *env) kernelOrder(link string) []string {
+	e.t.Helper()
+	var out []string
+	for _, a := range e.addrs6(link) {
+		if a.Scope == unix.RT_SCOPE_UNIVERSE {
+			out = append(out, a.IP.String())
+		}
+	}
 	return out
 }
 
@@ -225,8 +237,7 @@ func TestTrapSeveralAddresses(t *testing.T) {
 	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}} {
 		t.Run(fmt.Sprint(order), func(t *testing.T) {
 			e := newEnv(t)
-			e.dummy("up0")
-			e.dummy("other0")
+			e.dummy("up0", "other0")
 			e.addr("other0", "2001:db8:20::1/64")
 			for _, i := range order {
 				e.addr("up0", addrs[i]+"/64")
@@ -258,8 +269,7 @@ func TestTrapSeveralAddresses(t *testing.T) {
 func TestFlagBeatsAnnotation(t *testing.T) {
 	e := newEnv(t)
 	e.dummy("up0")
-	e.addr("up0", "2001:db8:10::b/64")
-	e.addr("up0", "2001:db8:10::a/64")
+	e.addr("up0", "2001:db8:10::b/64", "2001:db8:10::a/64")
 	e.want(Options{Annotation: "2001:db8:10::b", PublicIPv6: "2001:db8:10::a"}, "up0", "2001:db8:10::a", "2001:db8:10::a", SourcePublicIPv6, true)
 	e.want(Options{Annotation: "2001:db8:10::a", PublicIP: "2001:db8:10::b"}, "up0", "2001:db8:10::b", "2001:db8:10::b", SourcePublicIP, true)
 	// --public-ipv6 wins over an IPv6 --public-ip.
@@ -275,10 +285,8 @@ func TestFlagBeatsAnnotation(t *testing.T) {
 
 func TestNAT(t *testing.T) {
 	e := newEnv(t)
-	e.dummy("up0")
-	e.dummy("other0")
-	e.addr("up0", "2001:db8:10::b/64")
-	e.addr("up0", "2001:db8:10::a/64")
+	e.dummy("up0", "other0")
+	e.addr("up0", "2001:db8:10::b/64", "2001:db8:10::a/64")
 	e.addr("other0", "2001:db8:20::1/64")
 	// A is on no interface: advertised, up0's chosen address is local.
 	c := e.want(Options{PublicIPv6: "2001:db8:99::1", Iface: []string{"up0"}}, "up0", "2001:db8:10::a", "2001:db8:99::1", SourcePublicIPv6, true)
@@ -302,8 +310,7 @@ func TestAutodetectSkipsUnusable(t *testing.T) {
 	e.addrWith("v0", "2001:db8:10::2/64", 0, 0, 0)                      // tentative
 	e.addr("v0", "2001:db8:10::9/64")                                   // usable
 	e.addr("v0", "2001:db8:10::3/64")                                   // usable, lowest
-	e.addr("v0", "10.1.0.1/24")
-	e.addr("v0", "fe80::1/64")
+	e.addr("v0", "10.1.0.1/24", "fe80::1/64")
 	e.addrWith("v0", "2001:db8:10::4/64", unix.IFA_F_NODAD, 3600, 3600) // dynamic (like SLAAC/DHCPv6): after permanent ones
 	t.Logf("kernel lists %v", e.kernelOrder("v0"))
 	e.want(Options{Iface: []string{"v0"}}, "v0", "2001:db8:10::3", "2001:db8:10::3", SourceIface, false)
@@ -312,10 +319,7 @@ func TestAutodetectSkipsUnusable(t *testing.T) {
 	e2 := newEnv(t)
 	e2.veth("v0", "v0p", false)
 	e2.addrWith("v0", "2001:db8:10::4/64", unix.IFA_F_NODAD, 3600, 3600)
-	e2.addr("v0", "fe80::1/64")
-	e2.addr("v0", "10.1.0.1/24")
-	e2.addr("v0", "2001:db8:10::3/64")
-	e2.addr("v0", "2001:db8:10::9/64")
+	e2.addr("v0", "fe80::1/64", "10.1.0.1/24", "2001:db8:10::3/64", "2001:db8:10::9/64")
 	e2.addrWith("v0", "2001:db8:10::2/64", 0, 0, 0)
 	e2.addrWith("v0", "2001:db8:10::1/64", unix.IFA_F_NODAD, 0, forever)
 	t.Logf("kernel lists %v", e2.kernelOrder("v0"))
@@ -358,16 +362,11 @@ func TestAutodetectSkipsTemporary(t *testing.T) {
 	e.addrWith("t0", "2001:db8:7::ffff:ffff:ffff:fff0/64", unix.IFA_F_NODAD|unix.IFA_F_MANAGETEMPADDR, 3600, 3600)
 	var temp string
 	for deadline := time.Now().Add(5 * time.Second); temp == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		e.do(func() error {
-			l, _ := netlinksafe.LinkByName("t0")
-			as, err := netlinksafe.AddrList(l, netlink.FAMILY_V6)
-			for _, a := range as {
-				if a.Flags&unix.IFA_F_TEMPORARY != 0 && a.Flags&unix.IFA_F_TENTATIVE == 0 {
-					temp = a.IP.String()
-				}
+		for _, a := range e.addrs6("t0") {
+			if a.Flags&unix.IFA_F_TEMPORARY != 0 && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+				temp = a.IP.String()
 			}
-			return err
-		})
+		}
 	}
 	if temp == "" {
 		t.Skip("kernel made no temporary address")
@@ -410,14 +409,9 @@ func TestNamedDADFailed(t *testing.T) {
 	e.addr("x0", "2001:db8:40::2/64")
 	var dadfailed bool
 	for deadline := time.Now().Add(6 * time.Second); !dadfailed && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		e.do(func() error {
-			l, _ := netlinksafe.LinkByName("x0")
-			as, err := netlinksafe.AddrList(l, netlink.FAMILY_V6)
-			for _, a := range as {
-				dadfailed = dadfailed || a.Flags&unix.IFA_F_DADFAILED != 0
-			}
-			return err
-		})
+		for _, a := range e.addrs6("x0") {
+			dadfailed = dadfailed || a.Flags&unix.IFA_F_DADFAILED != 0
+		}
 	}
 	if !dadfailed {
 		t.Fatal("DAD did not fail within 6s")
@@ -429,12 +423,9 @@ func TestNamedDADFailed(t *testing.T) {
 
 func TestDefaultRoute(t *testing.T) {
 	e := newEnv(t)
-	e.dummy("a0")
-	e.dummy("b0")
-	e.addr("a0", "2001:db8:a::2/64")
-	e.addr("a0", "2001:db8:a::1/64")
-	e.addr("b0", "2001:db8:b::2/64")
-	e.addr("b0", "2001:db8:b::1/64")
+	e.dummy("a0", "b0")
+	e.addr("a0", "2001:db8:a::2/64", "2001:db8:a::1/64")
+	e.addr("b0", "2001:db8:b::2/64", "2001:db8:b::1/64")
 	e.addr("a0", "10.9.0.2/24")
 	// Dual-stack host with only an IPv4 default route: IPv6 needs its own.
 	e.route(&netlink.Route{Gw: net.ParseIP("10.9.0.1")}, "a0")
@@ -453,8 +444,7 @@ func TestDefaultRoute(t *testing.T) {
 // An ECMP default route: its first nexthop's interface.
 func TestDefaultRouteMultipath(t *testing.T) {
 	e := newEnv(t)
-	e.dummy("a0")
-	e.dummy("b0")
+	e.dummy("a0", "b0")
 	e.addr("a0", "2001:db8:a::1/64")
 	e.addr("b0", "2001:db8:b::1/64")
 	a0, b0 := e.link("a0").Attrs().Index, e.link("b0").Attrs().Index
@@ -481,8 +471,7 @@ func TestNamedAddressOnLoopback(t *testing.T) {
 
 func TestDefaultRouteInterfaceWithoutAddress(t *testing.T) {
 	e := newEnv(t)
-	e.dummy("a0")
-	e.dummy("b0")
+	e.dummy("a0", "b0")
 	e.addr("b0", "2001:db8:b::1/64")
 	e.route(&netlink.Route{Gw: net.ParseIP("fe80::1"), Priority: 1}, "a0")
 	e.route(&netlink.Route{Gw: net.ParseIP("2001:db8:b::ff"), Priority: 100}, "b0")
@@ -491,10 +480,8 @@ func TestDefaultRouteInterfaceWithoutAddress(t *testing.T) {
 
 func TestCanReach(t *testing.T) {
 	e := newEnv(t)
-	e.dummy("up0")
-	e.dummy("other0")
-	e.addr("up0", "2001:db8:10::a/64")
-	e.addr("up0", "2001:db8:10::b/64")
+	e.dummy("up0", "other0")
+	e.addr("up0", "2001:db8:10::a/64", "2001:db8:10::b/64")
 	e.addr("other0", "2001:db8:20::1/64")
 	_, far, _ := net.ParseCIDR("2001:db8:ff::/48")
 	e.route(&netlink.Route{Dst: far, Gw: net.ParseIP("2001:db8:10::1"), Src: net.ParseIP("2001:db8:10::b")}, "up0")
@@ -520,8 +507,7 @@ func TestCanReach(t *testing.T) {
 
 func TestRegexAddressesBeforeNames(t *testing.T) {
 	e := newEnv(t)
-	e.dummy("eth1")
-	e.dummy("up1")
+	e.dummy("eth1", "up1")
 	e.addr("eth1", "2001:db8:10::a/64")
 	e.addr("up1", "2001:db8:1::1/64")
 	// "1" in up1's address matches before the name eth1 (which has a lower ifindex).
@@ -535,12 +521,9 @@ func TestRegexAddressesBeforeNames(t *testing.T) {
 
 func TestIfaceList(t *testing.T) {
 	e := newEnv(t)
-	e.dummy("a0")
-	e.dummy("b0")
-	e.dummy("empty0")
+	e.dummy("a0", "b0", "empty0")
 	e.addr("a0", "2001:db8:a::1/64")
-	e.addr("b0", "2001:db8:b::2/64")
-	e.addr("b0", "2001:db8:b::1/64")
+	e.addr("b0", "2001:db8:b::2/64", "2001:db8:b::1/64")
 	e.want(Options{Iface: []string{"missing0", "empty0", "2001:db8:99::1", "b0", "a0"}}, "b0", "2001:db8:b::1", "2001:db8:b::1", SourceIface, false)
 	e.want(Options{Iface: []string{"missing0", "2001:db8:b::2", "a0"}}, "b0", "2001:db8:b::2", "2001:db8:b::2", SourceIfaceAddress, true)
 	e.want(Options{Iface: []string{"missing0,a0"}}, "a0", "2001:db8:a::1", "2001:db8:a::1", SourceIface, false)
@@ -549,16 +532,10 @@ func TestIfaceList(t *testing.T) {
 
 func TestErrorsNameTheValue(t *testing.T) {
 	e := newEnv(t)
-	e.dummy("up0")
-	e.dummy("empty0")
-	e.addr("up0", "2001:db8:10::a/64")
-	e.addr("up0", "10.0.0.1/24")
+	e.dummy("up0", "empty0")
+	e.addr("up0", "2001:db8:10::a/64", "10.0.0.1/24")
 	e.addr("empty0", "fe80::5/64")
-	for _, tc := range []struct {
-		o     Options
-		err   error
-		names string
-	}{
+	for _, tc := range []errCase{
 		{Options{PublicIPv6: "2001:db8::zz"}, ErrMalformed, "2001:db8::zz"},
 		{Options{PublicIPv6: "10.0.0.1"}, ErrNotIPv6, "10.0.0.1"},
 		{Options{Iface: []string{"10.0.0.1"}}, ErrNotIPv6, "10.0.0.1"},

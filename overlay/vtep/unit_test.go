@@ -140,12 +140,16 @@ func TestUsableAddrsOrderIndependent(t *testing.T) {
 	}
 }
 
+// errCase is one row of the error tables: options, the error they must
+// match (errors.Is) and the text the message must name.
+type errCase struct {
+	o     Options
+	err   error
+	names string
+}
+
 func TestValidateErrors(t *testing.T) {
-	for _, tc := range []struct {
-		o     Options
-		err   error
-		names string
-	}{
+	for _, tc := range []errCase{
 		{Options{PublicIPv6: "2001:db8::zz"}, ErrMalformed, "2001:db8::zz"},
 		{Options{PublicIPv6: "2001:db8::1/64"}, ErrMalformed, "2001:db8::1/64"},
 		{Options{PublicIPv6: "192.0.2.1"}, ErrNotIPv6, "192.0.2.1"},
@@ -282,11 +286,7 @@ func TestErrorsFake(t *testing.T) {
 	f.link(4, "empty0", net.FlagUp, mkAddr("fe80::4/64", perm), mkAddr("2001:db8:4::1/64", unix.IFA_F_DEPRECATED|perm))
 	f.link(5, "dad0", net.FlagUp, mkAddr("2001:db8:5::1/64", unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED|perm),
 		mkAddr("2001:db8:5::2/64", unix.IFA_F_TENTATIVE|perm))
-	for _, tc := range []struct {
-		o     Options
-		err   error
-		names string
-	}{
+	for _, tc := range []errCase{
 		{Options{PublicIPv6: "2001:db8::99"}, ErrNotOwned, "2001:db8::99"},
 		{Options{Annotation: "2001:db8::99"}, ErrNotOwned, "2001:db8::99"},
 		{Options{Iface: []string{"2001:db8::99"}}, ErrNotOwned, "2001:db8::99"},
