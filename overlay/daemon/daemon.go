@@ -144,13 +144,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		}
 	}
 
-	log.Info("waiting for network config", "key", o.Etcd.Prefix+"/config")
+	log.Info("waiting for network config", "key", d.reg.ConfigKey())
 	if !d.retry(ctx, "read network config", func() (err error) {
 		d.cfg, err = d.reg.WaitConfig(ctx)
 		if errors.Is(err, lease.ErrInvalidConfig) {
 			// Wait for the operator to fix it rather than exit: every node
-			// would die at once over one bad write.
-			err = fmt.Errorf("invalid network config at %s (fix it with 'vxlan6d config put'): %w", o.Etcd.Prefix+"/config", err)
+			// would die at once over one bad write. The error names the key.
+			err = fmt.Errorf("%w (fix it with 'vxlan6d config put')", err)
 		}
 		return err
 	}) {
