@@ -354,6 +354,21 @@ func (c *container) links(t *testing.T) []string {
 	return linkNames(t, c.ns, false)
 }
 
+// onEth0 runs f on eth0 inside c: how tests damage an attachment.
+func (c *container) onEth0(t *testing.T, f func(l netlink.Link) error) {
+	t.Helper()
+	err := c.ns.Do(func(ns.NetNS) error {
+		l, err := netlinksafe.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		return f(l)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // addVeth puts a veth pair (name and a peer) into c, occupying name.
 func (c *container) addVeth(t *testing.T, name string) {
 	t.Helper()

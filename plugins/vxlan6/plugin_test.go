@@ -564,17 +564,10 @@ func TestCheckDetectsDamage(t *testing.T) {
 	l := e.list("1.0.0")
 	c := e.newContainer()
 	r := e.mustAdd(l, c.rt())
-	err := c.ns.Do(func(ns.NetNS) error {
-		lk, err := netlinksafe.LinkByName("eth0")
-		if err != nil {
-			return err
-		}
+	c.onEth0(t, func(lk netlink.Link) error {
 		a := r.IPs[0].Address
 		return netlink.AddrDel(lk, &netlink.Addr{IPNet: &a})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := e.check(l, c.rt()); err == nil {
 		t.Errorf("CHECK passed without the address")
 	}

@@ -96,17 +96,10 @@ func TestRepeatedAddRestoresRoute(t *testing.T) {
 	l := e.list("1.0.0")
 	c := e.newContainer()
 	r1 := e.mustAdd(l, c.rt())
-	err := c.ns.Do(func(ns.NetNS) error {
-		l, err := netlinksafe.LinkByName("eth0")
-		if err != nil {
-			return err
-		}
+	c.onEth0(t, func(l netlink.Link) error {
 		_, def, _ := net.ParseCIDR("::/0")
 		return netlink.RouteDel(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: def, Gw: r1.IPs[0].Gateway})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := e.check(l, c.rt()); err == nil {
 		t.Fatal("CHECK passed without the default route")
 	}
@@ -193,31 +186,17 @@ func TestRepeatedAddRefused(t *testing.T) {
 		{name: "other static IP", caps: map[string]any{"ips": []string{"fd10:244:0:1::99"}}},
 		{name: "other static MAC", caps: map[string]any{"mac": "02:00:00:00:00:99"}},
 		{name: "address removed", damage: func(t *testing.T, c *container, r *current.Result) {
-			err := c.ns.Do(func(ns.NetNS) error {
-				l, err := netlinksafe.LinkByName("eth0")
-				if err != nil {
-					return err
-				}
+			c.onEth0(t, func(l netlink.Link) error {
 				return netlink.AddrDel(l, &netlink.Addr{IPNet: &r.IPs[1].Address})
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
 		}},
 		{name: "eth0 replaced by a foreign veth", damage: func(t *testing.T, c *container, r *current.Result) {
-			err := c.ns.Do(func(ns.NetNS) error {
-				l, err := netlinksafe.LinkByName("eth0")
-				if err != nil {
-					return err
-				}
+			c.onEth0(t, func(l netlink.Link) error {
 				if err := netlink.LinkSetName(l, "old0"); err != nil {
 					return err
 				}
 				return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth0p"})
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
 		}},
 	}
 	for _, tc := range cases {
