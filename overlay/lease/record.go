@@ -70,18 +70,9 @@ func validateMAC(mac net.HardwareAddr) error {
 
 // parseSubnet parses s as a subnet of network with length l; v4 selects the family.
 func parseSubnet(field, s string, network *net.IPNet, l int, v4 bool) (*net.IPNet, error) {
-	ip, n, err := net.ParseCIDR(s)
+	n, err := parseNetwork(field, s, v4)
 	if err != nil {
-		return nil, fmt.Errorf("%s %q is not a CIDR", field, s)
-	}
-	if (ip.To4() != nil) != v4 {
-		return nil, fmt.Errorf("%s %s is of the wrong address family", field, s)
-	}
-	if !ip.Equal(n.IP) {
-		return nil, fmt.Errorf("%s %s has host bits set", field, s)
-	}
-	if v4 {
-		n.IP = n.IP.To4()
+		return nil, err
 	}
 	ones, _ := n.Mask.Size()
 	if !network.Contains(n.IP) {
