@@ -529,7 +529,9 @@ func (d *daemon) stopKeepAlive() {
 }
 
 // onLeaseChange handles a lease KeepAlive re-acquired after losing it. It
-// reports whether the subnets changed.
+// reports whether the subnets changed; the caller then reconciles against a
+// fresh List, which also drops a peer still routed to our new subnet
+// (peerFor refuses it).
 func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 	if nl == nil || !nl.VTEP.Equal(d.attrs.VTEP) {
 		return false // from a keep-alive of a VTEP we have moved away from
@@ -543,12 +545,6 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 	}
 	d.log.Warn("subnet changed after re-acquiring the lease; existing containers keep their old addresses",
 		"oldSubnetV6", netStr(old.IPv6Subnet), "subnetV6", netStr(nl.IPv6Subnet), "oldSubnetV4", netStr(old.IPv4Subnet), "subnetV4", netStr(nl.IPv4Subnet))
-	// A peer lease that overlapped our new subnet must not stay routed.
-	for _, p := range d.peers {
-		if (nl.IPv6Subnet != nil && sameNet(p.IPv6Subnet, nl.IPv6Subnet)) || (nl.IPv4Subnet != nil && sameNet(p.IPv4Subnet, nl.IPv4Subnet)) {
-			d.removePeer(p, "its subnet is now ours")
-		}
-	}
 	if err := d.writeSubnetFile(); err != nil {
 		d.log.Error("rewrite subnet file", "err", err)
 	}
