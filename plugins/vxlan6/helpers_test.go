@@ -203,6 +203,13 @@ func (e *env) del(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
 	return e.inHost(func() error { return e.cni.DelNetworkList(ctx(e.t), l, rt) })
 }
 
+func (e *env) mustDel(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) {
+	e.t.Helper()
+	if err := e.del(l, rt); err != nil {
+		e.t.Fatalf("DEL %s: %v", rt.ContainerID, err)
+	}
+}
+
 func (e *env) check(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
 	return e.inHost(func() error { return e.cni.CheckNetworkList(ctx(e.t), l, rt) })
 }

@@ -90,12 +90,8 @@ func TestEveryVersionLibcni(t *testing.T) {
 					}
 				}
 				e.assertClean(1)
-				if err := e.del(l, c.rt()); err != nil {
-					t.Fatalf("DEL: %v", err)
-				}
-				if err := e.del(l, c.rt()); err != nil {
-					t.Fatalf("second DEL: %v", err)
-				}
+				e.mustDel(l, c.rt())
+				e.mustDel(l, c.rt())
 				e.assertClean(0)
 				if got := c.links(t); len(got) != 1 {
 					t.Errorf("container still has %v", got)
@@ -167,9 +163,7 @@ func testTwoContainersPing(t *testing.T, sf *subnetfile.Config) {
 		t.Fatal(err)
 	}
 	for _, c := range []*container{a, b} {
-		if err := e.del(l, c.rt()); err != nil {
-			t.Fatal(err)
-		}
+		e.mustDel(l, c.rt())
 	}
 	e.assertClean(0)
 }
@@ -429,9 +423,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	good.ping(t, net.ParseIP("fd10:244:0:1::1"))
-	if err := e.del(l, good.rt()); err != nil {
-		t.Fatal(err)
-	}
+	e.mustDel(l, good.rt())
 	e.assertClean(0)
 }
 
@@ -486,9 +478,7 @@ func TestReAddReplacesStaleVeth(t *testing.T) {
 		t.Errorf("old netns still has %v", got)
 	}
 	fresh.ping(t, r2.IPs[0].Gateway)
-	if err := e.del(l, fresh.rt()); err != nil {
-		t.Fatal(err)
-	}
+	e.mustDel(l, fresh.rt())
 	e.assertClean(0)
 }
 
@@ -506,9 +496,7 @@ func TestDelNetnsGone(t *testing.T) {
 	}
 	os.Remove(path)
 	os.Remove(e.subnetFile)
-	if err := e.del(l, c.rt()); err != nil {
-		t.Fatalf("DEL: %v", err)
-	}
+	e.mustDel(l, c.rt())
 	e.assertClean(0)
 }
 
@@ -551,9 +539,7 @@ func TestSubnetChange(t *testing.T) {
 	}
 	c.ping(t, ipam.Gateway(sf.SubnetV6))
 	for _, x := range []*container{old, c} {
-		if err := e.del(l, x.rt()); err != nil {
-			t.Fatal(err)
-		}
+		e.mustDel(l, x.rt())
 	}
 	e.assertClean(0)
 }
@@ -571,9 +557,7 @@ func TestCheckDetectsDamage(t *testing.T) {
 	if err := e.check(l, c.rt()); err == nil {
 		t.Errorf("CHECK passed without the address")
 	}
-	if err := e.del(l, c.rt()); err != nil {
-		t.Fatal(err)
-	}
+	e.mustDel(l, c.rt())
 	e.assertClean(0)
 }
 
@@ -605,9 +589,7 @@ func TestGC(t *testing.T) {
 				t.Errorf("survivor %v", v)
 			}
 			cs[0].ping(t, net.ParseIP("fd10:244:0:1::1"))
-			if err := e.del(l, cs[0].rt()); err != nil {
-				t.Fatal(err)
-			}
+			e.mustDel(l, cs[0].rt())
 			e.assertClean(0)
 		})
 	}
@@ -634,9 +616,7 @@ func TestStatus(t *testing.T) {
 	_, err := e.add(l, e.newContainer().rt())
 	wantCode(t, err, types.ErrTryAgainLater)
 	for _, c := range cs {
-		if err := e.del(l, c.rt()); err != nil {
-			t.Fatal(err)
-		}
+		e.mustDel(l, c.rt())
 	}
 	if err := status(); err != nil {
 		t.Fatalf("STATUS after DEL: %v", err)
@@ -681,12 +661,8 @@ func TestChaining(t *testing.T) {
 			if err := e.check(l, rt); err != nil {
 				t.Errorf("CHECK: %v", err)
 			}
-			if err := e.del(l, rt); err != nil {
-				t.Fatalf("DEL: %v", err)
-			}
-			if err := e.del(l, rt); err != nil {
-				t.Fatalf("second DEL: %v", err)
-			}
+			e.mustDel(l, rt)
+			e.mustDel(l, rt)
 			// bandwidth leaves an ifb per container; it removes it on DEL.
 			for _, v := range e.hostVeths() {
 				t.Errorf("veth left: %s", v)
@@ -772,9 +748,7 @@ func TestIPMasq(t *testing.T) {
 	if s := chains(); strings.Count(s, "-N VX6-") != 1 {
 		t.Errorf("want 1 masquerade chain after GC:\n%s", s)
 	}
-	if err := e.del(l, a.rt()); err != nil {
-		t.Fatal(err)
-	}
+	e.mustDel(l, a.rt())
 	if s := chains(); strings.Contains(s, "VX6-") {
 		t.Errorf("masquerade rules left:\n%s", s)
 	}

@@ -82,9 +82,7 @@ func TestRepeatedAddIdempotent(t *testing.T) {
 			if err := e.check(l, c.rt()); err != nil {
 				t.Errorf("CHECK after repeated ADD: %v", err)
 			}
-			if err := e.del(l, c.rt()); err != nil {
-				t.Fatal(err)
-			}
+			e.mustDel(l, c.rt())
 			e.assertClean(0)
 		})
 	}
