@@ -108,10 +108,7 @@ type pool struct {
 	held    []held
 }
 
-func (p *pool) count() *big.Int {
-	ones, _ := p.network.Mask.Size()
-	return new(big.Int).Lsh(big.NewInt(1), uint(p.subLen-ones))
-}
+func (p *pool) count() *big.Int { return subnetCount(p.network, p.subLen) }
 
 func (p *pool) add(s, key string, createRev int64) {
 	if s == "" {

@@ -172,10 +172,7 @@ func checkSubnetLen(field string, l int, netField string, n *net.IPNet, maxLen i
 func (c *Config) DualStack() bool { return c.EnableIPv4 && c.Network != nil }
 
 // IPv6SubnetCount is the number of IPv6 subnets of the network.
-func (c *Config) IPv6SubnetCount() *big.Int {
-	ones, _ := c.IPv6Network.Mask.Size()
-	return new(big.Int).Lsh(big.NewInt(1), uint(c.IPv6SubnetLen-ones))
-}
+func (c *Config) IPv6SubnetCount() *big.Int { return subnetCount(c.IPv6Network, c.IPv6SubnetLen) }
 
 // MarshalJSON writes the config in its etcd form (flannel field names), so
 // tools and tests can write <prefix>/config from a Config.

@@ -160,9 +160,8 @@ func subnetIndex(network *net.IPNet, subLen int, sub *net.IPNet) (lo, hi *big.In
 	if bits != sBits {
 		return nil, nil, false
 	}
-	count := new(big.Int).Lsh(big.NewInt(1), uint(subLen-nOnes))
 	if sOnes <= nOnes { // covers the whole network
-		return big.NewInt(0), new(big.Int).Sub(count, big.NewInt(1)), true
+		return big.NewInt(0), new(big.Int).Sub(subnetCount(network, subLen), big.NewInt(1)), true
 	}
 	idx := func(ip net.IP) *big.Int {
 		v := new(big.Int).SetBytes(ipBytes(ip, bits))
@@ -179,6 +178,12 @@ func subnetIndex(network *net.IPNet, subLen int, sub *net.IPNet) (lo, hi *big.In
 	hi.Add(hi, lo)
 	hi.Sub(hi, big.NewInt(1))
 	return lo, hi, true
+}
+
+// subnetCount is the number of subnets of length subLen in network.
+func subnetCount(network *net.IPNet, subLen int) *big.Int {
+	ones, _ := network.Mask.Size()
+	return new(big.Int).Lsh(big.NewInt(1), uint(subLen-ones))
 }
 
 func ipBytes(ip net.IP, bits int) []byte {
