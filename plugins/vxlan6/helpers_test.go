@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,6 +208,26 @@ func (e *env) mustDel(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) {
 	e.t.Helper()
 	if err := e.del(l, rt); err != nil {
 		e.t.Fatalf("DEL %s: %v", rt.ContainerID, err)
+	}
+}
+
+// delParallel DELs every container at once and reports each failed DEL.
+func (e *env) delParallel(l *libcni.NetworkConfigList, cs []*container) {
+	e.t.Helper()
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.del(l, cs[i].rt())
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			e.t.Errorf("DEL %d: %v", i, err)
+		}
 	}
 }
 

@@ -204,19 +204,7 @@ func TestParallelAddDel(t *testing.T) {
 		t.Errorf("want %d distinct addresses, got %d", 2*n, len(seen))
 	}
 	e.assertClean(n)
-	for i := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = e.del(l, cs[i].rt())
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("DEL %d: %v", i, err)
-		}
-	}
+	e.delParallel(l, cs)
 	e.assertClean(0)
 }
 
@@ -846,21 +834,7 @@ func TestIPMasqParallelDel(t *testing.T) {
 	if s := nat("-S"); strings.Count(s, "-N VX6-") != n {
 		t.Fatalf("want %d masquerade chains:\n%s", n, s)
 	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = e.del(l, cs[i].rt())
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("DEL %d: %v", i, err)
-		}
-	}
+	e.delParallel(l, cs)
 	s := nat("-S")
 	if strings.Contains(s, "VX6-") {
 		t.Errorf("masquerade rules left after parallel DEL:\n%s", s)
