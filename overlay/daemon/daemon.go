@@ -35,13 +35,6 @@ import (
 	"github.com/vxlan6/vxlan6/subnetfile"
 )
 
-// ChoiceError is returned by Run when the VTEP the operator named (flag or
-// annotation) is invalid; nothing has been written to etcd then.
-type ChoiceError struct{ Err error }
-
-func (e *ChoiceError) Error() string { return "choose VTEP: " + e.Err.Error() }
-func (e *ChoiceError) Unwrap() error { return e.Err }
-
 type daemon struct {
 	o   Options
 	log *slog.Logger
@@ -86,8 +79,9 @@ const (
 )
 
 // Run is the daemon. It returns nil when ctx ends (leaving the data path
-// and the lease in place), a *ChoiceError for an invalid VTEP choice, or
-// another error that stops the daemon before it is ready.
+// and the lease in place), or an error that stops the daemon before it is
+// ready; an invalid VTEP choice (flag or annotation) is such an error, and
+// nothing has been written to etcd then.
 func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err := o.validate(); err != nil {
 		return err
@@ -337,7 +331,7 @@ func (d *daemon) annotations(ctx context.Context) (map[string]string, error) {
 func (d *daemon) choose(annotation string) error {
 	c, err := vtep.Choose(d.o.vtepOptions(annotation))
 	if err != nil {
-		return &ChoiceError{Err: err}
+		return fmt.Errorf("choose VTEP: %w", err)
 	}
 	d.choice, d.annotation = c, annotation
 	d.logChoice(c)
