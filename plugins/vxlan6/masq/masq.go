@@ -124,6 +124,12 @@ func Teardown(network, containerID, ifName string) error {
 }
 
 func teardownChain(bin, chain string) error {
+	// No such chain: nothing was set up in this family, and no jump rule
+	// can name a missing chain, so POSTROUTING need not be read (one exec
+	// less per DEL in a family the attachment never used).
+	if _, err := run(bin, "-F", chain); err != nil {
+		return nil
+	}
 	// The jump rules are deleted by their spec, not by line number: other
 	// plugin processes edit POSTROUTING at the same time (parallel DELs),
 	// and a number read a moment ago may by then name someone else's rule.
@@ -139,10 +145,6 @@ func teardownChain(bin, chain string) error {
 		if _, err := run(bin, append([]string{"-D"}, f[1:]...)...); err != nil {
 			return err
 		}
-	}
-	if _, err := run(bin, "-F", chain); err != nil {
-		// No such chain: nothing was set up in this family.
-		return nil
 	}
 	_, err = run(bin, "-X", chain)
 	return err
