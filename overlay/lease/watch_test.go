@@ -102,6 +102,16 @@ func collect(t *testing.T, ch <-chan Event, n int, timeout time.Duration) []Even
 	return evs
 }
 
+// wantEvents collects as many events as want names (within 5 s) and fails
+// unless they read want.
+func wantEvents(t *testing.T, ch <-chan Event, want string) {
+	t.Helper()
+	evs := collect(t, ch, strings.Count(want, ", ")+1, 5*time.Second)
+	if got := evString(evs); got != want {
+		t.Fatalf("events %s; want %s", got, want)
+	}
+}
+
 func evString(evs []Event) string {
 	var s []string
 	for _, e := range evs {
@@ -131,14 +141,11 @@ func TestWatch(t *testing.T) {
 
 	// Hostile records produce no events except for the one valid newcomer.
 	hostile(v) // rewrites ::1 unchanged (Added again), the rest is invalid or shadowed
-	evs := collect(t, ch, 1, 5*time.Second)
-	if evString(evs) != "added 2001:db8::1" {
-		t.Fatalf("events %s; want added 2001:db8::1", evString(evs))
-	}
+	wantEvents(t, ch, "added 2001:db8::1")
 	noMoreEvents(t, ch)
 
 	l := mustAcquire(t, v, cfg, attrs("2001:db8:1::1", 1), time.Minute)
-	evs = collect(t, ch, 1, 5*time.Second)
+	evs := collect(t, ch, 1, 5*time.Second)
 	if evString(evs) != "added 2001:db8:1::1" || evs[0].Lease.IPv6Subnet.String() != l.IPv6Subnet.String() || evs[0].Lease.EtcdLease != l.EtcdLease {
 		t.Fatalf("events %s (%+v); want added 2001:db8:1::1 with its subnet", evString(evs), evs[0].Lease)
 	}
@@ -147,30 +154,18 @@ func TestWatch(t *testing.T) {
 	if _, err := v.cli.Revoke(v.ctx, l.EtcdLease); err != nil {
 		t.Fatal(err)
 	}
-	evs = collect(t, ch, 1, 5*time.Second)
-	if evString(evs) != "removed 2001:db8:1::1" {
-		t.Fatalf("events %s; want removed 2001:db8:1::1", evString(evs))
-	}
+	wantEvents(t, ch, "removed 2001:db8:1::1")
 
 	// Deleting the lease that shadowed ::4 promotes ::4 (Removed ::1, Added ::4).
 	if _, err := v.cli.Delete(v.ctx, p+"2001:db8::1"); err != nil {
 		t.Fatal(err)
 	}
-	evs = collect(t, ch, 2, 5*time.Second)
-	if evString(evs) != "removed 2001:db8::1, added 2001:db8::4" {
-		t.Fatalf("events %s; want removed ::1 then added ::4", evString(evs))
-	}
+	wantEvents(t, ch, "removed 2001:db8::1, added 2001:db8::4")
 	// A valid record turning corrupt is removed; fixing it adds it again.
 	v.put(p+"2001:db8::4", `garbage`)
-	evs = collect(t, ch, 1, 5*time.Second)
-	if evString(evs) != "removed 2001:db8::4" {
-		t.Fatalf("events %s; want removed ::4", evString(evs))
-	}
+	wantEvents(t, ch, "removed 2001:db8::4")
 	v.put(p+"2001:db8::4", rec("2001:db8::4", "fd10:244::/64", "", 4))
-	evs = collect(t, ch, 1, 5*time.Second)
-	if evString(evs) != "added 2001:db8::4" {
-		t.Fatalf("events %s; want added ::4", evString(evs))
-	}
+	wantEvents(t, ch, "added 2001:db8::4")
 	// A newcomer overlapping ::4 is shadowed: no event; deleting it: no event.
 	v.put(p+"2001:db8::e", rec("2001:db8::e", "fd10:244::/64", "", 14))
 	noMoreEvents(t, ch)
@@ -182,10 +177,7 @@ func TestWatch(t *testing.T) {
 	// An update of an existing lease that moves onto a subnet held by a lease
 	// created later wins the overlap: the later one is removed.
 	v.put(p+"2001:db8::f", rec("2001:db8::f", "fd10:244:0:f::/64", "", 15))
-	evs = collect(t, ch, 1, 5*time.Second)
-	if evString(evs) != "added 2001:db8::f" {
-		t.Fatalf("events %s; want added ::f", evString(evs))
-	}
+	wantEvents(t, ch, "added 2001:db8::f")
 	v.put(p+"2001:db8::4", rec("2001:db8::4", "fd10:244:0:f::/64", "", 4))
 	evs = collect(t, ch, 2, 5*time.Second)
 	sort.Slice(evs, func(i, j int) bool { return evs[i].Type < evs[j].Type })
@@ -254,8 +246,5 @@ func TestWatchResyncAfterCompaction(t *testing.T) {
 	snap = v.list(cfg)
 	ch = v.r.Watch(v.ctx, cfg, snap.Revision)
 	v.put(p+"2001:db8::9", rec("2001:db8::9", "fd10:244:0:9::/64", "", 9))
-	evs = collect(t, ch, 1, 5*time.Second)
-	if evString(evs) != "added 2001:db8::9" {
-		t.Fatalf("events %s; want added ::9", evString(evs))
-	}
+	wantEvents(t, ch, "added 2001:db8::9")
 }
