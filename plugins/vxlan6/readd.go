@@ -100,7 +100,7 @@ func existingResult(args *skel.CmdArgs, conf *NetConf, req *staticRequest, nd *n
 	}
 	result.Interfaces[0].Mac = host.Attrs().HardwareAddr.String()
 	result.Interfaces[1].Mac = contMAC.String()
-	err = netns.Do(func(ns.NetNS) error { return link.CheckAndRoute(args.IfName, addrs, routes) })
+	err = netns.Do(func(ns.NetNS) error { return link.CheckAndRoute(cont, addrs, routes) })
 	if err != nil {
 		return nil, mismatch("%v", err)
 	}

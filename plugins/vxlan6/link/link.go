@@ -405,12 +405,12 @@ func ExistingPair(hostName, ifName string, netns ns.NetNS) (host, cont netlink.L
 	return host, cont, nil
 }
 
-// CheckAndRoute, run inside the container netns, verifies what
+// CheckAndRoute, run inside the container netns on the container end l
+// (as ExistingPair returned it, so it is not looked up again), verifies what
 // CheckContainer verifies for addrs and then adds whichever of routes are
 // missing (cheap, and harmless when they are all there).
-func CheckAndRoute(ifName string, addrs []*net.IPNet, routes []Route) error {
-	l, err := checkContainer(ifName, addrs, nil)
-	if err != nil {
+func CheckAndRoute(l netlink.Link, addrs []*net.IPNet, routes []Route) error {
+	if err := checkLink(l, addrs, nil); err != nil {
 		return err
 	}
 	return addRoutes(l, routes)
@@ -492,23 +492,22 @@ func isNotFound(err error) bool {
 // and that every route of routes exists (a later chained plugin may have
 // added more; that is fine).
 func CheckContainer(ifName string, addrs []*net.IPNet, routes []Route) error {
-	_, err := checkContainer(ifName, addrs, routes)
-	return err
-}
-
-// checkContainer is CheckContainer returning the link it looked up, so
-// CheckAndRoute needs no second look-up.
-func checkContainer(ifName string, addrs []*net.IPNet, routes []Route) (netlink.Link, error) {
 	l, err := netlinksafe.LinkByName(ifName)
 	if err != nil {
-		return nil, fmt.Errorf("look up %s: %w", ifName, err)
+		return fmt.Errorf("look up %s: %w", ifName, err)
 	}
+	return checkLink(l, addrs, routes)
+}
+
+// checkLink is CheckContainer on a link already looked up.
+func checkLink(l netlink.Link, addrs []*net.IPNet, routes []Route) error {
+	ifName := l.Attrs().Name
 	if l.Attrs().Flags&net.FlagUp == 0 {
-		return nil, fmt.Errorf("%s is down", ifName)
+		return fmt.Errorf("%s is down", ifName)
 	}
 	have, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, fmt.Errorf("list addresses of %s: %w", ifName, err)
+		return fmt.Errorf("list addresses of %s: %w", ifName, err)
 	}
 	for _, want := range addrs {
 		found := false
@@ -516,15 +515,15 @@ func checkContainer(ifName string, addrs []*net.IPNet, routes []Route) (netlink.
 			found = found || (a.IP.Equal(want.IP) && maskEqual(a.Mask, want.Mask))
 		}
 		if !found {
-			return nil, fmt.Errorf("address %s missing on %s", want, ifName)
+			return fmt.Errorf("address %s missing on %s", want, ifName)
 		}
 	}
 	if len(routes) == 0 {
-		return l, nil
+		return nil
 	}
 	rts, err := netlinksafe.RouteList(nil, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, fmt.Errorf("list routes: %w", err)
+		return fmt.Errorf("list routes: %w", err)
 	}
 	for _, want := range routes {
 		found := false
@@ -546,8 +545,8 @@ func checkContainer(ifName string, addrs []*net.IPNet, routes []Route) (netlink.
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("route %s via %s missing", want.Dst, want.GW)
+			return fmt.Errorf("route %s via %s missing", want.Dst, want.GW)
 		}
 	}
-	return l, nil
+	return nil
 }
