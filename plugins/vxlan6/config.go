@@ -113,14 +113,15 @@ func parseStatic(n *NetConf, cniArgs string) (*staticRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ipSrc, ipName []string
+	var ipSrc []string
+	var ipName string
 	switch {
 	case len(n.RuntimeConfig.IPs) > 0:
-		ipSrc, ipName = n.RuntimeConfig.IPs, []string{"runtimeConfig.ips"}
+		ipSrc, ipName = n.RuntimeConfig.IPs, "runtimeConfig.ips"
 	case len(n.Args.Cni.IPs) > 0:
-		ipSrc, ipName = n.Args.Cni.IPs, []string{"args.cni.ips"}
+		ipSrc, ipName = n.Args.Cni.IPs, "args.cni.ips"
 	case envIP != "":
-		ipSrc, ipName = strings.Split(envIP, ","), []string{"CNI_ARGS IP"}
+		ipSrc, ipName = strings.Split(envIP, ","), "CNI_ARGS IP"
 	}
 	req := &staticRequest{}
 	for _, s := range ipSrc {
@@ -129,7 +130,7 @@ func parseStatic(n *NetConf, cniArgs string) (*staticRequest, error) {
 		if ip == nil {
 			var err error
 			if ip, _, err = net.ParseCIDR(s); err != nil {
-				return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("%s: %q is not an IP address or CIDR", ipName[0], s), "")
+				return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("%s: %q is not an IP address or CIDR", ipName, s), "")
 			}
 		}
 		if v4 := ip.To4(); v4 != nil {
