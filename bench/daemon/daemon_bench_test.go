@@ -89,6 +89,7 @@ func synthetic(i int) *lease.Lease {
 func putLeases(b *testing.B, bed *testbed.Bed, from, to int, id clientv3.LeaseID) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	reg := bed.Registry()
 	var ops []clientv3.Op
 	flush := func() {
 		if len(ops) == 0 {
@@ -105,7 +106,7 @@ func putLeases(b *testing.B, bed *testbed.Bed, from, to int, id clientv3.LeaseID
 		if err != nil {
 			b.Fatal(err)
 		}
-		ops = append(ops, clientv3.OpPut(bed.Prefix+"/leases/"+l.VTEP.String(), string(v), clientv3.WithLease(id)))
+		ops = append(ops, clientv3.OpPut(reg.LeaseKey(l.VTEP), string(v), clientv3.WithLease(id)))
 		if len(ops) == 100 { // etcd allows 128 operations per transaction
 			flush()
 		}
@@ -143,7 +144,7 @@ func run(b *testing.B, n int) result {
 
 	b.StartTimer()
 	t0 := time.Now()
-	d := h.StartDaemon("--log-level", "debug")
+	d := h.StartDaemon()
 	pid := d.PID()
 	var count int
 	err = testbed.Eventually(2*time.Minute, 10*time.Millisecond, func() error {
@@ -188,9 +189,9 @@ func run(b *testing.B, n int) result {
 	for i := n; i < n+newPeers; i++ {
 		l := synthetic(i)
 		v, _ := lease.MarshalRecord(l)
-		want := l.IPv6Subnet.String()
+		want, key := l.IPv6Subnet.String(), bed.Registry().LeaseKey(l.VTEP)
 		t1 := time.Now()
-		if _, err := bed.Client().Put(ctx, bed.Prefix+"/leases/"+l.VTEP.String(), string(v), clientv3.WithLease(grant.ID)); err != nil {
+		if _, err := bed.Client().Put(ctx, key, string(v), clientv3.WithLease(grant.ID)); err != nil {
 			b.Fatal(err)
 		}
 		timeout := time.After(10 * time.Second)
