@@ -289,7 +289,7 @@ func (b *Bed) PutConfig(raw string) {
 	b.T.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := b.Etcd.Client.Put(ctx, b.Prefix+"/config", raw); err != nil {
+	if _, err := b.Etcd.Client.Put(ctx, b.Registry().ConfigKey(), raw); err != nil {
 		b.T.Fatalf("put network config: %v", err)
 	}
 }
