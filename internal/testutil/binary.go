@@ -50,9 +50,12 @@ func Binary(t testing.TB, name string) string {
 		}
 	}
 	out := filepath.Join(buildDir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	// Same flags as `make build`, so tests exercise the binary that ships and,
+	// after `make build` (make test runs it first), only link: -trimpath is
+	// part of every package's build cache key, and without it a cold cache
+	// compiles the whole dependency tree a second time.
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
 	cmd.Dir = root
-	// Same as `make build`, so tests exercise the binary that ships.
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
