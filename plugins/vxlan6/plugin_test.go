@@ -128,6 +128,24 @@ func testTwoContainersPing(t *testing.T, sf *subnetfile.Config) {
 		t.Error(err)
 	}
 	rb := e.mustAdd(l, b.rt())
+	// Host veths are bare bridge ports: no IPv6 address of their own
+	// (see link.SetupVeth).
+	for _, name := range e.hostVeths() {
+		err := e.inHost(func() error {
+			v, err := netlinksafe.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			addrs, err := netlinksafe.AddrList(v, netlink.FAMILY_ALL)
+			if err == nil && len(addrs) > 0 {
+				err = fmt.Errorf("host veth %s has addresses %v", name, addrs)
+			}
+			return err
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}
 	for i := range ra.IPs {
 		a.ping(t, rb.IPs[i].Address.IP)
 		b.ping(t, ra.IPs[i].Address.IP)

@@ -247,6 +247,14 @@ func SetupVeth(v Veth) (net.HardwareAddr, error) {
 		return nil, fmt.Errorf("create veth %s on bridge %s (container end %s in %s): %w",
 			v.HostName, v.Bridge.Attrs().Name, v.ContName, v.ContainNS.Path(), err)
 	}
+	// The host end is only a bridge port and needs no IPv6 of its own.
+	// Without this each one got a link-local address (with DAD and MLD
+	// reports), and every ADD's address dump of the bridge in EnsureBridge
+	// walked one more address per pod (0.45-0.73 ms with 500 pods,
+	// 0.19-0.28 ms without them). The link-local would only appear once
+	// the container end is up, so writing now is in time. Best effort:
+	// without IPv6 in the host the file does not exist.
+	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+v.HostName+"/disable_ipv6", []byte("1"), 0o644)
 	return hostMAC, nil
 }
 
