@@ -211,27 +211,15 @@ func (b *Bed) startEtcd() {
 	t := b.T
 	t.Helper()
 	sock := filepath.Join(b.Dir, "etcd.sock")
-	srv, err := etcdserver.Start(etcdserver.Config{
-		DataDir:    filepath.Join(b.Dir, "etcd"),
-		ClientURLs: []string{"unix://" + sock},
-		NoFsync:    true,
-	})
-	if err != nil {
-		t.Fatalf("start embedded etcd: %v", err)
-	}
-	b.etcdUp = true
-	t.Cleanup(func() {
-		if b.etcdUp {
-			b.etcdUp = false
-			b.Etcd.Server.Close()
-		}
-	})
-	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints, DialTimeout: 5 * time.Second})
+	b.Etcd = &testutil.Etcd{Endpoints: []string{"unix://" + sock}, SockPath: sock}
+	b.StartEtcd()
+	t.Cleanup(b.StopEtcd)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: b.Etcd.Endpoints, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("etcd client: %v", err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	b.Etcd = &testutil.Etcd{Server: srv, Endpoints: srv.Endpoints, Client: cli, SockPath: sock}
+	b.Etcd.Client = cli
 }
 
 // StopEtcd stops the bed's etcd (an outage); StartEtcd brings it back with
@@ -245,7 +233,8 @@ func (b *Bed) StopEtcd() {
 	}
 }
 
-// StartEtcd restarts the etcd stopped by StopEtcd.
+// StartEtcd restarts the etcd stopped by StopEtcd (New starts it the same
+// way the first time).
 func (b *Bed) StartEtcd() {
 	b.T.Helper()
 	if b.etcdUp {
@@ -257,7 +246,7 @@ func (b *Bed) StartEtcd() {
 		NoFsync:    true,
 	})
 	if err != nil {
-		b.T.Fatalf("restart embedded etcd: %v", err)
+		b.T.Fatalf("start embedded etcd: %v", err)
 	}
 	b.Etcd.Server = srv
 	b.etcdUp = true
