@@ -28,7 +28,6 @@ type Container struct {
 	Name  string // its netns name, also the CNI container ID
 	IPv6  net.IP
 	IPv4  net.IP // dual-stack only
-	Res   *types100.Result
 	added bool
 }
 
@@ -133,7 +132,6 @@ func (h *Host) AddContainer() *Container {
 	if err != nil {
 		t.Fatalf("CNI result of %s: %v", c.Name, err)
 	}
-	c.Res = r
 	for _, ip := range r.IPs {
 		if ip.Address.IP.To4() != nil {
 			c.IPv4 = ip.Address.IP
