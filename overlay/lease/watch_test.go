@@ -129,7 +129,14 @@ func noMoreEvents(t *testing.T, ch <-chan Event) {
 	}
 }
 
+// TestWatch runs the same events through Watch from a revision and through
+// WatchSnapshot, which starts from the records List already parsed.
 func TestWatch(t *testing.T) {
+	t.Run("revision", func(t *testing.T) { testWatch(t, false) })
+	t.Run("snapshot", func(t *testing.T) { testWatch(t, true) })
+}
+
+func testWatch(t *testing.T, fromSnapshot bool) {
 	v := newEnv(t)
 	cfg := v.config(cfgV6)
 	p := v.r.LeasesPrefix()
@@ -137,7 +144,15 @@ func TestWatch(t *testing.T) {
 	snap := v.list(cfg)
 	ctx, cancel := context.WithCancel(v.ctx)
 	defer cancel()
-	ch := v.r.Watch(ctx, cfg, snap.Revision)
+	var ch <-chan Event
+	if fromSnapshot {
+		ch = v.r.WatchSnapshot(ctx, cfg, snap)
+		if snap.ix != nil {
+			t.Fatal("WatchSnapshot did not take over the snapshot's index")
+		}
+	} else {
+		ch = v.r.Watch(ctx, cfg, snap.Revision)
+	}
 
 	// Hostile records produce no events except for the one valid newcomer.
 	hostile(v) // rewrites ::1 unchanged (Added again), the rest is invalid or shadowed
@@ -218,6 +233,10 @@ func TestWatchResyncAfterCompaction(t *testing.T) {
 	}
 	if _, err := v.cli.Compact(v.ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
+	}
+	// From the snapshot's records the watch itself meets the compaction.
+	if evs := collect(t, v.r.WatchSnapshot(v.ctx, cfg, snap), 1, 10*time.Second); evs[0].Type != Resync {
+		t.Fatalf("WatchSnapshot: first event %s; want resync", evString(evs))
 	}
 	ch := v.r.Watch(v.ctx, cfg, snap.Revision)
 	evs := collect(t, ch, 1, 10*time.Second)
