@@ -177,7 +177,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	d.startKeepAlive(ctx)
 	defer d.stopKeepAlive()
 
-	rev, ok := d.resync(ctx)
+	snap, ok := d.resync(ctx)
 	if !ok {
 		return nil
 	}
@@ -189,12 +189,15 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	log.Info("ready", "vtep", ipStr(d.choice.Public), "subnetV6", netStr(d.lease.IPv6Subnet), "subnetV4", netStr(d.lease.IPv4Subnet),
 		"mtu", d.dev.MTU, "peers", len(d.peers), "subnetFile", o.SubnetFile, "resyncInterval", o.ResyncInterval.String())
 
-	return d.loop(ctx, rev, flagChoice)
+	return d.loop(ctx, snap, flagChoice)
 }
 
-func (d *daemon) loop(ctx context.Context, rev int64, flagChoice bool) error {
+// loop watches leases from snap (what the last resync programmed) and
+// applies every change on this one goroutine.
+func (d *daemon) loop(ctx context.Context, snap *lease.Snapshot, flagChoice bool) error {
 	wctx, wcancel := context.WithCancel(ctx)
-	events := d.reg.Watch(wctx, d.cfg, rev)
+	events := d.reg.WatchSnapshot(wctx, d.cfg, snap)
+	snap = nil
 
 	// One context for every node watch: a watch is only restarted after its
 	// channel closed, so there is never an older one left to cancel.
@@ -211,13 +214,13 @@ func (d *daemon) loop(ctx context.Context, rev int64, flagChoice bool) error {
 	// snapshot and watches again from its revision.
 	restartWatch := func() {
 		wcancel()
-		newRev, ok := d.resync(ctx)
+		snap, ok := d.resync(ctx)
 		if !ok {
 			events = nil // ctx ended; the next round returns
 			return
 		}
 		wctx, wcancel = context.WithCancel(ctx)
-		events = d.reg.Watch(wctx, d.cfg, newRev)
+		events = d.reg.WatchSnapshot(wctx, d.cfg, snap)
 	}
 	var nodeRetry <-chan time.Time
 	moveRetry := time.NewTicker(5 * time.Second)
@@ -577,21 +580,18 @@ func (d *daemon) peerFor(l *lease.Lease, byMAC map[string]string) (vxlan.Peer, s
 
 // resync Lists every lease and reconciles the device to it (never flushing
 // what is already right). It retries while etcd is away, leaving the data
-// path alone meanwhile. It returns the snapshot revision, or false if ctx ended.
-func (d *daemon) resync(ctx context.Context) (int64, bool) {
+// path alone meanwhile. It returns the snapshot (its leases consumed) for
+// the lease watch to start from, or false if ctx ended.
+func (d *daemon) resync(ctx context.Context) (*lease.Snapshot, bool) {
 	var snap *lease.Snapshot
 	if !d.retry(ctx, "list leases", func() (err error) {
 		snap, err = d.reg.List(ctx, d.cfg)
 		return err
 	}) {
-		return 0, false
+		return nil, false
 	}
-	rev := snap.Revision
 	d.reconcileTo(snap, false)
-	// The lease watch that follows loads the same snapshot once more, so
-	// the memory release is repeated once that burst is over.
-	time.AfterFunc(3*time.Second, d.releaseMemory)
-	return rev, true
+	return snap, true
 }
 
 // reconcileTo makes the peers exactly the valid leases of snap. quiet logs
@@ -634,9 +634,11 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
 	rev, skippedTotal := snap.Revision, snap.Skipped+skipped
 	d.peers, d.byMAC = peers, byMAC
 	d.m.update(func(m *metrics) { m.reconciles++; m.peers = len(peers) })
-	// A full snapshot (thousands of records, five kernel dumps) is garbage
-	// now; hand it back to the OS so RSS reflects the steady state.
-	snap = nil
+	// The snapshot's leases (thousands of records) and the five kernel
+	// dumps are garbage now (the caller keeps the snapshot only to start
+	// the lease watch from); hand them back to the OS so RSS reflects the
+	// steady state.
+	snap.Leases = nil
 	d.releaseMemory()
 	level := slog.LevelInfo
 	if quiet && added+removed+changed == 0 {
