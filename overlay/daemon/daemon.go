@@ -29,6 +29,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/internal/backoff"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vtep"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
@@ -475,7 +476,7 @@ func (d *daemon) writeSubnetFile() error {
 // retry runs f until it succeeds or ctx ends (false), logging each failure.
 func (d *daemon) retry(ctx context.Context, what string, f func() error) bool {
 	// At most 5s apart: after an etcd outage the resync should not lag.
-	b := newBackoff(500*time.Millisecond, 5*time.Second)
+	b := backoff.New(500*time.Millisecond, 5*time.Second)
 	for attempt := 1; ; attempt++ {
 		err := f()
 		if err == nil {
@@ -486,9 +487,9 @@ func (d *daemon) retry(ctx context.Context, what string, f func() error) bool {
 		}
 		op := strings.ReplaceAll(what, " ", "_")
 		d.m.incError(op)
-		wait := b.next()
+		wait := b.Next()
 		d.log.Error(what+" failed, retrying", "attempt", attempt, "retryIn", wait.String(), "err", err)
-		if !sleepCtx(ctx, wait) {
+		if backoff.SleepCtx(ctx, wait) != nil {
 			return false
 		}
 	}

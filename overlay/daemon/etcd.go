@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/vxlan6/vxlan6/internal/backoff"
 )
 
 // clientConfig builds the etcd client config. A bad TLS file is an error now,
@@ -76,7 +78,7 @@ func (e *EtcdOptions) connect(ctx context.Context, log *slog.Logger) (*clientv3.
 	if err != nil {
 		return nil, err
 	}
-	b := newBackoff(500*time.Millisecond, 5*time.Second)
+	b := backoff.New(500*time.Millisecond, 5*time.Second)
 	for attempt := 1; ; attempt++ {
 		cli, err := e.dialOnce(ctx, cfg)
 		if err == nil {
@@ -88,9 +90,9 @@ func (e *EtcdOptions) connect(ctx context.Context, log *slog.Logger) (*clientv3.
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		d := b.next()
+		d := b.Next()
 		log.Warn("etcd unreachable, retrying", "endpoints", strings.Join(e.Endpoints, ","), "attempt", attempt, "retryIn", d.String(), "err", err)
-		if !sleepCtx(ctx, d) {
+		if backoff.SleepCtx(ctx, d) != nil {
 			return nil, ctx.Err()
 		}
 	}
@@ -107,33 +109,4 @@ func (e *EtcdOptions) connectOnce(ctx context.Context) (*clientv3.Client, error)
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(e.Endpoints, ","), err)
 	}
 	return cli, nil
-}
-
-// backoff doubles from min to max.
-type backoff struct{ cur, min, max time.Duration }
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur *= 2
-	}
-	if b.cur > b.max {
-		b.cur = b.max
-	}
-	return b.cur
-}
-
-// sleepCtx sleeps d or until ctx ends; false if ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

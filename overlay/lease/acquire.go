@@ -14,6 +14,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxlan6/vxlan6/internal/backoff"
 )
 
 // ErrNoFreeSubnet matches (errors.Is) the error of Acquire on a full network.
@@ -54,7 +56,7 @@ func (r *Registry) Acquire(ctx context.Context, cfg *Config, attrs Attrs, ttl ti
 	}
 	a := acquirer{r: r, cfg: cfg, attrs: attrs, key: r.LeaseKey(attrs.VTEP), ttl: ttl}
 	defer a.revokeUnused()
-	bo := newBackoff(10*time.Millisecond, time.Second)
+	bo := backoff.New(10*time.Millisecond, time.Second)
 	for attempt := 1; ; attempt++ {
 		l, err := a.try(ctx)
 		if err != nil || l != nil {
@@ -66,7 +68,7 @@ func (r *Registry) Acquire(ctx context.Context, cfg *Config, attrs Attrs, ttl ti
 		if attempt >= maxAcquireAttempts {
 			return nil, fmt.Errorf("acquire lease for VTEP %s: lost the race for a subnet %d times in a row", attrs.VTEP, attempt)
 		}
-		if err := bo.sleep(ctx); err != nil {
+		if err := bo.Sleep(ctx); err != nil {
 			return nil, fmt.Errorf("acquire lease for VTEP %s: %w", attrs.VTEP, err)
 		}
 	}
@@ -432,10 +434,10 @@ func (r *Registry) Move(ctx context.Context, cfg *Config, old *Lease, attrs Attr
 	oldKey, newKey := r.LeaseKey(old.VTEP), r.LeaseKey(attrs.VTEP)
 	a := acquirer{r: r, ttl: ttl} // for its grant bookkeeping only
 	defer a.revokeUnused()
-	bo := newBackoff(10*time.Millisecond, time.Second)
+	bo := backoff.New(10*time.Millisecond, time.Second)
 	for attempt := 1; attempt <= maxAcquireAttempts; attempt++ {
 		if attempt > 1 {
-			if err := bo.sleep(ctx); err != nil {
+			if err := bo.Sleep(ctx); err != nil {
 				return nil, fmt.Errorf("move lease %s to %s: %w", old.VTEP, attrs.VTEP, err)
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxlan6/vxlan6/internal/backoff"
 )
 
 // nodeRecord is the value of <prefix>/nodes/<node>.
@@ -70,7 +72,7 @@ func (r *Registry) Annotate(ctx context.Context, node, key, value string) error 
 		return fmt.Errorf("annotate node %s: empty annotation key", node)
 	}
 	nodeKey := r.NodeKey(node)
-	bo := newBackoff(10*time.Millisecond, time.Second)
+	bo := backoff.New(10*time.Millisecond, time.Second)
 	for attempt := 1; attempt <= maxAcquireAttempts; attempt++ {
 		ann, modRev, _, err := r.nodeAnnotations(ctx, node)
 		if err != nil {
@@ -96,7 +98,7 @@ func (r *Registry) Annotate(ctx context.Context, node, key, value string) error 
 		if resp.Succeeded {
 			return nil
 		}
-		if err := bo.sleep(ctx); err != nil {
+		if err := bo.Sleep(ctx); err != nil {
 			return fmt.Errorf("annotate node %s: %w", node, err)
 		}
 	}
@@ -132,7 +134,7 @@ func (r *Registry) WatchNode(ctx context.Context, node string) <-chan map[string
 				return false
 			}
 		}
-		bo := newBackoff(200*time.Millisecond, 5*time.Second)
+		bo := backoff.New(200*time.Millisecond, 5*time.Second)
 		var lastLog time.Time
 		for ctx.Err() == nil {
 			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
@@ -143,7 +145,7 @@ func (r *Registry) WatchNode(ctx context.Context, node string) <-chan map[string
 					lastLog = time.Now()
 					r.log.Warn("cannot read node annotations, retrying", "key", key, "err", err)
 				}
-				if bo.sleep(ctx) != nil {
+				if bo.Sleep(ctx) != nil {
 					return
 				}
 				continue
@@ -177,9 +179,9 @@ func (r *Registry) WatchNode(ctx context.Context, node string) <-chan map[string
 			}
 			wcancel()
 			if time.Since(start) >= stableHold {
-				bo.reset()
+				bo.Reset()
 			}
-			if bo.sleep(ctx) != nil {
+			if bo.Sleep(ctx) != nil {
 				return
 			}
 		}

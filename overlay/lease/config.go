@@ -11,6 +11,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxlan6/vxlan6/internal/backoff"
 )
 
 // Defaults of the network config.
@@ -234,7 +236,7 @@ func (r *Registry) getConfig(ctx context.Context) (*Config, int64, error) {
 // configLogEvery); an invalid config is returned at once as a *ConfigError,
 // because only an operator can fix it.
 func (r *Registry) WaitConfig(ctx context.Context) (*Config, error) {
-	bo := newBackoff(200*time.Millisecond, 5*time.Second)
+	bo := backoff.New(200*time.Millisecond, 5*time.Second)
 	var lastLog time.Time
 	for {
 		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
@@ -260,7 +262,7 @@ func (r *Registry) WaitConfig(ctx context.Context) (*Config, error) {
 		if errors.Is(err, ErrNoConfig) {
 			// Wait for the key to appear instead of polling; the timeout
 			// bounds the wait in case the watch silently stalls.
-			bo.reset()
+			bo.Reset()
 			wctx, wcancel := context.WithTimeout(ctx, configLogEvery)
 			wch := r.cli.Watch(clientv3.WithRequireLeader(wctx), r.ConfigKey(), clientv3.WithRev(rev+1))
 			for wr := range wch {
@@ -271,7 +273,7 @@ func (r *Registry) WaitConfig(ctx context.Context) (*Config, error) {
 			wcancel()
 			continue
 		}
-		if err := bo.sleep(ctx); err != nil {
+		if err := bo.Sleep(ctx); err != nil {
 			return nil, fmt.Errorf("wait for network config at %s: %w", r.ConfigKey(), err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxlan6/vxlan6/internal/backoff"
 )
 
 // stableHold is how long a lease must have been held for the re-acquire
@@ -26,7 +28,7 @@ const stableHold = 10 * time.Second
 // watches its key and re-acquires when an operator changes or deletes it.
 func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *Lease, ttl time.Duration, onChange func(*Lease)) {
 	cur := l
-	bo := newBackoff(200*time.Millisecond, 5*time.Second)
+	bo := backoff.New(200*time.Millisecond, 5*time.Second)
 	var lastLog time.Time
 	for {
 		start := time.Now()
@@ -36,8 +38,8 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 		}
 		r.log.Warn("lease lost, re-acquiring", "vtep", cur.VTEP, "ipv6_subnet", cur.IPv6Subnet, "why", why)
 		if time.Since(start) >= stableHold {
-			bo.reset()
-		} else if sleepCtx(ctx, bo.next()) != nil {
+			bo.Reset()
+		} else if backoff.SleepCtx(ctx, bo.Next()) != nil {
 			return
 		}
 		for {
@@ -66,7 +68,7 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 				lastLog = time.Now()
 				r.log.Error("cannot re-acquire lease, retrying", "vtep", attrs.VTEP, "err", err)
 			}
-			if sleepCtx(ctx, bo.next()) != nil {
+			if backoff.SleepCtx(ctx, bo.Next()) != nil {
 				return
 			}
 		}
@@ -121,7 +123,7 @@ func (r *Registry) hold(ctx context.Context, l *Lease) string {
 				if now > 0 {
 					rev = now
 				}
-				if err := sleepCtx(ctx, time.Second); err != nil {
+				if err := backoff.SleepCtx(ctx, time.Second); err != nil {
 					return ""
 				}
 				wch = watch()

@@ -12,6 +12,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxlan6/vxlan6/internal/backoff"
 )
 
 // Snapshot is every valid lease at one revision. Invalid records (bad JSON,
@@ -214,7 +216,7 @@ func (r *Registry) loadAt(ctx context.Context, cfg *Config, rev *int64, resync f
 	// The caller's List already warned about these records.
 	ix.quiet = true
 	defer func() { ix.quiet = false }()
-	bo := newBackoff(100*time.Millisecond, 5*time.Second)
+	bo := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
 		kvs, at, err := r.getLeases(opCtx, *rev)
@@ -232,7 +234,7 @@ func (r *Registry) loadAt(ctx context.Context, cfg *Config, rev *int64, resync f
 			return nil
 		}
 		r.log.Warn("lease watch: cannot read leases, retrying", "revision", *rev, "err", err)
-		if bo.sleep(ctx) != nil {
+		if bo.Sleep(ctx) != nil {
 			return nil
 		}
 	}
