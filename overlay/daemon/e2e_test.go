@@ -307,8 +307,15 @@ func TestFailedMoveKeepsPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFDB(t, h2, to, true)
-	if local, _ := h1.VXLANLocal(); !local.Equal(to) {
-		t.Errorf("local %s after the move, want %s", local, to)
+	// The daemon re-keys the lease first and then recreates its device
+	// with the new local, so the device may briefly be gone here.
+	if err := testbed.Eventually(peerTimeout, 100*time.Millisecond, func() error {
+		if local, err := h1.VXLANLocal(); err != nil || !local.Equal(to) {
+			return fmt.Errorf("local %s after the move (%v), want %s", local, err, to)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 	waitRoute(t, h1, sf2.SubnetV6, true, peerTimeout)
 	mustPing(t, c1, c2.IPv6)
