@@ -22,7 +22,6 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
 
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/subnetfile"
@@ -75,14 +74,7 @@ func (s subnets) refIPAM(dataDir string) map[string]any {
 
 func newStack(b *testing.B, name string, plugin map[string]any, paths []string) *stack {
 	b.Helper()
-	host, err := testutils.NewNS()
-	if err != nil {
-		b.Fatalf("create host netns: %v", err)
-	}
-	b.Cleanup(func() {
-		host.Close()
-		_ = testutils.UnmountNS(host)
-	})
+	host := testutil.NewNS(b)
 	conf, _ := json.Marshal(map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       testutil.UniqueName("vx6bench"),
@@ -129,15 +121,7 @@ func pct(ds []time.Duration, p float64) time.Duration {
 func newNetns(b *testing.B, n int) []ns.NetNS {
 	out := make([]ns.NetNS, n)
 	for i := range out {
-		var err error
-		if out[i], err = testutils.NewNS(); err != nil {
-			b.Fatalf("create container netns: %v", err)
-		}
-		c := out[i]
-		b.Cleanup(func() {
-			c.Close()
-			_ = testutils.UnmountNS(c)
-		})
+		out[i] = testutil.NewNS(b)
 	}
 	return out
 }

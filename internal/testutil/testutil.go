@@ -1,6 +1,7 @@
 // Package testutil holds the few helpers every kernel- or etcd-touching test
 // of this repo shares: a root check, names unique to a test, and an embedded
-// etcd on a unix socket (reachable from every network namespace).
+// etcd on a unix socket (reachable from every network namespace), and a
+// network namespace removed with the test.
 package testutil
 
 import (
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxlan6/vxlan6/overlay/etcdserver"
@@ -23,6 +26,23 @@ func RequireRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces and links (CI runs as root)")
 	}
+}
+
+// NewNS creates a network namespace (pkg/testutils.NewNS, so its name is
+// unique) that is closed and unmounted when the test ends.
+func NewNS(t testing.TB) ns.NetNS {
+	t.Helper()
+	n, err := testutils.NewNS()
+	if err != nil {
+		t.Fatalf("create netns: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = n.Close()
+		if err := testutils.UnmountNS(n); err != nil {
+			t.Logf("unmount netns %s: %v", n.Path(), err)
+		}
+	})
+	return n
 }
 
 // UniqueName returns prefix plus 6 random hex characters. Keep prefix short:

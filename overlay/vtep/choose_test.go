@@ -1,7 +1,7 @@
 package vtep
 
 // Kernel-backed tests: each runs Choose inside its own fresh network
-// namespace (testutils.NewNS), built from dummy links and veth pairs. Link
+// namespace (testutil.NewNS), built from dummy links and veth pairs. Link
 // names are fixed and readable because they live only in that namespace.
 
 import (
@@ -20,7 +20,6 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -35,17 +34,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	testutil.RequireRoot(t)
-	n, err := testutils.NewNS()
-	if err != nil {
-		t.Fatalf("new netns: %v", err)
-	}
-	t.Cleanup(func() {
-		n.Close()
-		if err := testutils.UnmountNS(n); err != nil {
-			t.Logf("unmount netns %s: %v", n.Path(), err)
-		}
-	})
-	return &env{t: t, ns: n}
+	return &env{t: t, ns: testutil.NewNS(t)}
 }
 
 func (e *env) do(f func() error) {
@@ -569,12 +558,8 @@ func TestMain(m *testing.M) {
 // routes) on a host with 50 interfaces of 4 addresses each.
 func BenchmarkChoose(b *testing.B) {
 	testutil.RequireRoot(b)
-	n, err := testutils.NewNS()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { n.Close(); _ = testutils.UnmountNS(n) }()
-	err = n.Do(func(ns.NetNS) error {
+	n := testutil.NewNS(b)
+	err := n.Do(func(ns.NetNS) error {
 		for i := range 50 {
 			name := fmt.Sprintf("b%d", i)
 			if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}); err != nil {

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -16,14 +15,7 @@ import (
 // newNS makes a network namespace with lo up, removed when the test ends.
 func newNS(t testing.TB) ns.NetNS {
 	t.Helper()
-	n, err := testutils.NewNS()
-	if err != nil {
-		t.Fatalf("new netns: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = n.Close()
-		_ = testutils.UnmountNS(n)
-	})
+	n := testutil.NewNS(t)
 	do(t, n, func() error {
 		lo, err := netlink.LinkByName("lo")
 		if err != nil {

@@ -20,7 +20,6 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -77,14 +76,7 @@ func newEnv(t *testing.T, sf *subnetfile.Config) *env {
 	testutil.RequireRoot(t)
 	bin := testutil.Binary(t, "vxlan6")
 	home, _ := os.UserHomeDir()
-	host, err := testutils.NewNS()
-	if err != nil {
-		t.Fatalf("create host netns: %v", err)
-	}
-	t.Cleanup(func() {
-		host.Close()
-		_ = testutils.UnmountNS(host)
-	})
+	host := testutil.NewNS(t)
 	dir := t.TempDir()
 	e := &env{
 		t:          t,
@@ -151,15 +143,7 @@ type container struct {
 
 func (e *env) newContainer() *container {
 	e.t.Helper()
-	n, err := testutils.NewNS()
-	if err != nil {
-		e.t.Fatalf("create container netns: %v", err)
-	}
-	e.t.Cleanup(func() {
-		n.Close()
-		_ = testutils.UnmountNS(n)
-	})
-	return &container{id: testutil.UniqueName("ctr-"), ns: n}
+	return &container{id: testutil.UniqueName("ctr-"), ns: testutil.NewNS(e.t)}
 }
 
 func (c *container) rt() *libcni.RuntimeConf {
