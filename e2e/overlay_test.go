@@ -27,10 +27,7 @@ func TestIPv6MeshJoinAndVTEPs(t *testing.T) {
 
 	// The annotation is written before h3's daemon starts, through the CLI
 	// an operator would use.
-	kv := lease.AnnotationPublicIPv6 + "=" + h3.Addr2.String()
-	if out, errOut, code := h3.Run(20*time.Second, nil, append([]string{"annotate", h3.Name, kv}, b.EtcdFlags()...)...); code != 0 {
-		t.Fatalf("vxlan6d annotate %s %s: exit %d: %s%s", h3.Name, kv, code, out, errOut)
-	}
+	h3.Annotate(lease.AnnotationPublicIPv6 + "=" + h3.Addr2.String())
 	how := map[*testbed.Host]string{h1: "--public-ipv6", h2: "--iface <address>", h3: "annotation"}
 	b.StartDaemons(readyTimeout, func(h *testbed.Host) []string {
 		switch h {

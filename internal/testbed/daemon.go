@@ -209,6 +209,18 @@ func (b *Bed) StartDaemons(timeout time.Duration, extra func(h *Host) []string) 
 	}
 }
 
+// Annotate sets node annotations (KEY=VALUE, or KEY- to remove) for this
+// host through `vxlan6d annotate`, the way an operator would, and fails the
+// test if that does not exit 0.
+func (h *Host) Annotate(kv ...string) {
+	t := h.Bed.T
+	t.Helper()
+	args := append(append([]string{"annotate", h.Name}, kv...), h.Bed.EtcdFlags()...)
+	if out, errOut, code := h.Run(20*time.Second, nil, args...); code != 0 {
+		t.Fatalf("vxlan6d annotate %s %v: exit %d: %s%s", h.Name, kv, code, out, errOut)
+	}
+}
+
 // Run runs a one-shot vxlan6d command (e.g. "annotate", "leases", or "run"
 // with flags expected to fail) in the host's netns, bounded by timeout, and
 // returns stdout, stderr and the exit code (-1 if it did not end in time).

@@ -57,15 +57,6 @@ func vtepOf(t *testing.T, h *testbed.Host) net.IP {
 	return c.VTEP
 }
 
-// annotate sets annotations (KEY=VALUE) of h's node with `vxlan6d annotate`, or fails the test.
-func annotate(t *testing.T, h *testbed.Host, kv ...string) {
-	t.Helper()
-	args := append(append([]string{"annotate", h.Name}, kv...), h.Bed.EtcdFlags()...)
-	if out, errOut, code := h.Run(20*time.Second, nil, args...); code != 0 {
-		t.Fatalf("annotate %s %v: exit %d: %s%s", h.Name, kv, code, out, errOut)
-	}
-}
-
 func waitFDB(t *testing.T, h *testbed.Host, vtep net.IP, want bool) {
 	t.Helper()
 	waitPresent(t, h, fmt.Sprintf("fdb entry to %s", vtep), want, peerTimeout, func() (bool, error) { return h.HasFDBDst(vtep) })
@@ -128,7 +119,7 @@ func TestTwoAddressTrap(t *testing.T) {
 				case "iface-address":
 					args = []string{"--iface", want.String()}
 				case "annotation":
-					annotate(t, h1, lease.AnnotationPublicIPv6+"="+want.String())
+					h1.Annotate(lease.AnnotationPublicIPv6 + "=" + want.String())
 				}
 				if metrics {
 					args = append(args, "--metrics-addr", "[::1]:9473", "--healthz-addr", "[::1]:9473")
@@ -190,7 +181,7 @@ func TestAnnotationMovesVTEP(t *testing.T) {
 	b := newBed(t, 2, false)
 	h1, h2 := b.Hosts[0], b.Hosts[1]
 	from, to := h1.NotFirst(), h1.FirstListed()
-	annotate(t, h1, lease.AnnotationPublicIPv6Flannel+"="+from.String())
+	h1.Annotate(lease.AnnotationPublicIPv6Flannel + "=" + from.String())
 	startAll(t, b, nil)
 	if local, _ := h1.VXLANLocal(); !local.Equal(from) {
 		t.Fatalf("local %s, want %s from the flannel-alias annotation", local, from)
@@ -203,7 +194,7 @@ func TestAnnotationMovesVTEP(t *testing.T) {
 	c1, c2 := h1.AddContainer(), h2.AddContainer()
 	mustPing(t, c1, c2.IPv6)
 
-	annotate(t, h1, lease.AnnotationPublicIPv6Flannel+"="+to.String())
+	h1.Annotate(lease.AnnotationPublicIPv6Flannel + "=" + to.String())
 	if err := testbed.Eventually(peerTimeout, 100*time.Millisecond, func() error {
 		local, err := h1.VXLANLocal()
 		if err != nil {
@@ -252,7 +243,7 @@ func TestFailedMoveKeepsPeers(t *testing.T) {
 	b := newBed(t, 2, false)
 	h1, h2 := b.Hosts[0], b.Hosts[1]
 	from, to := h1.NotFirst(), h1.FirstListed()
-	annotate(t, h1, lease.AnnotationPublicIPv6+"="+from.String())
+	h1.Annotate(lease.AnnotationPublicIPv6 + "=" + from.String())
 	startAll(t, b, nil)
 	sf2, _ := h2.SubnetConfig()
 	waitRoute(t, h1, sf2.SubnetV6, true, peerTimeout)
@@ -280,7 +271,7 @@ func TestFailedMoveKeepsPeers(t *testing.T) {
 	if err := syscall.Kill(d1.PID(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	annotate(t, h1, lease.AnnotationPublicIPv6+"="+to.String())
+	h1.Annotate(lease.AnnotationPublicIPv6 + "=" + to.String())
 	alarm(pb.AlarmRequest_ACTIVATE)
 	if err := syscall.Kill(d1.PID(), syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -721,7 +712,7 @@ func TestBadChoicesWriteNothing(t *testing.T) {
 		}
 	}
 	// An unusable annotation stops the daemon the same way.
-	annotate(t, h, lease.AnnotationPublicIPv6+"=2001:db8:77::9")
+	h.Annotate(lease.AnnotationPublicIPv6 + "=2001:db8:77::9")
 	if errOut, code := run(nil); code != 1 || !strings.Contains(errOut, "2001:db8:77::9") {
 		t.Errorf("bad annotation: exit %d, stderr:\n%s", code, errOut)
 	}
