@@ -18,8 +18,8 @@ import (
 
 // existingResult makes a repeated ADD of (CNI_CONTAINERID, CNI_IFNAME)
 // idempotent. When CNI_IFNAME in the netns is exactly what an earlier ADD of
-// that pair left (the peer of the pair's host veth, on the bridge, with no
-// other pair's alias; the pair's IPAM allocation, inside the current node subnets,
+// that pair left (the peer of the pair's host veth, on the bridge; the
+// pair's IPAM allocation, inside the current node subnets,
 // on the interface), it returns that ADD's result rebuilt from the kernel and
 // the store, having changed nothing but missing routes (and, with ipMasq,
 // the pair's masquerade rules, rewritten as they were).
@@ -47,12 +47,6 @@ func existingResult(args *skel.CmdArgs, conf *NetConf, req *staticRequest, nd *n
 	}
 	mismatch := func(format string, a ...any) error {
 		return taken("it is the veth of %s/%s but %s; DEL it first", args.ContainerID, args.IfName, fmt.Sprintf(format, a...))
-	}
-	// The kernel ignores IFLA_IFALIAS in the request that creates the pair,
-	// so our host veths normally carry no alias; one set to another pair's
-	// tag (by hand, or a name-hash collision) is not ours.
-	if alias, want := host.Attrs().Alias, link.Alias(args.ContainerID, args.IfName); alias != "" && alias != want {
-		return nil, mismatch("host veth %s has alias %q, not %q", hostName, alias, want)
 	}
 	if err := link.OnBridge(host, conf.Bridge); err != nil {
 		return nil, mismatch("%v", err)

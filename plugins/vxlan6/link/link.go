@@ -48,12 +48,6 @@ func IsHostVethName(name string) bool {
 	return err == nil
 }
 
-// Alias is the tag ("cid/ifname") a host veth of the pair may carry as its
-// alias. The plugin sets none (the kernel ignores IFLA_IFALIAS when it
-// creates a link, and a separate request would slow ADD); one set to another
-// pair's tag marks the veth as not this pair's.
-func Alias(containerID, ifName string) string { return containerID + "/" + ifName }
-
 // EnsureBridge makes sure the node bridge exists, is up, has mtu and holds
 // exactly the gateway addresses gws (gateway IP with the subnet's mask). A
 // gateway address left from an older subnet is removed. Safe against
