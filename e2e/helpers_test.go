@@ -103,29 +103,6 @@ func meshPing(t *testing.T, ts []target) {
 	t.Logf("all %d pairs reachable", len(ts)*(len(ts)-1))
 }
 
-// traffic is a ping that runs in the background for the length of a
-// disruption; Wait returns its output and error (an error when any echo
-// was lost: Bed.Ping gives ping a deadline).
-type traffic struct {
-	done chan struct{}
-	out  string
-	err  error
-}
-
-func startTraffic(c *testbed.Container, dst net.IP, count int) *traffic {
-	tr := &traffic{done: make(chan struct{})}
-	go func() {
-		defer close(tr.done)
-		tr.out, tr.err = c.Ping(dst, count)
-	}()
-	return tr
-}
-
-func (tr *traffic) Wait() (string, error) {
-	<-tr.done
-	return tr.out, tr.err
-}
-
 // snmp6 reads one counter of /proc/net/snmp6 as seen from netns ns.
 func snmp6(t *testing.T, ns, key string) int64 {
 	t.Helper()

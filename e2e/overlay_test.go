@@ -230,8 +230,8 @@ func TestDaemonRestartUnderTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := startTraffic(c1, c2.IPv6, 50) // 10 s at 5/s
-	tr2 := startTraffic(c2, c1.IPv6, 50)
+	tr := c1.StartPing(c2.IPv6, 50) // 10 s at 5/s
+	tr2 := c2.StartPing(c1.IPv6, 50)
 	time.Sleep(time.Second)
 
 	if code := h1.Daemon().Stop(); code != 0 {
@@ -244,7 +244,7 @@ func TestDaemonRestartUnderTraffic(t *testing.T) {
 	time.Sleep(time.Second)
 	h2.StartDaemon().WaitReady(readyTimeout)
 
-	for _, x := range []*traffic{tr, tr2} {
+	for _, x := range []*testbed.Traffic{tr, tr2} {
 		if out, err := x.Wait(); err != nil {
 			t.Errorf("echoes lost while daemons restarted: %v\n%s", err, out)
 		} else {
@@ -289,7 +289,7 @@ func TestEtcdOutageUnderTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	outage := 2 * ttl / 3 // longer than a renewal period, shorter than the TTL
-	tr := startTraffic(c1, c2.IPv6, int((outage+4*time.Second)/(200*time.Millisecond)))
+	tr := c1.StartPing(c2.IPv6, int((outage+4*time.Second)/(200*time.Millisecond)))
 	time.Sleep(time.Second)
 	b.StopEtcd()
 	t.Logf("etcd stopped for %s", outage)
@@ -341,7 +341,7 @@ func TestHostRemovedRoutesExpire(t *testing.T) {
 		}
 	}
 
-	tr := startTraffic(c1, c2.IPv6, int((ttl+8*time.Second)/(200*time.Millisecond)))
+	tr := c1.StartPing(c2.IPv6, int((ttl+8*time.Second)/(200*time.Millisecond)))
 	// Power cut: no graceful anything.
 	h3.Daemon().Kill()
 	b.MustExec(b.Switch, "ip", "link", "set", fmt.Sprintf("p%d", h3.ID), "down")

@@ -179,3 +179,28 @@ func (c *Container) Exec(args ...string) (string, error) { return c.Host.Bed.Exe
 func (c *Container) Ping(dst net.IP, count int) (string, error) {
 	return c.Host.Bed.Ping(c.Name, dst, count)
 }
+
+// Traffic is a ping running in the background for the length of a
+// disruption (a daemon restart, an etcd outage).
+type Traffic struct {
+	done chan struct{}
+	out  string
+	err  error
+}
+
+// StartPing starts Ping(dst, count) in the background: count echoes 0.2 s
+// apart, so it covers count/5 seconds.
+func (c *Container) StartPing(dst net.IP, count int) *Traffic {
+	tr := &Traffic{done: make(chan struct{})}
+	go func() {
+		defer close(tr.done)
+		tr.out, tr.err = c.Ping(dst, count)
+	}()
+	return tr
+}
+
+// Wait returns ping's output and error (an error when any echo was lost).
+func (tr *Traffic) Wait() (string, error) {
+	<-tr.done
+	return tr.out, tr.err
+}

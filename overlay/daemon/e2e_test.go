@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -409,22 +408,14 @@ func TestRestartKeepsTraffic(t *testing.T) {
 	}
 	dp2, _ := h2.DataPath()
 
-	var wg sync.WaitGroup
-	var out string
-	var perr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		out, perr = testbed.ExecTimeout(30*time.Second, c1.Name, "ping", "-6", "-n", "-q", "-i", "0.1", "-c", "50", "-W", "1", c2.IPv6.String())
-	}()
+	tr := c1.StartPing(c2.IPv6, 25) // 5 s
 	time.Sleep(time.Second)
 	if code := h1.Daemon().Stop(); code != 0 {
 		t.Errorf("daemon exit code on SIGTERM: %d", code)
 	}
 	h1.StartDaemon()
 	h1.Daemon().WaitReady(readyTimeout)
-	wg.Wait()
-	if perr != nil || !strings.Contains(out, " 0% packet loss") {
+	if out, perr := tr.Wait(); perr != nil || !strings.Contains(out, " 0% packet loss") {
 		t.Errorf("ping across the restart lost packets: %v\n%s", perr, out)
 	}
 	sf1b, _ := h1.SubnetConfig()
@@ -449,14 +440,7 @@ func TestEtcdOutageKeepsTraffic(t *testing.T) {
 	mustPing(t, c1, c2.IPv6)
 	dp1, _ := h1.DataPath()
 
-	var wg sync.WaitGroup
-	var out string
-	var perr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		out, perr = testbed.ExecTimeout(30*time.Second, c1.Name, "ping", "-6", "-n", "-q", "-i", "0.1", "-c", "60", "-W", "1", c2.IPv6.String())
-	}()
+	tr := c1.StartPing(c2.IPv6, 30) // 6 s
 	time.Sleep(500 * time.Millisecond)
 	b.StopEtcd()
 	time.Sleep(4 * time.Second)
@@ -464,8 +448,7 @@ func TestEtcdOutageKeepsTraffic(t *testing.T) {
 		t.Errorf("data path changed while etcd was away:\nbefore:\n%s\nafter:\n%s", dp1, dp)
 	}
 	b.StartEtcd()
-	wg.Wait()
-	if perr != nil || !strings.Contains(out, " 0% packet loss") {
+	if out, perr := tr.Wait(); perr != nil || !strings.Contains(out, " 0% packet loss") {
 		t.Errorf("ping during the etcd outage lost packets: %v\n%s", perr, out)
 	}
 	for _, h := range b.Hosts {
