@@ -84,7 +84,7 @@ const (
 // ready; an invalid VTEP choice (flag or annotation) is such an error, and
 // nothing has been written to etcd then.
 func Run(ctx context.Context, o Options, log *slog.Logger) error {
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return err
 	}
 	// The daemon allocates in bursts (a full snapshot at start and on
@@ -107,7 +107,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 
 	// An address named by flag is checked before etcd is contacted: a typo
 	// must fail fast even while etcd is down, and it writes nothing.
-	flagChoice := o.flagNamesAddress()
+	flagChoice := o.FlagNamesAddress()
 	if flagChoice {
 		if err := d.choose(""); err != nil {
 			return err
@@ -115,7 +115,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 
 	log.Info("connecting to etcd", "endpoints", strings.Join(o.Etcd.Endpoints, ","), "prefix", o.Etcd.Prefix)
-	cli, err := o.Etcd.connect(ctx, log)
+	cli, err := o.Etcd.Connect(ctx, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -1,10 +1,15 @@
-package daemon
+// Package etcdclient says how vxlan6d and its admin commands reach etcd: the
+// endpoint and TLS options, their validation, and a dial that proves etcd
+// answers (with a retrying variant for the daemon and a one-shot one for the
+// admin commands).
+package etcdclient
 
 import (
 	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -15,9 +20,60 @@ import (
 	"github.com/vxlan6/vxlan6/internal/backoff"
 )
 
-// clientConfig builds the etcd client config. A bad TLS file is an error now,
+// Options say how to reach etcd; every subcommand that talks to etcd takes them.
+type Options struct {
+	Endpoints []string
+	Prefix    string
+	CAFile    string
+	CertFile  string
+	KeyFile   string
+	Username  string
+	Password  string
+}
+
+// DefaultEndpoint is used when no endpoint is given.
+const DefaultEndpoint = "http://127.0.0.1:2379"
+
+// Validate checks what can be checked without contacting etcd, fills the
+// default endpoint and trims the prefix's trailing slashes.
+func (e *Options) Validate() error {
+	if len(e.Endpoints) == 0 {
+		e.Endpoints = []string{DefaultEndpoint}
+	}
+	for _, ep := range e.Endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || u.Scheme == "" {
+			return fmt.Errorf("--etcd-endpoints: %q is not a URL (want e.g. http://127.0.0.1:2379 or unix:///run/etcd.sock)", ep)
+		}
+		switch u.Scheme {
+		case "http", "https":
+			if u.Host == "" {
+				return fmt.Errorf("--etcd-endpoints: %q has no host", ep)
+			}
+		case "unix", "unixs":
+		default:
+			return fmt.Errorf("--etcd-endpoints: %q: scheme %q is not http, https, unix or unixs", ep, u.Scheme)
+		}
+	}
+	if e.Prefix == "" || !strings.HasPrefix(e.Prefix, "/") {
+		return fmt.Errorf("--etcd-prefix: %q must start with /", e.Prefix)
+	}
+	e.Prefix = strings.TrimRight(e.Prefix, "/")
+	if e.Prefix == "" {
+		return fmt.Errorf("--etcd-prefix: %q leaves no prefix", "/")
+	}
+	if (e.CertFile == "") != (e.KeyFile == "") {
+		return fmt.Errorf("--etcd-certfile and --etcd-keyfile must be given together")
+	}
+	if e.Password != "" && e.Username == "" {
+		return fmt.Errorf("--etcd-password needs --etcd-username")
+	}
+	return nil
+}
+
+// ClientConfig builds the etcd client config. A bad TLS file is an error now,
 // not something to retry.
-func (e *EtcdOptions) clientConfig() (clientv3.Config, error) {
+func (e *Options) ClientConfig() (clientv3.Config, error) {
 	cfg := clientv3.Config{
 		Endpoints:   e.Endpoints,
 		DialTimeout: 5 * time.Second,
@@ -57,7 +113,7 @@ func hasScheme(eps []string, schemes ...string) bool {
 
 // dialOnce connects and proves etcd answers (clientv3.New alone succeeds
 // without a server).
-func (e *EtcdOptions) dialOnce(ctx context.Context, cfg clientv3.Config) (*clientv3.Client, error) {
+func (e *Options) dialOnce(ctx context.Context, cfg clientv3.Config) (*clientv3.Client, error) {
 	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, err
@@ -71,10 +127,10 @@ func (e *EtcdOptions) dialOnce(ctx context.Context, cfg clientv3.Config) (*clien
 	return cli, nil
 }
 
-// connect dials etcd, retrying with backoff (and saying so) while it is
+// Connect dials etcd, retrying with backoff (and saying so) while it is
 // unreachable, until ctx ends.
-func (e *EtcdOptions) connect(ctx context.Context, log *slog.Logger) (*clientv3.Client, error) {
-	cfg, err := e.clientConfig()
+func (e *Options) Connect(ctx context.Context, log *slog.Logger) (*clientv3.Client, error) {
+	cfg, err := e.ClientConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -98,9 +154,9 @@ func (e *EtcdOptions) connect(ctx context.Context, log *slog.Logger) (*clientv3.
 	}
 }
 
-// connectOnce is for the admin subcommands: one bounded try, a clear error.
-func (e *EtcdOptions) connectOnce(ctx context.Context) (*clientv3.Client, error) {
-	cfg, err := e.clientConfig()
+// ConnectOnce is for the admin subcommands: one bounded try, a clear error.
+func (e *Options) ConnectOnce(ctx context.Context) (*clientv3.Client, error) {
+	cfg, err := e.ClientConfig()
 	if err != nil {
 		return nil, err
 	}

@@ -1,21 +1,21 @@
-package daemon
+package admin
 
 import (
 	"bytes"
 	"flag"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vxlan6/vxlan6/overlay/daemon"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/subnetfile"
 )
 
-func parseRun(t *testing.T, args []string, env map[string]string) (Options, error) {
+func parseRun(t *testing.T, args []string, env map[string]string) (runOptions, error) {
 	t.Helper()
-	var o Options
+	var o runOptions
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(&bytes.Buffer{})
 	addRunFlags(fs, &o)
@@ -40,8 +40,8 @@ func TestFlagDefaults(t *testing.T) {
 	if o.MetricsAddr != "" || o.HealthzAddr != "" {
 		t.Errorf("metrics/healthz must be off by default")
 	}
-	if o.ResyncInterval != DefaultResyncInterval {
-		t.Errorf("resync interval %s, want %s", o.ResyncInterval, DefaultResyncInterval)
+	if o.ResyncInterval != daemon.DefaultResyncInterval {
+		t.Errorf("resync interval %s, want %s", o.ResyncInterval, daemon.DefaultResyncInterval)
 	}
 	if o, err = parseRun(t, []string{"--node-name", "n1"}, map[string]string{"VXLAN6D_RESYNC_INTERVAL": "0"}); err != nil || o.ResyncInterval != 0 {
 		t.Errorf("VXLAN6D_RESYNC_INTERVAL=0 must disable the resync: %s, %v", o.ResyncInterval, err)
@@ -69,26 +69,8 @@ func TestFlagBeatsEnvAndListsSplit(t *testing.T) {
 	if len(o.Etcd.Endpoints) != 2 || o.LeaseTTL != 24*time.Hour || o.NodeName != "from-env" {
 		t.Errorf("env not applied: %v %s %q", o.Etcd.Endpoints, o.LeaseTTL, o.NodeName)
 	}
-	if !o.flagNamesAddress() {
+	if !o.FlagNamesAddress() {
 		t.Error("--public-ipv6 names the address")
-	}
-}
-
-func TestFlagNamesAddress(t *testing.T) {
-	for _, c := range []struct {
-		o    Options
-		want bool
-	}{
-		{Options{}, false},
-		{Options{PublicIPv6: "x"}, true},
-		{Options{PublicIP: "2001:db8::1"}, true},
-		{Options{PublicIP: "192.0.2.1"}, false},
-		{Options{PublicIP: "garbage"}, true}, // let vtep.Choose reject it early
-		{Options{Iface: []string{"2001:db8::1"}}, false},
-	} {
-		if got := c.o.flagNamesAddress(); got != c.want {
-			t.Errorf("%+v: got %v", c.o, got)
-		}
 	}
 }
 
@@ -154,51 +136,5 @@ func TestMainCommands(t *testing.T) {
 	out.Reset()
 	if code := Main([]string{"run", "-h"}, "v9", &out, &errb); code != 0 || !strings.Contains(out.String(), "public-ipv6") {
 		t.Errorf("run -h: exit %d %q", code, out.String())
-	}
-}
-
-func TestMetricsText(t *testing.T) {
-	m := newMetrics(5 * time.Minute)
-	m.update(func(m *metrics) {
-		m.vtepAddr, m.vtepLocal, m.vtepSource, m.vtepIface, m.operatorChosen = "2001:db8::2", "2001:db8::2", "flag --public-ipv6", "eth0", true
-		m.peers = 3
-		m.errors["list_leases"] = 2
-		m.periodicResyncs = 7
-	})
-	var b bytes.Buffer
-	m.write(&b)
-	for _, want := range []string{
-		`vxlan6d_vtep_info{address="2001:db8::2",local="2001:db8::2",source="flag --public-ipv6",interface="eth0",operator_chosen="true"} 1`,
-		"vxlan6d_peers 3", "vxlan6d_lease_ttl_seconds 300", `vxlan6d_errors_total{op="list_leases"} 2`, "vxlan6d_ready 0",
-		"vxlan6d_periodic_resyncs_total 7",
-	} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("metrics lack %q:\n%s", want, b.String())
-		}
-	}
-	if ok, missing := m.ready(); ok || !strings.Contains(missing, "lease") {
-		t.Errorf("ready %v %q", ok, missing)
-	}
-}
-
-func TestFits(t *testing.T) {
-	_, n, _ := net.ParseCIDR("fd10:244::/48")
-	_, in, _ := net.ParseCIDR("fd10:244:0:5::/64")
-	_, out, _ := net.ParseCIDR("fd10:245:0:5::/64")
-	_, wrongLen, _ := net.ParseCIDR("fd10:244:0:4::/62")
-	if !fits(n, 64, in) || fits(n, 64, out) || fits(n, 64, wrongLen) || fits(n, 64, nil) {
-		t.Error("fits is wrong")
-	}
-}
-
-func TestEtcdTLSFilesNamed(t *testing.T) {
-	e := EtcdOptions{Endpoints: []string{"https://[2001:db8::1]:2379"}, Prefix: "/p", CAFile: "/nonexistent/ca.pem"}
-	if _, err := e.clientConfig(); err == nil || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
-		t.Errorf("missing CA file: %v", err)
-	}
-	e = EtcdOptions{Endpoints: []string{"https://[2001:db8::1]:2379"}, Prefix: "/p"}
-	cfg, err := e.clientConfig()
-	if err != nil || cfg.TLS == nil {
-		t.Errorf("https endpoint without files must still use TLS: %v %v", err, cfg.TLS)
 	}
 }

@@ -1,4 +1,7 @@
-package daemon
+// Package admin is vxlan6d's command line: `run` (the daemon, in package
+// daemon), the lab `etcd`, and the admin commands that read and write the
+// cluster's state in etcd (config, annotate, leases).
+package admin
 
 import (
 	"context"
@@ -19,6 +22,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/overlay/daemon"
+	"github.com/vxlan6/vxlan6/overlay/etcdclient"
 	"github.com/vxlan6/vxlan6/overlay/etcdserver"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 )
@@ -150,7 +155,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func (c *cli) run(args []string) int {
-	var o Options
+	var o runOptions
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	addRunFlags(fs, &o)
 	if code, ok := c.parse(fs, args); !ok {
@@ -168,7 +173,7 @@ func (c *cli) run(args []string) int {
 	log.Info("vxlan6d starting", "version", c.version, "node", o.NodeName, "prefix", o.Etcd.Prefix, "leaseTTL", o.LeaseTTL.String())
 	ctx, stop := signalContext()
 	defer stop()
-	if err := Run(ctx, o, log); err != nil {
+	if err := daemon.Run(ctx, o.Options, log); err != nil {
 		log.Error("vxlan6d stopped", "err", err)
 		return c.fail("run", err)
 	}
@@ -216,8 +221,8 @@ func (c *cli) etcd(args []string) int {
 
 // parseEtcd parses the etcd flags of an admin command. Flags may also
 // follow the positional arguments (vxlan6d annotate NODE K=V --etcd-...).
-func (c *cli) parseEtcd(name string, args []string, minArgs, maxArgs int) (*EtcdOptions, []string, int, bool) {
-	e := &EtcdOptions{}
+func (c *cli) parseEtcd(name string, args []string, minArgs, maxArgs int) (*etcdclient.Options, []string, int, bool) {
+	e := &etcdclient.Options{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	addEtcdFlags(fs, e)
@@ -239,17 +244,17 @@ func (c *cli) parseEtcd(name string, args []string, minArgs, maxArgs int) (*Etcd
 	if len(pos) < minArgs || (maxArgs >= 0 && len(pos) > maxArgs) {
 		return nil, nil, c.usageErr(name, fmt.Errorf("wrong number of arguments (%d)", len(pos))), false
 	}
-	if err := e.validate(); err != nil {
+	if err := e.Validate(); err != nil {
 		return nil, nil, c.usageErr(name, err), false
 	}
 	return e, pos, 0, true
 }
 
 // dial connects once for an admin command.
-func (c *cli) dial(name string, e *EtcdOptions) (*clientv3.Client, int) {
+func (c *cli) dial(name string, e *etcdclient.Options) (*clientv3.Client, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cli, err := e.connectOnce(ctx)
+	cli, err := e.ConnectOnce(ctx)
 	if err != nil {
 		return nil, c.fail(name, err)
 	}
@@ -257,7 +262,7 @@ func (c *cli) dial(name string, e *EtcdOptions) (*clientv3.Client, int) {
 }
 
 // etcdCommand parses the etcd flags of an admin command and connects once.
-func (c *cli) etcdCommand(name string, args []string, minArgs, maxArgs int) (*clientv3.Client, *EtcdOptions, []string, int) {
+func (c *cli) etcdCommand(name string, args []string, minArgs, maxArgs int) (*clientv3.Client, *etcdclient.Options, []string, int) {
 	e, pos, code, ok := c.parseEtcd(name, args, minArgs, maxArgs)
 	if !ok {
 		return nil, nil, nil, code
@@ -410,6 +415,20 @@ func (c *cli) leases(args []string) int {
 		fmt.Fprintf(c.stderr, "%d invalid lease record(s) skipped (see the warnings above)\n", snap.Skipped)
 	}
 	return ExitOK
+}
+
+func ipStr(ip net.IP) string {
+	if ip == nil {
+		return ""
+	}
+	return ip.String()
+}
+
+func netStr(n *net.IPNet) string {
+	if n == nil {
+		return ""
+	}
+	return n.String()
 }
 
 func dash(s string) string {
