@@ -39,8 +39,9 @@ const usageText = `vxlan6d — the vxlan6 overlay daemon and its admin commands.
 
 Usage:
   vxlan6d [run] [flags]                     run the daemon (default)
-  vxlan6d etcd --data-dir D --listen-client-urls U[,U]
-                                            embedded single-member etcd for labs and tests
+  vxlan6d etcd --data-dir D [--listen-client-urls U[,U]] [TLS, cluster flags]
+                                            embedded etcd for labs and tests (default:
+                                            loopback only; see vxlan6d etcd -h)
   vxlan6d config put FILE|- [etcd flags]    validate and store the network config (<prefix>/config)
   vxlan6d config get [etcd flags]           print the network config
   vxlan6d annotate NODE KEY=VALUE|KEY- ...  set or remove node annotations
@@ -181,29 +182,30 @@ func (c *cli) run(args []string) int {
 }
 
 func (c *cli) etcd(args []string) int {
-	var dataDir, level, format string
-	var urls []string
+	var cfg etcdserver.Config
+	var level, format string
 	fs := flag.NewFlagSet("etcd", flag.ContinueOnError)
-	fs.StringVar(&dataDir, "data-dir", "", "etcd data directory (required)")
-	fs.Var(listFlag{&urls, true}, "listen-client-urls", "client URLs, comma list (e.g. http://[::1]:2379,unix:///run/vxlan6/etcd.sock)")
+	addEtcdServerFlags(fs, &cfg)
 	addLogFlags(fs, &level, &format)
 	if code, ok := c.parse(fs, args); !ok {
 		return code
 	}
-	switch {
-	case fs.NArg() > 0:
+	if fs.NArg() > 0 {
 		return c.usageErr("etcd", fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	case dataDir == "":
-		return c.usageErr("etcd", errors.New("--data-dir is required"))
-	case len(urls) == 0:
-		return c.usageErr("etcd", errors.New("--listen-client-urls is required"))
+	}
+	exposed, err := checkEtcdServer(&cfg)
+	if err != nil {
+		return c.usageErr("etcd", err)
 	}
 	if _, err := parseLevel(level); err != nil {
 		return c.usageErr("etcd", err)
 	}
 	log := newLogger(c.stderr, level, format)
 	slog.SetDefault(log)
-	srv, err := etcdserver.Start(etcdserver.Config{DataDir: dataDir, ClientURLs: urls})
+	for _, u := range exposed {
+		log.Warn("etcd serves clients in cleartext beyond this host: anyone who reaches it can rewrite the overlay's routes; prefer https:// with --client-cert-auth", "url", u)
+	}
+	srv, err := etcdserver.Start(cfg)
 	if err != nil {
 		return c.fail("etcd", err)
 	}

@@ -50,7 +50,8 @@ func addEtcdFlags(fs *flag.FlagSet, e *etcdclient.Options) {
 	fs.StringVar(&e.CertFile, "etcd-certfile", "", "client certificate for etcd TLS")
 	fs.StringVar(&e.KeyFile, "etcd-keyfile", "", "client key for etcd TLS")
 	fs.StringVar(&e.Username, "etcd-username", "", "etcd user name")
-	fs.StringVar(&e.Password, "etcd-password", "", "etcd password")
+	fs.StringVar(&e.Password, "etcd-password", "", "etcd password (visible in ps: prefer --etcd-password-file, VXLAN6D_ETCD_PASSWORD or the systemd credential "+etcdclient.CredentialName+")")
+	fs.StringVar(&e.PasswordFile, "etcd-password-file", "", "file holding the etcd password (mode 0600 or stricter)")
 }
 
 func addLogFlags(fs *flag.FlagSet, level, format *string) {

@@ -29,30 +29,30 @@ type Options struct {
 	KeyFile   string
 	Username  string
 	Password  string
+	// PasswordFile holds the password (mode 0600 or stricter); Validate
+	// reads it into Password. Unlike --etcd-password it shows up neither in
+	// argv (ps) nor in a unit file.
+	PasswordFile string
+
+	// passwordFrom names where Password came from once Validate resolved
+	// it, so a second Validate does not read the file again.
+	passwordFrom string
 }
 
 // DefaultEndpoint is used when no endpoint is given.
 const DefaultEndpoint = "http://127.0.0.1:2379"
 
 // Validate checks what can be checked without contacting etcd, fills the
-// default endpoint and trims the prefix's trailing slashes.
+// default endpoint, trims the prefix's trailing slashes and reads the
+// password from its file or systemd credential. It refuses to send a
+// password, or to mix TLS with cleartext, over a cleartext endpoint.
 func (e *Options) Validate() error {
 	if len(e.Endpoints) == 0 {
 		e.Endpoints = []string{DefaultEndpoint}
 	}
 	for _, ep := range e.Endpoints {
-		u, err := url.Parse(ep)
-		if err != nil || u.Scheme == "" {
-			return fmt.Errorf("--etcd-endpoints: %q is not a URL (want e.g. http://127.0.0.1:2379 or unix:///run/etcd.sock)", ep)
-		}
-		switch u.Scheme {
-		case "http", "https":
-			if u.Host == "" {
-				return fmt.Errorf("--etcd-endpoints: %q has no host", ep)
-			}
-		case "unix", "unixs":
-		default:
-			return fmt.Errorf("--etcd-endpoints: %q: scheme %q is not http, https, unix or unixs", ep, u.Scheme)
+		if err := checkEndpoint(ep); err != nil {
+			return err
 		}
 	}
 	if e.Prefix == "" || !strings.HasPrefix(e.Prefix, "/") {
@@ -65,10 +65,72 @@ func (e *Options) Validate() error {
 	if (e.CertFile == "") != (e.KeyFile == "") {
 		return fmt.Errorf("--etcd-certfile and --etcd-keyfile must be given together")
 	}
+	if err := e.resolvePassword(); err != nil {
+		return err
+	}
 	if e.Password != "" && e.Username == "" {
-		return fmt.Errorf("--etcd-password needs --etcd-username")
+		return fmt.Errorf("the etcd password (%s) needs --etcd-username", e.passwordFrom)
+	}
+	if e.Username != "" && e.Password == "" {
+		return fmt.Errorf("--etcd-username %q needs a password: --etcd-password-file, %s or the systemd credential %q", e.Username, "VXLAN6D_ETCD_PASSWORD", CredentialName)
+	}
+	return e.checkTransport()
+}
+
+func checkEndpoint(ep string) error {
+	if !strings.Contains(ep, "://") {
+		return fmt.Errorf("--etcd-endpoints: %q has no scheme: write https://%s (TLS) or unix:///path (want e.g. https://[2001:db8::10]:2379 or unix:///run/etcd.sock)", ep, ep)
+	}
+	u, err := url.Parse(ep)
+	if err != nil || u.Scheme == "" {
+		return fmt.Errorf("--etcd-endpoints: %q is not a URL (want e.g. http://127.0.0.1:2379 or unix:///run/etcd.sock)", ep)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return fmt.Errorf("--etcd-endpoints: %q has no host", ep)
+		}
+	case "unix", "unixs":
+	default:
+		return fmt.Errorf("--etcd-endpoints: %q: scheme %q is not http, https, unix or unixs", ep, u.Scheme)
 	}
 	return nil
+}
+
+// checkTransport refuses what would send secrets, or traffic meant to be
+// protected, in clear: credentials with an http:// endpoint, TLS files with
+// one, and a mix of TLS and cleartext endpoints (the client would use both).
+// unix:// is local to the host and allowed with anything.
+func (e *Options) checkTransport() error {
+	var tlsEP, clearEP string
+	for _, ep := range e.Endpoints {
+		switch scheme(ep) {
+		case "https", "unixs":
+			if tlsEP == "" {
+				tlsEP = ep
+			}
+		case "http":
+			if clearEP == "" {
+				clearEP = ep
+			}
+		}
+	}
+	switch {
+	case clearEP == "":
+		return nil
+	case e.Username != "":
+		return fmt.Errorf("--etcd-endpoints: %s is cleartext (http://): refusing to send the password of etcd user %q in clear; use https:// (or unix:// on this host)", clearEP, e.Username)
+	case tlsEP != "":
+		return fmt.Errorf("--etcd-endpoints: %s is cleartext (http://) while %s uses TLS: use https:// for every endpoint", clearEP, tlsEP)
+	case e.CAFile != "" || e.CertFile != "":
+		return fmt.Errorf("--etcd-endpoints: %s is cleartext (http://) but TLS files (--etcd-cafile/--etcd-certfile) are given: use https://", clearEP)
+	}
+	return nil
+}
+
+func scheme(ep string) string {
+	s, _, _ := strings.Cut(ep, "://")
+	return s
 }
 
 // ClientConfig builds the etcd client config. A bad TLS file is an error now,
@@ -94,18 +156,16 @@ func (e *Options) ClientConfig() (clientv3.Config, error) {
 			return cfg, fmt.Errorf("etcd TLS (--etcd-cafile %q, --etcd-certfile %q, --etcd-keyfile %q): %w", e.CAFile, e.CertFile, e.KeyFile, err)
 		}
 		cfg.TLS = tc
-	} else if hasScheme(e.Endpoints, "https", "unixs") {
+	} else if hasTLSEndpoint(e.Endpoints) {
 		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return cfg, nil
 }
 
-func hasScheme(eps []string, schemes ...string) bool {
+func hasTLSEndpoint(eps []string) bool {
 	for _, ep := range eps {
-		for _, s := range schemes {
-			if strings.HasPrefix(ep, s+"://") {
-				return true
-			}
+		if s := scheme(ep); s == "https" || s == "unixs" {
+			return true
 		}
 	}
 	return false
@@ -116,13 +176,13 @@ func hasScheme(eps []string, schemes ...string) bool {
 func (e *Options) dialOnce(ctx context.Context, cfg clientv3.Config) (*clientv3.Client, error) {
 	cli, err := clientv3.New(cfg)
 	if err != nil {
-		return nil, err
+		return nil, e.explain(ctx, cfg, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := cli.Get(cctx, e.Prefix+"/config", clientv3.WithCountOnly()); err != nil {
 		cli.Close()
-		return nil, err
+		return nil, e.explain(ctx, cfg, err)
 	}
 	return cli, nil
 }

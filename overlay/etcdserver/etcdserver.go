@@ -36,6 +36,24 @@ type Config struct {
 	NoFsync bool
 	// LogLevel of etcd's own logger; default "error" so it does not drown ours.
 	LogLevel string
+
+	// TLS for clients: CertFile and KeyFile make the member serve https://
+	// (and unixs://) client URLs; TrustedCAFile with ClientCertAuth demands a
+	// client certificate signed by that CA.
+	CertFile, KeyFile, TrustedCAFile string
+	ClientCertAuth                   bool
+	// AuthTokenTTL is the idle lifetime of etcd's simple auth tokens once
+	// auth is enabled; 0 keeps etcd's default (300s).
+	AuthTokenTTL time.Duration
+
+	// Cluster membership (all empty: a member of its own). InitialCluster is
+	// etcd's "name=peerURL,..." list naming this member's Name and PeerURL;
+	// every member must get the same list and ClusterToken.
+	InitialCluster string
+	ClusterToken   string
+	// AdvertiseClientURLs tell the other members (and clients that sync
+	// endpoints) where to reach this one; default: the TCP ClientURLs.
+	AdvertiseClientURLs []string
 }
 
 // Server is a running member.
@@ -94,34 +112,12 @@ func Start(cfg Config) (*Server, error) {
 	ec.LogLevel = cfg.LogLevel
 	ec.LogOutputs = []string{"stderr"}
 	ec.UnsafeNoFsync = cfg.NoFsync
-	var curls, adv []url.URL
-	for _, s := range cfg.ClientURLs {
-		u, err := url.Parse(s)
-		if err != nil {
-			return nil, fmt.Errorf("etcd: client URL %q: %w", s, err)
-		}
-		if u.Scheme == "unix" {
-			// A stale socket from a killed run would make listen fail.
-			_ = os.Remove(unixPath(u))
-		} else {
-			adv = append(adv, *u)
-		}
-		curls = append(curls, *u)
+	if err := applyURLs(ec, cfg); err != nil {
+		return nil, err
 	}
-	purl, err := url.Parse(cfg.PeerURL)
-	if err != nil {
-		return nil, fmt.Errorf("etcd: peer URL %q: %w", cfg.PeerURL, err)
+	if err := applySecurity(ec, cfg); err != nil {
+		return nil, err
 	}
-	if len(adv) == 0 {
-		// etcd insists that advertised URLs are host:port, which a socket
-		// path is not; a single member advertises to nobody, so any
-		// well-formed URL does.
-		u, _ := url.Parse("http://localhost:2379")
-		adv = []url.URL{*u}
-	}
-	ec.ListenClientUrls, ec.AdvertiseClientUrls = curls, adv
-	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*purl}, []url.URL{*purl}
-	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
@@ -148,6 +144,86 @@ func (s *Server) Err() <-chan error { return s.etcd.Err() }
 func (s *Server) Close() {
 	s.level.SetLevel(zap.FatalLevel)
 	s.etcd.Close()
+}
+
+// applyURLs sets the client and peer URLs and the initial cluster.
+func applyURLs(ec *embed.Config, cfg Config) error {
+	var curls, adv []url.URL
+	for _, s := range cfg.ClientURLs {
+		u, err := url.Parse(s)
+		if err != nil {
+			return fmt.Errorf("etcd: client URL %q: %w", s, err)
+		}
+		if u.Scheme == "unix" || u.Scheme == "unixs" {
+			// A stale socket from a killed run would make listen fail.
+			_ = os.Remove(unixPath(u))
+		} else {
+			adv = append(adv, *u)
+		}
+		curls = append(curls, *u)
+	}
+	if len(cfg.AdvertiseClientURLs) > 0 {
+		adv = nil
+		for _, s := range cfg.AdvertiseClientURLs {
+			u, err := url.Parse(s)
+			if err != nil {
+				return fmt.Errorf("etcd: advertise client URL %q: %w", s, err)
+			}
+			adv = append(adv, *u)
+		}
+	}
+	purl, err := url.Parse(cfg.PeerURL)
+	if err != nil {
+		return fmt.Errorf("etcd: peer URL %q: %w", cfg.PeerURL, err)
+	}
+	if len(adv) == 0 {
+		// etcd insists that advertised URLs are host:port, which a socket
+		// path is not; a single member advertises to nobody, so any
+		// well-formed URL does.
+		u, _ := url.Parse("http://localhost:2379")
+		adv = []url.URL{*u}
+	}
+	ec.ListenClientUrls, ec.AdvertiseClientUrls = curls, adv
+	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*purl}, []url.URL{*purl}
+	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	if cfg.InitialCluster != "" {
+		ec.InitialCluster = cfg.InitialCluster
+	}
+	if cfg.ClusterToken != "" {
+		ec.InitialClusterToken = cfg.ClusterToken
+	}
+	return nil
+}
+
+// applySecurity sets client TLS and the auth token TTL.
+func applySecurity(ec *embed.Config, cfg Config) error {
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return errors.New("etcd: the TLS certificate and key files must be given together")
+	}
+	if cfg.ClientCertAuth && cfg.TrustedCAFile == "" {
+		return errors.New("etcd: client certificate auth needs the trusted CA file")
+	}
+	if cfg.TrustedCAFile != "" && cfg.CertFile == "" {
+		return errors.New("etcd: a trusted CA file needs the server's TLS certificate and key")
+	}
+	ec.ClientTLSInfo.CertFile = cfg.CertFile
+	ec.ClientTLSInfo.KeyFile = cfg.KeyFile
+	ec.ClientTLSInfo.TrustedCAFile = cfg.TrustedCAFile
+	ec.ClientTLSInfo.ClientCertAuth = cfg.ClientCertAuth
+	ec.ClientAutoTLS = false
+	for _, u := range ec.ListenClientUrls {
+		tlsURL := u.Scheme == "https" || u.Scheme == "unixs"
+		if tlsURL && cfg.CertFile == "" {
+			return fmt.Errorf("etcd: client URL %s needs a TLS certificate and key", u.String())
+		}
+	}
+	if cfg.AuthTokenTTL < 0 || (cfg.AuthTokenTTL > 0 && cfg.AuthTokenTTL < time.Second) {
+		return fmt.Errorf("etcd: auth token TTL %s: want at least 1s", cfg.AuthTokenTTL)
+	}
+	if cfg.AuthTokenTTL > 0 {
+		ec.AuthTokenTTL = uint(cfg.AuthTokenTTL / time.Second)
+	}
+	return nil
 }
 
 func unixPath(u *url.URL) string {
