@@ -28,6 +28,7 @@ func addEtcdServerFlags(fs *flag.FlagSet, c *etcdserver.Config) {
 	fs.StringVar(&c.KeyFile, "key-file", "", "key of --cert-file")
 	fs.StringVar(&c.TrustedCAFile, "trusted-ca-file", "", "CA that signs the client certificates")
 	fs.BoolVar(&c.ClientCertAuth, "client-cert-auth", false, "demand a client certificate signed by --trusted-ca-file")
+	fs.BoolVar(&c.NoFsync, "unsafe-no-fsync", false, "do not fsync the data (tests and throwaway labs only: a crash can lose or corrupt data)")
 	fs.DurationVar(&c.AuthTokenTTL, "auth-token-ttl", 0, "idle lifetime of auth tokens once auth is enabled (default etcd's 5m)")
 }
 
