@@ -107,6 +107,12 @@ func TestEtcdTLSRBACPastTokenTTL(t *testing.T) {
 	if out, errOut, code := h1.Run(30*time.Second, []string{"VXLAN6D_ETCD_PASSWORD=" + c.Password}, noPw...); code != 0 {
 		t.Errorf("vxlan6d leases with VXLAN6D_ETCD_PASSWORD: exit %d\n%s%s", code, out, errOut)
 	}
+	// With client certificates demanded, etcd also takes the certificate's
+	// common name as the user: no password at all.
+	certOnly := withoutFlag(withoutFlag(base, "--etcd-password-file"), "--etcd-username")
+	if out, errOut, code := h1.Run(30*time.Second, nil, certOnly...); code != 0 || strings.Count(out, "fd10:244:") != 3 {
+		t.Errorf("vxlan6d leases as the certificate's CN %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
+	}
 	creds := t.TempDir()
 	if err := os.WriteFile(filepath.Join(creds, "etcd-password"), []byte(c.Password), 0o400); err != nil {
 		t.Fatal(err)
