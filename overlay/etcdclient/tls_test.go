@@ -61,29 +61,37 @@ func TestTLSFailureSaysSo(t *testing.T) {
 	}
 	cli.Close()
 
-	for name, c := range map[string]struct {
-		o    Options
-		want string
-	}{
-		"wrong CA":              {Options{Endpoints: []string{ep}, Prefix: "/p", CAFile: other.CertFile, CertFile: cl.CertFile, KeyFile: cl.KeyFile}, "x509"},
-		"no client certificate": {Options{Endpoints: []string{ep}, Prefix: "/p", CAFile: ca.CertFile}, "certificate required"},
-	} {
-		_, err := c.o.ConnectOnce(ctx)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), ep) {
-			t.Errorf("%s: want an error naming %s and %q, got %v", name, ep, c.want, err)
-		} else {
-			t.Logf("%s: %v", name, err)
+	// Each failure waits out the client's timeout: run them side by side.
+	t.Run("failures", func(t *testing.T) {
+		for name, c := range map[string]struct {
+			o    Options
+			want string
+		}{
+			"wrong CA":              {Options{Endpoints: []string{ep}, Prefix: "/p", CAFile: other.CertFile, CertFile: cl.CertFile, KeyFile: cl.KeyFile}, "x509"},
+			"no client certificate": {Options{Endpoints: []string{ep}, Prefix: "/p", CAFile: ca.CertFile}, "certificate required"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				_, err := c.o.ConnectOnce(ctx)
+				if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), ep) {
+					t.Errorf("want an error naming %s and %q, got %v", ep, c.want, err)
+				} else {
+					t.Logf("%v", err)
+				}
+			})
 		}
-	}
-
-	var logb bytes.Buffer
-	bad := Options{Endpoints: []string{ep}, Prefix: "/p", CAFile: other.CertFile, CertFile: cl.CertFile, KeyFile: cl.KeyFile}
-	cctx, ccancel := context.WithTimeout(context.Background(), 8*time.Second)
-	defer ccancel()
-	if _, err := bad.Connect(cctx, slog.New(slog.NewTextHandler(&logb, nil))); err == nil {
-		t.Fatal("Connect with a wrong CA succeeded")
-	}
-	if !strings.Contains(logb.String(), "x509") {
-		t.Errorf("Connect's retry log does not say x509:\n%s", logb.String())
-	}
+		t.Run("Connect logs it", func(t *testing.T) {
+			t.Parallel()
+			var logb bytes.Buffer
+			bad := Options{Endpoints: []string{ep}, Prefix: "/p", CAFile: other.CertFile, CertFile: cl.CertFile, KeyFile: cl.KeyFile}
+			cctx, ccancel := context.WithTimeout(context.Background(), 8*time.Second)
+			defer ccancel()
+			if _, err := bad.Connect(cctx, slog.New(slog.NewTextHandler(&logb, nil))); err == nil {
+				t.Fatal("Connect with a wrong CA succeeded")
+			}
+			if !strings.Contains(logb.String(), "x509") {
+				t.Errorf("Connect's retry log does not say x509:\n%s", logb.String())
+			}
+		})
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -23,9 +24,20 @@ func (e *Options) explain(ctx context.Context, cfg clientv3.Config, err error) e
 	if cfg.TLS == nil {
 		return err
 	}
-	for _, ep := range cfg.Endpoints {
-		if herr := handshake(ctx, ep, cfg.TLS); herr != nil {
-			return fmt.Errorf("TLS handshake with %s failed: %w (etcd client: %v)", ep, herr, err)
+	// In parallel: an unreachable endpoint must not delay the others' verdict.
+	errs := make([]error, len(cfg.Endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range cfg.Endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = handshake(ctx, ep, cfg.TLS)
+		}()
+	}
+	wg.Wait()
+	for i, herr := range errs {
+		if herr != nil {
+			return fmt.Errorf("TLS handshake with %s failed: %w (etcd client: %v)", cfg.Endpoints[i], herr, err)
 		}
 	}
 	return err
