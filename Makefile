@@ -4,12 +4,19 @@ GO       ?= go
 GOBIN    := $(shell $(GO) env GOPATH)/bin
 PREFIX   ?= /opt/cni/bin
 SBINDIR  ?= /usr/local/sbin
+UNITDIR  ?= /etc/systemd/system
+# make install/uninstall take the binaries from here (make build's output).
+BIN      ?= bin
+# The units and the env file name these paths; install rewrites the
+# daemon's path to $(SBINDIR).
+ENVFILE  := /etc/vxlan6/vxlan6d.env
+UNITS    := vxlan6d.service vxlan6-etcd.service
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 # The whole suite; packages run in parallel (-p 2 on this 2-core class of machine).
 TEST_TIMEOUT ?= 45m
 
-.PHONY: all build deps runtimes test lint unit bench demo install clean
+.PHONY: all build deps runtimes test lint unit bench demo install uninstall dist clean
 
 all: build
 
@@ -48,9 +55,31 @@ bench: deps build
 demo: deps build
 	PATH="$(GOBIN):$$PATH" bash scripts/demo.sh
 
+# Release artifacts in dist/: vxlan6_<version>_linux_amd64.tar.gz, the .deb
+# and SHA256SUMS (internal/dist; the version comes from git: the latest tag,
+# else 0.0.0~git<date>.<hash>).
+dist:
+	$(GO) run ./tools/dist -out dist
+
+# DESTDIR-aware; uninstall removes exactly what install put there, except an
+# env file that was edited since (it holds the host's settings).
 install: build
-	install -D -m 0755 bin/vxlan6 $(DESTDIR)$(PREFIX)/vxlan6
-	install -D -m 0755 bin/vxlan6d $(DESTDIR)$(SBINDIR)/vxlan6d
+	install -D -m 0755 $(BIN)/vxlan6 $(DESTDIR)$(PREFIX)/vxlan6
+	install -D -m 0755 $(BIN)/vxlan6d $(DESTDIR)$(SBINDIR)/vxlan6d
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	for u in $(UNITS); do \
+		sed 's|/usr/sbin/vxlan6d|$(SBINDIR)/vxlan6d|g' conf.d/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	@if [ -e $(DESTDIR)$(ENVFILE) ]; then echo "kept the existing $(DESTDIR)$(ENVFILE)"; \
+	else install -D -m 0600 conf.d/vxlan6d.env $(DESTDIR)$(ENVFILE); fi
+	@[ -n "$(DESTDIR)" ] || echo "now: edit $(ENVFILE), systemctl daemon-reload, systemctl enable --now vxlan6d (docs/install.md)"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/vxlan6 $(DESTDIR)$(SBINDIR)/vxlan6d
+	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
+	@if cmp -s conf.d/vxlan6d.env $(DESTDIR)$(ENVFILE); then rm -f $(DESTDIR)$(ENVFILE); \
+		rmdir $(DESTDIR)$(dir $(ENVFILE)) 2>/dev/null || true; \
+	elif [ -e $(DESTDIR)$(ENVFILE) ]; then echo "kept $(DESTDIR)$(ENVFILE): edited since install (remove it by hand)"; fi
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
