@@ -130,3 +130,53 @@ func TestDaemonUnitContract(t *testing.T) {
 		}
 	}
 }
+
+// TestLabEtcdUnitRuns: the lab etcd unit's command line and environment,
+// run with the packaged vxlan6d (paths moved to a scratch directory),
+// serve etcd on the unix socket, and the admin commands work through it.
+func TestLabEtcdUnitRuns(t *testing.T) {
+	r := getRelease(t)
+	s := unitSettings(t, filepath.Join(r.pkg, UnitDir, "vxlan6-etcd.service"))
+	if len(s["ExecStart"]) != 1 || len(s["Environment"]) != 1 {
+		t.Fatalf("want one ExecStart and one Environment line, got %v and %v", s["ExecStart"], s["Environment"])
+	}
+	dir := t.TempDir()
+	moved := strings.NewReplacer("/var/lib/vxlan6-etcd", filepath.Join(dir, "data"), "/run/vxlan6-etcd", dir, DaemonPath, filepath.Join(r.pkg, DaemonPath))
+	args := strings.Fields(moved.Replace(s["ExecStart"][0]))
+	env := moved.Replace(s["Environment"][0])
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = []string{env}
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	})
+	sock := filepath.Join(dir, "etcd.sock")
+	admin := func(args ...string) (string, error) {
+		c := exec.Command(filepath.Join(r.pkg, DaemonPath), args...)
+		c.Env = []string{"VXLAN6D_ETCD_ENDPOINTS=unix://" + sock}
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	ready := false
+	for i := 0; i < 120 && !ready; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			ready = true
+			break
+		}
+		sleep(t, 500)
+	}
+	if !ready {
+		t.Fatalf("%v (env %s) never served %s:\n%s", args, env, sock, log.String())
+	}
+	if out, err := admin("config", "put", filepath.Join(r.pkg, ExamplesDir, "network.json")); err != nil {
+		t.Fatalf("config put through the lab etcd: %v\n%s\n%s", err, out, log.String())
+	}
+	if out, err := admin("config", "get"); err != nil || !strings.Contains(out, "fd10:244::/48") {
+		t.Errorf("config get through the lab etcd: %v\n%s", err, out)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // requireTool fails under CI=true (CI installs every tool) and skips
@@ -97,4 +98,9 @@ func TestDescribe(t *testing.T) {
 			t.Errorf("ValidVersion(%q) accepted it", bad)
 		}
 	}
+}
+
+func sleep(t *testing.T, ms int) {
+	t.Helper()
+	time.Sleep(time.Duration(ms) * time.Millisecond)
 }
