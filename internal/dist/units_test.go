@@ -2,6 +2,7 @@ package dist
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/vxlan6/vxlan6/overlay/etcdserver"
 )
 
 // packagedUnits copies the .deb's units into a scratch directory with
@@ -141,7 +144,13 @@ func TestLabEtcdUnitRuns(t *testing.T) {
 		t.Fatalf("want one ExecStart and one Environment line, got %v and %v", s["ExecStart"], s["Environment"])
 	}
 	dir := t.TempDir()
-	moved := strings.NewReplacer("/var/lib/vxlan6-etcd", filepath.Join(dir, "data"), "/run/vxlan6-etcd", dir, DaemonPath, filepath.Join(r.pkg, DaemonPath))
+	port, err := etcdserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its own port instead of 2379, which another etcd may be using.
+	moved := strings.NewReplacer("/var/lib/vxlan6/etcd", filepath.Join(dir, "data"), "/run/vxlan6-etcd", dir,
+		"http://127.0.0.1:2379", fmt.Sprintf("http://127.0.0.1:%d", port), DaemonPath, filepath.Join(r.pkg, DaemonPath))
 	args := strings.Fields(moved.Replace(s["ExecStart"][0]))
 	env := moved.Replace(s["Environment"][0])
 	cmd := exec.Command(args[0], args[1:]...)
@@ -178,5 +187,39 @@ func TestLabEtcdUnitRuns(t *testing.T) {
 	}
 	if out, err := admin("config", "get"); err != nil || !strings.Contains(out, "fd10:244::/48") {
 		t.Errorf("config get through the lab etcd: %v\n%s", err, out)
+	}
+	c := exec.Command(filepath.Join(r.pkg, DaemonPath), "config", "get")
+	c.Env = []string{fmt.Sprintf("VXLAN6D_ETCD_ENDPOINTS=http://127.0.0.1:%d", port)}
+	if out, err := c.CombinedOutput(); err != nil || !strings.Contains(string(out), "fd10:244::/48") {
+		t.Errorf("config get through the lab etcd's loopback URL: %v\n%s", err, out)
+	}
+}
+
+// TestLabEtcdEnvFile: every variable of the lab etcd's example env file is
+// a flag of `vxlan6d etcd`, so uncommenting one never silently does nothing.
+func TestLabEtcdEnvFile(t *testing.T) {
+	r := getRelease(t)
+	help, _ := exec.Command(filepath.Join(r.pkg, DaemonPath), "etcd", "-h").CombinedOutput()
+	flags := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+--?([a-z0-9-]+)`).FindAllStringSubmatch(string(help), -1) {
+		flags[m[1]] = true
+	}
+	if !flags["data-dir"] || !flags["listen-client-urls"] {
+		t.Fatalf("could not read the flags of vxlan6d etcd -h:\n%s", help)
+	}
+	b, err := os.ReadFile(filepath.Join(r.pkg, ExamplesDir, "vxlan6-etcd.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range regexp.MustCompile(`(?m)^#?(VXLAN6D_[A-Z0-9_]+)=`).FindAllStringSubmatch(string(b), -1) {
+		n++
+		f := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(m[1], "VXLAN6D_")), "_", "-")
+		if !flags[f] {
+			t.Errorf("vxlan6-etcd.env: %s is no flag of vxlan6d etcd (--%s)", m[1], f)
+		}
+	}
+	if n < 5 {
+		t.Errorf("vxlan6-etcd.env names %d variables, want the listen URLs and the TLS files", n)
 	}
 }
