@@ -25,6 +25,18 @@ type record struct {
 	ContainerID string   `json:"containerID"`
 	IfName      string   `json:"ifName"`
 	IPs         []string `json:"ips"`
+	recordMeta
+}
+
+// recordMeta is what a record says about where its allocation was made, so
+// that a leftover can later be told from a live container: the boot it was
+// made in and the container's netns and host veth (see Owner).
+type recordMeta struct {
+	Boot     string `json:"boot,omitempty"`
+	Netns    string `json:"netns,omitempty"`
+	NetnsDev uint64 `json:"netnsDev,omitempty"`
+	NetnsIno uint64 `json:"netnsIno,omitempty"`
+	HostVeth string `json:"hostVeth,omitempty"`
 }
 
 // token is what a pair's reservations point at: short enough for an inline
@@ -92,8 +104,12 @@ func unescape(v string) (string, error) {
 }
 
 func (s *Store) loadRecordFile(name string) (record, error) {
+	return loadRecord(filepath.Join(s.pairs, name))
+}
+
+func loadRecord(path string) (record, error) {
 	var rec record
-	b, err := readSmallFile(filepath.Join(s.pairs, name))
+	b, err := readSmallFile(path)
 	if err != nil {
 		return rec, err
 	}
@@ -105,9 +121,29 @@ func (s *Store) loadRecordFile(name string) (record, error) {
 // record. A record that does not parse (torn by power loss) is rebuilt from
 // the reservations pointing at tok: slow, but only ever after a crash.
 func (s *Store) readRecord(id, ifname, tok string) ([]netip.Addr, bool, error) {
-	rec, err := s.loadRecordFile(recordName(id, ifname))
+	addrs, _, exists, err := s.readRecordMeta(id, ifname, tok)
+	return addrs, exists, err
+}
+
+// readRecordMeta is readRecord that also returns the record's metadata
+// (empty for a torn record).
+func (s *Store) readRecordMeta(id, ifname, tok string) ([]netip.Addr, recordMeta, bool, error) {
+	addrs, meta, exists, err := s.readRecordIn(s.pairs, id, ifname)
+	if err != errTorn {
+		return addrs, meta, exists, err
+	}
+	addrs, err = s.scanOwned(tok)
+	return addrs, recordMeta{}, true, err
+}
+
+// errTorn: a record exists but does not parse.
+var errTorn = errors.New("torn record")
+
+// readRecordIn reads the pair's record in dir (pairs/ or an earlier boot's).
+func (s *Store) readRecordIn(dir, id, ifname string) ([]netip.Addr, recordMeta, bool, error) {
+	rec, err := loadRecord(filepath.Join(dir, recordName(id, ifname)))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
+		return nil, recordMeta{}, false, nil
 	}
 	var addrs []netip.Addr
 	if err == nil && rec.ContainerID == id && rec.IfName == ifname {
@@ -120,15 +156,14 @@ func (s *Store) readRecord(id, ifname, tok string) ([]netip.Addr, bool, error) {
 			addrs = append(addrs, a)
 		}
 		if err == nil {
-			return addrs, true, nil
+			return addrs, rec.recordMeta, true, nil
 		}
 	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return nil, false, fmt.Errorf("ipam: read record of %s/%s: %w", id, ifname, err)
+		return nil, recordMeta{}, false, fmt.Errorf("ipam: read record of %s/%s: %w", id, ifname, err)
 	}
-	addrs, err = s.scanOwned(tok)
-	return addrs, true, err
+	return nil, recordMeta{}, true, errTorn
 }
 
 func (s *Store) scanOwned(tok string) ([]netip.Addr, error) {
@@ -153,6 +188,11 @@ func (s *Store) scanOwned(tok string) ([]netip.Addr, error) {
 // rename it over), or creates it in place when fresh (none exists); an empty
 // list removes the record.
 func (s *Store) writeRecord(id, ifname string, addrs []netip.Addr, fresh bool) error {
+	return s.writeRecordMeta(id, ifname, addrs, recordMeta{Boot: s.opts.BootID}, fresh)
+}
+
+// writeRecordMeta is writeRecord with the record's metadata.
+func (s *Store) writeRecordMeta(id, ifname string, addrs []netip.Addr, meta recordMeta, fresh bool) error {
 	name := recordName(id, ifname)
 	path := filepath.Join(s.pairs, name)
 	if len(addrs) == 0 {
@@ -161,7 +201,7 @@ func (s *Store) writeRecord(id, ifname string, addrs []netip.Addr, fresh bool) e
 		}
 		return nil
 	}
-	rec := record{ContainerID: id, IfName: ifname}
+	rec := record{ContainerID: id, IfName: ifname, recordMeta: meta}
 	for _, a := range addrs {
 		rec.IPs = append(rec.IPs, a.String())
 	}

@@ -73,6 +73,14 @@ type Options struct {
 	// NoSync skips the fsync at the end of mutating operations. Safe against
 	// process crashes, not against power loss.
 	NoSync bool
+	// BootID is the kernel's boot ID (ReadBootID). When set, records carry
+	// it and the allocations of an earlier boot are released at the first
+	// operation of a new one (boot.go). Empty: no boot tracking. Tests
+	// simulate a reboot by passing another value.
+	BootID string
+	// Reclaimer, when set, lets Allocate take back this boot's leftovers
+	// as a last resort (reclaim.go).
+	Reclaimer Reclaimer
 }
 
 // Store is the crash-safe allocation store under a data dir. Every method
@@ -91,6 +99,8 @@ type Store struct {
 	opts    Options
 	tmpSeq  int
 	swept   bool
+
+	prevBoot string // boot ID of the previous generation, if any
 }
 
 const (
@@ -178,6 +188,15 @@ func (s *Store) acquire() (func(), error) {
 	if !s.swept {
 		s.swept = true
 		s.sweepTmp()
+		if s.opts.BootID != "" {
+			if err := s.checkBoot(); err != nil {
+				s.swept = false
+				_ = s.lk.Unlock()
+				s.mu.Unlock()
+				return nil, err
+			}
+			s.pruneTrash()
+		}
 	}
 	return func() {
 		_ = s.lk.Unlock()
@@ -206,6 +225,16 @@ func (s *Store) locked(fn func() error) error {
 // Addresses the pair holds outside the given subnets (the node subnet has
 // changed) are released and replaced by fresh ones from the given subnets.
 func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []net.IP) ([]net.IP, error) {
+	return s.AllocateFor(id, ifname, Owner{}, subnets, requested)
+}
+
+// AllocateFor is Allocate for a container whose netns and host veth are
+// recorded with the allocation (see Owner), which makes it a candidate for
+// last-resort reclaim once they are gone. A pair without a record gets its
+// remembered addresses back when they are free (memory.go). A pool that is
+// exhausted, or a requested address that is held, is served from a
+// leftover of this boot when the store has a Reclaimer that finds one gone.
+func (s *Store) AllocateFor(id, ifname string, owner Owner, subnets []*net.IPNet, requested []net.IP) ([]net.IP, error) {
 	if err := checkPair(id, ifname); err != nil {
 		return nil, err
 	}
@@ -220,7 +249,8 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 	var result, created []netip.Addr
 	changed := false
 	err = s.locked(func() error {
-		result, created, changed, err = s.allocateLocked(id, ifname, pools, want)
+		meta := recordMeta{Boot: s.opts.BootID, Netns: owner.Netns, NetnsDev: owner.NetnsDev, NetnsIno: owner.NetnsIno, HostVeth: owner.HostVeth}
+		result, created, changed, err = s.allocateLocked(id, ifname, meta, pools, want)
 		return err
 	})
 	if err != nil {
@@ -244,11 +274,19 @@ func (s *Store) Allocate(id, ifname string, subnets []*net.IPNet, requested []ne
 
 // allocateLocked does Allocate's work under the lock. It reports the
 // addresses it reserved and whether it changed anything on disk.
-func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Addr) (result, create []netip.Addr, changed bool, err error) {
+func (s *Store) allocateLocked(id, ifname string, meta recordMeta, pools []pool, want []netip.Addr) (result, create []netip.Addr, changed bool, err error) {
 	tok := token(id, ifname)
-	listed, exists, err := s.readRecord(id, ifname, tok)
+	listed, oldMeta, exists, err := s.readRecordMeta(id, ifname, tok)
 	if err != nil {
 		return nil, nil, false, err
+	}
+	if meta.NetnsIno == 0 && exists {
+		// An Allocate without an owner keeps what is known of it.
+		meta, meta.Boot = oldMeta, s.opts.BootID
+	}
+	var memory []netip.Addr
+	if !exists {
+		memory = s.remembered(id, ifname, tok)
 	}
 	owned := make(map[netip.Addr]bool, len(listed))
 	for _, a := range listed {
@@ -268,7 +306,14 @@ func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Add
 				return nil, nil, false, err
 			}
 			if exists && o != tok {
-				return nil, nil, false, fmt.Errorf("ipam: requested address %s in subnet %s is held by another container: %w", a, pl.prefix, ErrInUse)
+				// Held by a container that may be gone (the requester
+				// itself, come back under a new ID, often).
+				if _, ok, err := s.reclaimWhere(func(x netip.Addr) bool { return x == a }, tok, false); err != nil {
+					return nil, nil, false, err
+				} else if !ok {
+					return nil, nil, false, fmt.Errorf("ipam: requested address %s in subnet %s is held by another container: %w", a, pl.prefix, ErrInUse)
+				}
+				exists = false
 			}
 			result[i] = a
 			if !exists {
@@ -298,7 +343,22 @@ func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Add
 		if result[i].IsValid() {
 			continue
 		}
+		if a, err := s.freeFrom(pl, memory); err != nil {
+			return nil, nil, false, err
+		} else if a.IsValid() {
+			result[i] = a
+			create = append(create, a)
+			continue
+		}
 		a, err := s.pick(pl)
+		if errors.Is(err, ErrExhausted) {
+			// Last resort: a leftover of a container that is gone.
+			if r, ok, rerr := s.reclaimWhere(pl.assignable, tok, false); rerr != nil {
+				err = errors.Join(err, rerr)
+			} else if ok {
+				a, err = r, nil
+			}
+		}
 		if err != nil {
 			return nil, nil, false, err
 		}
@@ -313,7 +373,7 @@ func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Add
 			drop = append(drop, a)
 		}
 	}
-	if len(create) == 0 && len(drop) == 0 && sameSet(listed, result) {
+	if len(create) == 0 && len(drop) == 0 && sameSet(listed, result) && meta == oldMeta {
 		return result, nil, false, nil
 	}
 
@@ -326,8 +386,8 @@ func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Add
 			union = append(union, a)
 		}
 	}
-	if !sameSet(union, listed) {
-		if err := s.writeRecord(id, ifname, union, !exists); err != nil {
+	if !sameSet(union, listed) || meta != oldMeta {
+		if err := s.writeRecordMeta(id, ifname, union, meta, !exists); err != nil {
 			return nil, nil, false, err
 		}
 	}
@@ -340,7 +400,7 @@ func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Add
 					err = errors.Join(err, uerr)
 				}
 			}
-			if rerr := s.writeRecord(id, ifname, listed, false); rerr != nil {
+			if rerr := s.writeRecordMeta(id, ifname, listed, oldMeta, false); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 			return nil, nil, false, err
@@ -361,7 +421,7 @@ func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Add
 		at("allocate:dropped")
 	}
 	if !sameSet(final, union) {
-		if err := s.writeRecord(id, ifname, final, false); err != nil {
+		if err := s.writeRecordMeta(id, ifname, final, meta, false); err != nil {
 			slog.Warn("ipam: could not shrink the record; it still lists released addresses", "container", id, "ifname", ifname, "error", err)
 		}
 		at("allocate:record-shrunk")
@@ -376,7 +436,7 @@ func (s *Store) allocateLocked(id, ifname string, pools []pool, want []netip.Add
 // still holds them, and drops them from its record.
 func (s *Store) forget(id, ifname string, addrs []netip.Addr) error {
 	tok := token(id, ifname)
-	listed, _, err := s.readRecord(id, ifname, tok)
+	listed, meta, _, err := s.readRecordMeta(id, ifname, tok)
 	if err != nil {
 		return err
 	}
@@ -390,7 +450,7 @@ func (s *Store) forget(id, ifname string, addrs []netip.Addr) error {
 		return errs
 	}
 	keep := slices.DeleteFunc(listed, func(a netip.Addr) bool { return slices.Contains(addrs, a) })
-	return s.writeRecord(id, ifname, keep, false)
+	return s.writeRecordMeta(id, ifname, keep, meta, false)
 }
 
 // Get returns the allocation of (id, ifname), or nil if it holds none.
@@ -457,8 +517,12 @@ func (s *Store) Release(id, ifname string) error {
 
 func (s *Store) releaseLocked(id, ifname string) (changed bool, err error) {
 	tok := token(id, ifname)
-	listed, exists, err := s.readRecord(id, ifname, tok)
+	listed, meta, exists, err := s.readRecordMeta(id, ifname, tok)
 	if err != nil || !exists {
+		return false, err
+	}
+	held, err := s.held(listed, tok)
+	if err != nil {
 		return false, err
 	}
 	var left []netip.Addr
@@ -471,10 +535,11 @@ func (s *Store) releaseLocked(id, ifname string) (changed bool, err error) {
 		at("release:unreserved")
 	}
 	// The record shrinks only after the symlinks are gone.
-	if err := s.writeRecord(id, ifname, left, false); err != nil {
+	if err := s.writeRecordMeta(id, ifname, left, meta, false); err != nil {
 		errs = errors.Join(errs, err)
 	}
 	at("release:record-written")
+	s.remember(tok, held)
 	return true, errs
 }
 
@@ -546,7 +611,12 @@ func (s *Store) Free(subnet *net.IPNet) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return uint64(len(used)) < pl.capacity, nil
+	if uint64(len(used)) < pl.capacity {
+		return true, nil
+	}
+	// ADD would reclaim a leftover of a container that is gone.
+	_, ok, err := s.reclaimWhere(pl.assignable, "", true)
+	return ok, err
 }
 
 func (s *Store) sync(dir string) error {
