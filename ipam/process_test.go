@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(runChild(spec))
 	}
+	if spec := os.Getenv(bootChildEnv); spec != "" {
+		os.Exit(runBootChild(spec))
+	}
 	os.Exit(m.Run())
 }
 

@@ -184,14 +184,9 @@ func (s *Store) scanOwned(tok string) ([]netip.Addr, error) {
 	return out, nil
 }
 
-// writeRecord replaces the pair's record atomically (write a temp file,
+// writeRecordMeta replaces the pair's record atomically (write a temp file,
 // rename it over), or creates it in place when fresh (none exists); an empty
 // list removes the record.
-func (s *Store) writeRecord(id, ifname string, addrs []netip.Addr, fresh bool) error {
-	return s.writeRecordMeta(id, ifname, addrs, recordMeta{Boot: s.opts.BootID}, fresh)
-}
-
-// writeRecordMeta is writeRecord with the record's metadata.
 func (s *Store) writeRecordMeta(id, ifname string, addrs []netip.Addr, meta recordMeta, fresh bool) error {
 	name := recordName(id, ifname)
 	path := filepath.Join(s.pairs, name)
