@@ -14,8 +14,9 @@ import (
 )
 
 const (
-	defaultDataDir = "/var/lib/cni/vxlan6"
-	defaultBridge  = "vx6br0"
+	defaultDataDir    = "/var/lib/cni/vxlan6"
+	defaultBridge     = "vx6br0"
+	defaultBootIDFile = "/proc/sys/kernel/random/boot_id"
 )
 
 // NetConf is the plugin's network configuration.
@@ -26,6 +27,9 @@ type NetConf struct {
 	Bridge     string `json:"bridge"`
 	MTU        int    `json:"mtu"`
 	IPMasq     bool   `json:"ipMasq"`
+	// BootIDFile holds the kernel's boot ID, which tells the IPAM store
+	// that the node rebooted. Only tests set it (to simulate a reboot).
+	BootIDFile string `json:"bootIDFile"`
 
 	RuntimeConfig struct {
 		IPs []string `json:"ips,omitempty"`
@@ -75,6 +79,9 @@ func decodeConf(data []byte) (*NetConf, error) {
 	}
 	if n.Bridge == "" {
 		n.Bridge = defaultBridge
+	}
+	if n.BootIDFile == "" {
+		n.BootIDFile = defaultBootIDFile
 	}
 	if err := cniversion.ParsePrevResult(&n.NetConf); err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, fmt.Sprintf("decode prevResult: %v", err), "")

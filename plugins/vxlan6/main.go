@@ -159,26 +159,12 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		return err
 	}
 	nd := nodeFrom(sf, conf.MTU)
-	// A bad request is the caller's mistake (7); left to IPAM, the ones it
-	// has no sentinel for would be reported as a store failure (5).
-	reqIn := make([]net.IP, len(nd.subnets))
-	for _, rip := range req.IPs {
-		i := nd.subnetFor(rip)
-		if i < 0 {
-			return cniErr(types.ErrInvalidNetworkConfig, "requested IP %s is outside the node subnets %v (subnet file %s)", rip, nd.subnets, conf.SubnetFile)
-		}
-		if rip.Equal(nd.subnets[i].IP) || rip.Equal(nd.gws[i]) {
-			return cniErr(types.ErrInvalidNetworkConfig, "requested IP %s is the network or gateway address of %s", rip, nd.subnets[i])
-		}
-		if reqIn[i] != nil && !reqIn[i].Equal(rip) {
-			return cniErr(types.ErrInvalidNetworkConfig, "requested IPs %s and %s are both in node subnet %s; at most one per subnet", reqIn[i], rip, nd.subnets[i])
-		}
-		reqIn[i] = rip
+	if err := checkRequested(req, nd, conf.SubnetFile); err != nil {
+		return err
 	}
-
-	store, err := ipam.Open(conf.DataDir)
+	store, err := openStore(conf, types.ErrIOFailure)
 	if err != nil {
-		return cniErr(types.ErrIOFailure, "open IPAM store %s: %v", conf.DataDir, err)
+		return err
 	}
 	defer store.Close()
 	// A runtime retrying ADD (after a timeout, say) must get the attachment
@@ -190,7 +176,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if prev != nil {
 		return types.PrintResult(prev, conf.CNIVersion)
 	}
-	ips, err := store.Allocate(args.ContainerID, args.IfName, nd.subnets, req.IPs)
+	ips, err := store.AllocateFor(args.ContainerID, args.IfName, ownerOf(args, netns), nd.subnets, req.IPs)
 	if err != nil {
 		return ipamErr(fmt.Errorf("allocate in %v for %s/%s (requested %v): %w", nd.subnets, args.ContainerID, args.IfName, req.IPs, err))
 	}
@@ -257,6 +243,27 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	return types.PrintResult(result, conf.CNIVersion)
 }
 
+// checkRequested refuses a bad static request: the caller's mistake (7);
+// left to IPAM, the ones it has no sentinel for would be reported as a store
+// failure (5).
+func checkRequested(req *staticRequest, nd *node, subnetFile string) error {
+	reqIn := make([]net.IP, len(nd.subnets))
+	for _, rip := range req.IPs {
+		i := nd.subnetFor(rip)
+		if i < 0 {
+			return cniErr(types.ErrInvalidNetworkConfig, "requested IP %s is outside the node subnets %v (subnet file %s)", rip, nd.subnets, subnetFile)
+		}
+		if rip.Equal(nd.subnets[i].IP) || rip.Equal(nd.gws[i]) {
+			return cniErr(types.ErrInvalidNetworkConfig, "requested IP %s is the network or gateway address of %s", rip, nd.subnets[i])
+		}
+		if reqIn[i] != nil && !reqIn[i].Equal(rip) {
+			return cniErr(types.ErrInvalidNetworkConfig, "requested IPs %s and %s are both in node subnet %s; at most one per subnet", reqIn[i], rip, nd.subnets[i])
+		}
+		reqIn[i] = rip
+	}
+	return nil
+}
+
 // attachmentFor is what ADD puts in the container for the allocated ips:
 // each address with its node subnet's mask, a default route and a route to
 // the cluster network through the subnet's gateway, and the result listing
@@ -311,9 +318,9 @@ func cmdDel(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	store, err := ipam.Open(conf.DataDir)
+	store, err := openStore(conf, types.ErrIOFailure)
 	if err != nil {
-		return cniErr(types.ErrIOFailure, "open IPAM store %s: %v", conf.DataDir, err)
+		return err
 	}
 	defer store.Close()
 	if conf.IPMasq {
@@ -367,9 +374,9 @@ func cmdCheck(args *skel.CmdArgs) error {
 			ips = append(ips, ipc)
 		}
 	}
-	store, err := ipam.Open(conf.DataDir)
+	store, err := openStore(conf, types.ErrIOFailure)
 	if err != nil {
-		return cniErr(types.ErrIOFailure, "open IPAM store %s: %v", conf.DataDir, err)
+		return err
 	}
 	defer store.Close()
 	alloc, err := store.Get(args.ContainerID, args.IfName)
@@ -423,9 +430,9 @@ func cmdGC(args *skel.CmdArgs) error {
 		valid[a.ContainerID+"\x00"+a.IfName] = true
 		valid[link.HostVethName(a.ContainerID, a.IfName)] = true
 	}
-	store, err := ipam.Open(conf.DataDir)
+	store, err := openStore(conf, types.ErrIOFailure)
 	if err != nil {
-		return cniErr(types.ErrIOFailure, "open IPAM store %s: %v", conf.DataDir, err)
+		return err
 	}
 	defer store.Close()
 	allocs, err := store.List()
@@ -470,9 +477,9 @@ func cmdStatus(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	store, err := ipam.Open(conf.DataDir)
+	store, err := openStore(conf, types.ErrPluginNotAvailable)
 	if err != nil {
-		return cniErr(types.ErrPluginNotAvailable, "open IPAM store %s: %v", conf.DataDir, err)
+		return err
 	}
 	defer store.Close()
 	for _, s := range nodeFrom(sf, 0).subnets {
