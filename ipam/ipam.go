@@ -8,6 +8,10 @@
 //	<dataDir>/pairs/<name>  JSON record of a pair: its ID, ifname and addresses
 //	<dataDir>/cursors/<net> last address handed out in a subnet (a hint only)
 //	<dataDir>/tmp/          scratch for atomic create-and-rename
+//	<dataDir>/last/<bucket> last addresses of released pairs (memory.go)
+//	<dataDir>/boot          boot ID served last, and the one before (boot.go)
+//	<dataDir>/boots/<id>/   ips/ and pairs/ of the previous boot
+//	<dataDir>/trash/        older boots' state, removed bit by bit
 //
 // An address is held exactly when its symlink exists. symlink(2) creates a
 // name and its content in one atomic step that fails if the name exists, so
@@ -16,6 +20,11 @@
 // the addresses whose symlinks point at the pair (it is written before
 // symlinks are made and shrunk only after they are removed), so Release of a
 // pair finds everything it holds, whatever point a crash interrupted.
+//
+// Records also say which boot made them and which netns and host veth the
+// container had (Owner), so that the allocations of an earlier boot are let
+// go at once (boot.go) and those of containers that died without DEL can be
+// reclaimed when a pool runs out (reclaim.go).
 //
 // See store.go for the durability (fsync) decision.
 package ipam

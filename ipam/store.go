@@ -301,22 +301,12 @@ func (s *Store) allocateLocked(id, ifname string, meta recordMeta, pools []pool,
 	var picked []int
 	for i, pl := range pools {
 		if a := want[i]; a.IsValid() {
-			o, exists, err := s.owner(a)
+			isNew, err := s.takeRequested(a, pl, tok)
 			if err != nil {
 				return nil, nil, false, err
 			}
-			if exists && o != tok {
-				// Held by a container that may be gone (the requester
-				// itself, come back under a new ID, often).
-				if _, ok, err := s.reclaimWhere(func(x netip.Addr) bool { return x == a }, tok, false); err != nil {
-					return nil, nil, false, err
-				} else if !ok {
-					return nil, nil, false, fmt.Errorf("ipam: requested address %s in subnet %s is held by another container: %w", a, pl.prefix, ErrInUse)
-				}
-				exists = false
-			}
 			result[i] = a
-			if !exists {
+			if isNew {
 				create = append(create, a)
 			}
 			continue
@@ -343,28 +333,15 @@ func (s *Store) allocateLocked(id, ifname string, meta recordMeta, pools []pool,
 		if result[i].IsValid() {
 			continue
 		}
-		if a, err := s.freeFrom(pl, memory); err != nil {
-			return nil, nil, false, err
-		} else if a.IsValid() {
-			result[i] = a
-			create = append(create, a)
-			continue
-		}
-		a, err := s.pick(pl)
-		if errors.Is(err, ErrExhausted) {
-			// Last resort: a leftover of a container that is gone.
-			if r, ok, rerr := s.reclaimWhere(pl.assignable, tok, false); rerr != nil {
-				err = errors.Join(err, rerr)
-			} else if ok {
-				a, err = r, nil
-			}
-		}
+		a, fromCursor, err := s.fresh(pl, memory, tok)
 		if err != nil {
 			return nil, nil, false, err
 		}
 		result[i] = a
 		create = append(create, a)
-		picked = append(picked, i)
+		if fromCursor {
+			picked = append(picked, i)
+		}
 	}
 
 	var drop []netip.Addr
@@ -430,6 +407,47 @@ func (s *Store) allocateLocked(id, ifname string, meta recordMeta, pools []pool,
 		s.writeCursor(pools[i], result[i])
 	}
 	return result, create, true, nil
+}
+
+// takeRequested checks a requested address: held by the pair already
+// (isNew false), free, or held by a leftover of a container that is gone
+// (often the requester itself, back under a new ID), which is reclaimed.
+func (s *Store) takeRequested(a netip.Addr, pl pool, tok string) (isNew bool, err error) {
+	o, exists, err := s.owner(a)
+	if err != nil || (exists && o == tok) {
+		return false, err
+	}
+	if exists {
+		_, ok, err := s.reclaimWhere(func(x netip.Addr) bool { return x == a }, tok, false)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			return false, fmt.Errorf("ipam: requested address %s in subnet %s is held by another container: %w", a, pl.prefix, ErrInUse)
+		}
+	}
+	return true, nil
+}
+
+// fresh chooses an address in pl for a pair that holds none there: a
+// remembered one if free, else the next after the cursor (fromCursor), else,
+// as a last resort, a leftover's.
+func (s *Store) fresh(pl pool, memory []netip.Addr, tok string) (a netip.Addr, fromCursor bool, err error) {
+	if a, err := s.freeFrom(pl, memory); err != nil || a.IsValid() {
+		return a, false, err
+	}
+	a, err = s.pick(pl)
+	if !errors.Is(err, ErrExhausted) {
+		return a, err == nil, err
+	}
+	r, ok, rerr := s.reclaimWhere(pl.assignable, tok, false)
+	if rerr != nil {
+		return netip.Addr{}, false, errors.Join(err, rerr)
+	}
+	if !ok {
+		return netip.Addr{}, false, err
+	}
+	return r, false, nil
 }
 
 // forget takes back addresses a failed Allocate reserved for the pair, if it
