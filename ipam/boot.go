@@ -125,7 +125,7 @@ func (s *Store) retireBoot(old string) error {
 		return err
 	}
 	at("boot:file-written")
-	slog.Info("ipam: released the allocations of an earlier boot", "boot", old, "moved-to", gen)
+	slog.Debug("ipam: released the allocations of an earlier boot", "boot", old, "moved-to", gen)
 	return nil
 }
 

@@ -123,7 +123,7 @@ func (s *Store) reclaim(l Leftover) (bool, error) {
 		return false, fmt.Errorf("ipam: reclaim %s/%s: %w", l.ContainerID, l.IfName, err)
 	}
 	at("reclaim:released")
-	slog.Info("ipam: reclaimed the addresses of a container that is gone",
+	slog.Debug("ipam: reclaimed the addresses of a container that is gone",
 		"container", l.ContainerID, "ifname", l.IfName, "netns", l.Owner.Netns, "ips", l.IPs)
 	return true, nil
 }
