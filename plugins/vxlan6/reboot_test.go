@@ -336,6 +336,13 @@ func TestLiveContainerNextToStale(t *testing.T) {
 				t.Fatal("a 14th ADD in the /28 succeeded")
 			}
 			live, vethKept := pods[0], pods[1]
+			// Made while pods[2]'s netns still exists: the kernel reuses
+			// the inode numbers of freed namespaces, and one equal to the
+			// recorded inode would (rightly) count as the same netns.
+			var other ns.NetNS
+			if style == "run-netns" {
+				other = testutil.NewNS(t)
+			}
 			liveIPs := e.alloc(live.c.id).IPs
 			keptIPs := e.alloc(vethKept.c.id).IPs
 			for _, p := range pods[1:] {
@@ -350,7 +357,6 @@ func TestLiveContainerNextToStale(t *testing.T) {
 			e.waitHostVeths(1)
 			if style == "run-netns" {
 				// Another netns is bind-mounted where pods[2]'s was.
-				other := testutil.NewNS(t)
 				path := pods[2].c.ns.Path()
 				if err := os.WriteFile(path, nil, 0o444); err != nil {
 					t.Fatal(err)
