@@ -437,6 +437,7 @@ func (d *daemon) deviceConfig(c *vtep.Choice) vxlan.DeviceConfig {
 	return vxlan.DeviceConfig{
 		VNI: d.cfg.Backend.VNI, Port: d.cfg.Backend.Port, Local: c.Local,
 		UnderlayIndex: c.IfIndex, UnderlayMTU: c.MTU, MTU: d.cfg.Backend.MTU, MAC: vxlan.MACFor(c.Public),
+		IPv4: d.cfg.EnableIPv4,
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/containernetworking/plugins/pkg/utils/sysctl"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/vxlan6/vxlan6/internal/forwarding"
 )
 
 // IPv6UnderlayOverhead is what VXLAN over an IPv6 underlay costs per packet:
@@ -39,6 +41,9 @@ type DeviceConfig struct {
 	UnderlayMTU   int              // 0 = read from the underlay link
 	MTU           int              // 0 = UnderlayMTU - 70 (IPv6 underlay)
 	MAC           net.HardwareAddr // stable VTEP MAC; see MACFor. nil = MACFor(Local)
+	// IPv4 turns on IPv4 forwarding too (dual-stack networks only: an
+	// IPv6-only network has no business routing the host's IPv4).
+	IPv4 bool
 }
 
 // Device is the VXLAN device as it exists in the kernel.
@@ -158,7 +163,8 @@ func isZeroMAC(mac net.HardwareAddr) bool {
 
 // EnsureDevice creates the device, or reuses a compatible existing one (same
 // VNI, local, port, underlay, learning off), or deletes and recreates an
-// incompatible one. It sets MTU and MAC, brings it up, and enables forwarding.
+// incompatible one. It sets MTU and MAC, brings it up, and enables forwarding
+// (keeping router advertisements working on the underlay, see package forwarding).
 func EnsureDevice(cfg DeviceConfig) (*Device, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -285,10 +291,15 @@ func ensureDevice(h netlinksafe.Handle, name string, cfg DeviceConfig) (_ *Devic
 			return nil, fmt.Errorf("set %s up: %w", name, err)
 		}
 	}
-	for _, key := range []string{"net/ipv6/conf/all/forwarding", "net/ipv4/ip_forward"} {
-		if err := setSysctl(key, "1"); err != nil {
-			return nil, fmt.Errorf("enable forwarding for %s: %w", name, err)
-		}
+	// On every call (start, periodic resync, VTEP move), also when
+	// forwarding is on already: an underlay that was recreated comes back
+	// with accept_ra 1 and would ignore every RA from then on.
+	changed, err := forwarding.Enable(cfg.IPv4, forwarding.Underlay{Index: cfg.UnderlayIndex, Addr: cfg.Local})
+	if len(changed) > 0 {
+		slog.Info("accept_ra raised to 2 so router advertisements keep working with forwarding on", "links", changed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("enable forwarding for %s: %w", name, err)
 	}
 
 	return &Device{

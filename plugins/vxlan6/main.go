@@ -19,6 +19,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 
+	"github.com/vxlan6/vxlan6/internal/forwarding"
 	"github.com/vxlan6/vxlan6/ipam"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/masq"
@@ -215,7 +216,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := link.EnableForwarding(sf.DualStack()); err != nil {
+	// Also when forwarding is on already: see package forwarding. The
+	// underlay is the link holding the VTEP (when the file names it).
+	if _, err := forwarding.Enable(sf.DualStack(), forwarding.Underlay{Addr: sf.VTEP}); err != nil {
 		return err
 	}
 	hostMAC, err := link.SetupVeth(link.Veth{

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -159,52 +158,6 @@ func maskEqual(a, b net.IPMask) bool {
 	ao, ab := a.Size()
 	bo, bb := b.Size()
 	return ao == bo && ab == bb
-}
-
-// EnableForwarding turns on IPv6 forwarding (and IPv4 when v4 is set),
-// writing the sysctl only when it is off: a write to all/forwarding walks
-// every interface in the kernel.
-func EnableForwarding(v4 bool) error {
-	const fwd6 = "/proc/sys/net/ipv6/conf/all/forwarding"
-	if b, err := os.ReadFile(fwd6); err != nil || strings.TrimSpace(string(b)) != "1" {
-		keepAcceptingRA()
-		if err := ensureSysctl(fwd6); err != nil {
-			return err
-		}
-	}
-	if v4 {
-		return ensureSysctl("/proc/sys/net/ipv4/ip_forward")
-	}
-	return nil
-}
-
-// keepAcceptingRA moves accept_ra from 1 to 2 on every interface: with
-// forwarding on, the kernel ignores router advertisements unless accept_ra
-// is 2, and a host that learned its default route by SLAAC would lose it an
-// RA lifetime after the first container started.
-// "all" and "default" stay as they are, so new interfaces (our bridge among
-// them) keep ignoring RAs.
-func keepAcceptingRA() {
-	paths, _ := filepath.Glob("/proc/sys/net/ipv6/conf/*/accept_ra")
-	for _, p := range paths {
-		if dev := filepath.Base(filepath.Dir(p)); dev == "all" || dev == "default" || strings.HasPrefix(dev, VethPrefix) {
-			continue
-		}
-		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "1" {
-			_ = os.WriteFile(p, []byte("2"), 0o644)
-		}
-	}
-}
-
-func ensureSysctl(path string) error {
-	b, err := os.ReadFile(path)
-	if err == nil && strings.TrimSpace(string(b)) == "1" {
-		return nil
-	}
-	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("enable forwarding (%s): %w", path, err)
-	}
-	return nil
 }
 
 // Veth describes the pair SetupVeth creates.
