@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vxlan6/vxlan6/internal/testbed"
+)
+
+// Issue 8 §1: hosts whose underlay is configured by router advertisements
+// (radvd in a router netns, SLAAC address, RA default route, nothing
+// static) keep their default route while the daemon starts, pods are added
+// and the daemon restarts: `ip -6 monitor route` never shows it deleted.
+// Every write of 1 to all/forwarding deletes RA default routes on links
+// whose accept_ra is not 2; on c8681c8 the daemon's first start did so.
+func TestRAUnderlayKeepsDefaultRoute(t *testing.T) {
+	b := testbed.NewRealHosts(t, testbed.RealOptions{Hosts: 2, RA: true})
+	b.PutConfig(testbed.ConfigJSON(true))
+	mons := make([]*testbed.Monitor, len(b.Hosts))
+	for i, h := range b.Hosts {
+		mons[i] = h.StartMonitor("ip", "-6", "monitor", "route")
+	}
+	b.StartDaemons(readyTimeout, nil)
+	var cs []*testbed.Container
+	for _, h := range b.Hosts {
+		cs = append(cs, h.AddContainer())
+	}
+	meshPing(t, targets(cs, false))
+	meshPing(t, targets(cs, true))
+	for _, h := range b.Hosts {
+		if code := h.Daemon().Stop(); code != 0 {
+			t.Fatalf("vxlan6d on %s exited %d on SIGTERM", h.Name, code)
+		}
+		h.StartDaemon().WaitReady(readyTimeout)
+		cs = append(cs, h.AddContainer())
+	}
+	meshPing(t, targets(cs, false))
+	meshPing(t, targets(cs, true))
+
+	for i, h := range b.Hosts {
+		out := mons[i].Stop()
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "Deleted") && strings.Contains(line, "default") {
+				t.Errorf("%s: RA default route deleted: %q", h.Name, line)
+			}
+		}
+		if _, err := h.RADefaultRoute(); err != nil {
+			t.Error(err)
+		}
+		st, _, err := h.SLAACAddrs()
+		if err != nil || !st.Equal(h.Addr1) {
+			t.Errorf("%s: SLAAC address now %v (%v), was %s", h.Name, st, err, h.Addr1)
+		}
+		// The VTEP is the SLAAC address (the only global one).
+		if l, err := h.VXLANLocal(); err != nil || !l.Equal(h.Addr1) {
+			t.Errorf("%s: VTEP %v (%v), want the SLAAC address %s", h.Name, l, err, h.Addr1)
+		}
+		// Only the uplink was raised to 2; container-facing links not.
+		if v := strings.TrimSpace(h.MustExec("sysctl", "-n", "net.ipv6.conf."+testbed.Uplink+".accept_ra")); v != "2" {
+			t.Errorf("%s: %s accept_ra %s, want 2", h.Name, testbed.Uplink, v)
+		}
+		if v := strings.TrimSpace(h.MustExec("sysctl", "-n", "net.ipv6.conf."+h.Bridge+".accept_ra")); v != "0" {
+			t.Errorf("%s: bridge %s accept_ra %s, want 0", h.Name, h.Bridge, v)
+		}
+	}
+}
+
+// An uplink whose only global addresses are a SLAAC address and a privacy
+// (temporary) one: the daemon tunnels from the stable SLAAC address, which
+// outlives the temporary one, and pods reach across hosts.
+func TestRAUnderlayPrivacyAddressesPicksSLAAC(t *testing.T) {
+	b := testbed.NewRealHosts(t, testbed.RealOptions{Hosts: 2, RA: true, TempAddr: true})
+	b.PutIPv6Config()
+	b.StartDaemons(readyTimeout, nil)
+	var cs []*testbed.Container
+	for _, h := range b.Hosts {
+		if h.Addr2 == nil {
+			t.Fatalf("%s has no temporary address", h.Name)
+		}
+		if l, err := h.VXLANLocal(); err != nil || !l.Equal(h.Addr1) {
+			t.Errorf("%s: VTEP %v (%v), want the SLAAC address %s, not the temporary %s", h.Name, l, err, h.Addr1, h.Addr2)
+		}
+		if ls, err := h.ListedAddrs(); err == nil {
+			t.Logf("%s lists %v", h.Name, ls)
+		}
+		cs = append(cs, h.AddContainer())
+	}
+	meshPing(t, targets(cs, false))
+}
