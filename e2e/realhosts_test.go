@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
 )
@@ -84,6 +87,54 @@ func TestRAUnderlayPrivacyAddressesPicksSLAAC(t *testing.T) {
 			t.Logf("%s lists %v", h.Name, ls)
 		}
 		cs = append(cs, h.AddContainer())
+	}
+	meshPing(t, targets(cs, false))
+}
+
+// Issue 8 §5: both hosts drop forwarded traffic (FORWARD policy DROP in
+// ip6tables and iptables, as Docker and firewalld leave it). With
+// --forward-rules=false no pod traffic crosses hosts; with the default the
+// daemon's VXLAN6-FWD chain lets it through, both families, and puts it back
+// on the next resync after a firewall reload removed it.
+func TestForwardDropFirewall(t *testing.T) {
+	b := testbed.NewRealHosts(t, testbed.RealOptions{Hosts: 2, ForwardDrop: true})
+	b.PutConfig(testbed.ConfigJSON(true))
+	b.StartDaemons(readyTimeout, func(*testbed.Host) []string { return []string{"--forward-rules=false"} })
+	var cs []*testbed.Container
+	for _, h := range b.Hosts {
+		cs = append(cs, h.AddContainer())
+	}
+	for _, dst := range []net.IP{cs[1].IPv6, cs[1].IPv4} {
+		if out, err := cs[0].Ping(dst, 5); err == nil {
+			t.Fatalf("with --forward-rules=false and FORWARD DROP, %s reached %s:\n%s", cs[0].Name, dst, out)
+		}
+	}
+	for _, h := range b.Hosts {
+		h.Daemon().Stop()
+		h.StartDaemon("--resync-interval", "2s").WaitReady(readyTimeout)
+	}
+	meshPing(t, targets(cs, false))
+	meshPing(t, targets(cs, true))
+	for _, h := range b.Hosts {
+		for _, bin := range []string{"ip6tables", "iptables"} {
+			if out := h.MustExec(bin, "-S", "FORWARD"); !strings.Contains(out, "-j VXLAN6-FWD") {
+				t.Errorf("%s: %s FORWARD has no jump to VXLAN6-FWD:\n%s", h.Name, bin, out)
+			}
+		}
+	}
+	// A firewall reload drops our rules; the next resync puts them back.
+	h := b.Hosts[0]
+	h.MustExec("ip6tables", "-D", "FORWARD", "-j", "VXLAN6-FWD")
+	h.MustExec("ip6tables", "-F", "VXLAN6-FWD")
+	err := testbed.Eventually(30*time.Second, 200*time.Millisecond, func() error {
+		if out := h.MustExec("ip6tables", "-S"); !strings.Contains(out, "-A FORWARD -j VXLAN6-FWD") ||
+			!strings.Contains(out, "-A VXLAN6-FWD -s "+testbed.IPv6Network+" -j ACCEPT") {
+			return fmt.Errorf("rules not restored:\n%s", out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	meshPing(t, targets(cs, false))
 }

@@ -174,6 +174,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	d.dev = dev
 	d.m.update(func(m *metrics) { m.haveDevice = true })
 	log.Info("vxlan device ready", "name", dev.Name, "index", dev.Index, "mtu", dev.MTU, "mac", dev.MAC.String(), "local", ipStr(dev.Local))
+	d.syncForwardRules(true)
 
 	d.startKeepAlive(ctx)
 	defer d.stopKeepAlive()
@@ -695,6 +696,7 @@ func (d *daemon) heal(ctx context.Context) bool {
 	d.dev.Close()
 	d.dev = dev
 	d.reconcileTo(snap, true)
+	d.syncForwardRules(false)
 	if err := d.syncSubnetFile(); err != nil {
 		d.healSoon = true
 		d.log.Error("periodic resync: subnet file", "err", err)
