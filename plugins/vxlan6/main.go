@@ -213,6 +213,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}()
 
 	br, err := link.EnsureBridge(conf.Bridge, nd.mtu, nd.gatewayNets())
+	if errors.Is(err, link.ErrForeignBridge) {
+		return cniErr(types.ErrInvalidNetworkConfig, "%v", err)
+	}
 	if err != nil {
 		return err
 	}
