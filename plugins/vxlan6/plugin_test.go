@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/ipam"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
 	"github.com/vxlan6/vxlan6/subnetfile"
@@ -641,11 +642,8 @@ func TestStatus(t *testing.T) {
 
 // vxlan6 first, then the reference portmap, bandwidth and tuning.
 func TestChaining(t *testing.T) {
-	home, _ := os.UserHomeDir()
 	for _, p := range []string{"portmap", "bandwidth", "tuning"} {
-		if _, err := os.Stat(filepath.Join(home, "go", "bin", p)); err != nil {
-			t.Skipf("reference plugin %s missing: go install github.com/containernetworking/plugins/plugins/meta/%s@v1.10.0", p, p)
-		}
+		testutil.RefPlugin(t, p)
 	}
 	for _, v := range []string{"0.4.0", "1.0.0", "1.1.0"} {
 		t.Run(v, func(t *testing.T) {
