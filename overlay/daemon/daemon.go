@@ -69,6 +69,8 @@ type daemon struct {
 	// healSoon: a data-path write failed; the loop resyncs after
 	// healRetry instead of waiting for the next resync interval.
 	healSoon bool
+	// held: another node holds our subnet (see heldby.go).
+	held heldState
 }
 
 const (
@@ -445,7 +447,7 @@ func (d *daemon) deviceConfig(c *vtep.Choice) vxlan.DeviceConfig {
 func (d *daemon) subnetConfig() *subnetfile.Config {
 	sf := &subnetfile.Config{
 		NetworkV6: d.cfg.IPv6Network, SubnetV6: d.lease.IPv6Subnet,
-		MTU: d.dev.MTU, VTEP: d.choice.Public,
+		MTU: d.dev.MTU, VTEP: d.choice.Public, HeldBy: d.held.by,
 	}
 	if d.cfg.EnableIPv4 && d.lease.IPv4Subnet != nil {
 		sf.NetworkV4, sf.SubnetV4 = d.cfg.Network, d.lease.IPv4Subnet
@@ -543,6 +545,7 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 	if sameNet(old.IPv6Subnet, nl.IPv6Subnet) && sameNet(old.IPv4Subnet, nl.IPv4Subnet) {
 		return false
 	}
+	d.held = heldState{} // a new subnet: the next resync looks again
 	d.log.Warn("subnet changed after re-acquiring the lease; existing containers keep their old addresses",
 		"oldSubnetV6", netStr(old.IPv6Subnet), "subnetV6", netStr(nl.IPv6Subnet), "oldSubnetV4", netStr(old.IPv4Subnet), "subnetV4", netStr(nl.IPv4Subnet))
 	if err := d.writeSubnetFile(); err != nil {
@@ -641,6 +644,7 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
 	// dumps are garbage now (the caller keeps the snapshot only to start
 	// the lease watch from); hand them back to the OS so RSS reflects the
 	// steady state.
+	d.checkHeld(snap.Leases)
 	snap.Leases = nil
 	d.releaseMemory()
 	level := slog.LevelInfo
@@ -762,6 +766,7 @@ func diffPeers(old, cur map[string]vxlan.Peer) (added, removed, changed int) {
 
 // apply handles one watch event.
 func (d *daemon) apply(ev lease.Event) {
+	d.checkHeldEvent(ev)
 	l := &ev.Lease
 	switch ev.Type {
 	case lease.Added:

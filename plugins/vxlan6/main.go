@@ -159,6 +159,11 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	if sf.Held() {
+		// Addresses from it would clash with the other node's pods.
+		return cniErr(types.ErrTryAgainLater, "node subnet %s is held by another node (%s); vxlan6d is sorting it out: try again later (subnet file %s)",
+			sf.SubnetV6, sf.HeldBy, conf.SubnetFile)
+	}
 	nd := nodeFrom(sf, conf.MTU)
 	// A bad request is the caller's mistake (7); left to IPAM, the ones it
 	// has no sentinel for would be reported as a store failure (5).
