@@ -159,7 +159,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	d.attrs = d.attrsFor(d.choice)
 	d.addHints()
 	if !d.retry(ctx, "acquire lease", func() (err error) {
-		d.lease, err = d.acquire(ctx)
+		actx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+		defer cancel()
+		d.lease, err = d.acquire(actx)
 		return err
 	}) {
 		return nil
@@ -591,7 +593,9 @@ func (d *daemon) peerFor(l *lease.Lease, byMAC map[string]string) (vxlan.Peer, s
 func (d *daemon) resync(ctx context.Context) (*lease.Snapshot, bool) {
 	var snap *lease.Snapshot
 	if !d.retry(ctx, "list leases", func() (err error) {
-		snap, err = d.reg.List(ctx, d.cfg)
+		lctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+		defer cancel()
+		snap, err = d.reg.List(lctx, d.cfg)
 		return err
 	}) {
 		return nil, false

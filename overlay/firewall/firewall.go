@@ -14,6 +14,7 @@
 package firewall
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Chain is the filter chain holding the accept rules.
@@ -31,8 +33,14 @@ type backend struct {
 	bin string // e.g. ip6tables-nft
 }
 
+// cmdTimeout bounds one iptables command (it waits up to 5s for the xtables
+// lock itself): the daemon's loop runs them and must never hang on one.
+const cmdTimeout = 20 * time.Second
+
 func (b backend) run(args ...string) (string, error) {
-	out, err := exec.Command(b.bin, append([]string{"-w", "5", "-t", "filter"}, args...)...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, b.bin, append([]string{"-w", "5", "-t", "filter"}, args...)...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("%s -t filter %s: %w: %s", b.bin, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}

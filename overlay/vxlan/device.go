@@ -15,6 +15,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/utils/sysctl"
@@ -27,6 +28,11 @@ import (
 // IPv6UnderlayOverhead is what VXLAN over an IPv6 underlay costs per packet:
 // 40 (IPv6) + 8 (UDP) + 8 (VXLAN) + 14 (inner Ethernet).
 const IPv6UnderlayOverhead = 70
+
+// NetlinkTimeout bounds each send and receive on the device's netlink
+// handle: a kernel that does not answer turns into an error the daemon
+// retries, not a loop stuck for ever.
+const NetlinkTimeout = 10 * time.Second
 
 // minIPv6MTU is the smallest link MTU IPv6 allows (RFC 8200); below it the
 // kernel silently disables IPv6 on the device, which would break pods.
@@ -76,12 +82,26 @@ func (d *Device) state() (*state, error) {
 	if d.st != nil {
 		return d.st, nil
 	}
-	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
+	h, err := newHandle(d.Name)
 	if err != nil {
-		return nil, fmt.Errorf("open netlink handle for %s: %w", d.Name, err)
+		return nil, err
 	}
 	d.st = &state{h: h, peers: newPeerSet()}
 	return d.st, nil
+}
+
+// newHandle opens a netlink handle in the current netns with
+// NetlinkTimeout on its socket.
+func newHandle(dev string) (netlinksafe.Handle, error) {
+	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return h, fmt.Errorf("open netlink handle for %s: %w", dev, err)
+	}
+	if err := h.SetSocketTimeout(NetlinkTimeout); err != nil {
+		h.Close()
+		return h, fmt.Errorf("set a %s timeout on the netlink handle for %s: %w", NetlinkTimeout, dev, err)
+	}
+	return h, nil
 }
 
 // Close releases the device's netlink handle. The kernel device stays.
@@ -170,9 +190,9 @@ func EnsureDevice(cfg DeviceConfig) (*Device, error) {
 		return nil, err
 	}
 	name := DeviceName(cfg.VNI)
-	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
+	h, err := newHandle(name)
 	if err != nil {
-		return nil, fmt.Errorf("open netlink handle for %s: %w", name, err)
+		return nil, err
 	}
 	dev, err := ensureDevice(h, name, cfg)
 	if err != nil {
