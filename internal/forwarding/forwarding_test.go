@@ -13,7 +13,9 @@ import (
 	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
-func nsRun(t *testing.T, n ns.NetNS, args ...string) {
+func nsRun(t *testing.T, n ns.NetNS, args ...string) { t.Helper(); nsRunT(t, n, args...) }
+
+func nsRunT(t testing.TB, n ns.NetNS, args ...string) {
 	t.Helper()
 	out, err := exec.Command("nsenter", append([]string{"--net=" + n.Path(), "--"}, args...)...).CombinedOutput()
 	if err != nil {
