@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -139,6 +140,11 @@ func targets(v6 bool) []state {
 		if _, err := exec.LookPath(variant); err != nil {
 			continue
 		}
+		if strings.HasSuffix(variant, "-legacy") && !legacyFilterLoaded(v6) {
+			// Asking iptables-legacy would create its tables, and from
+			// then on iptables-nft warns about them on every listing.
+			continue
+		}
 		st, err := read(backend{bin: variant})
 		if err != nil {
 			continue // e.g. no legacy tables in this kernel
@@ -158,6 +164,18 @@ func targets(v6 bool) []state {
 		}
 	}
 	return []state{{b: def}}
+}
+
+// legacyFilterLoaded reports whether the legacy (x_tables) filter table of
+// the family exists in this network namespace; without it nothing legacy
+// drops. thread-self: the calling thread's netns, which tests switch.
+func legacyFilterLoaded(v6 bool) bool {
+	name := "/proc/thread-self/net/ip_tables_names"
+	if v6 {
+		name = "/proc/thread-self/net/ip6_tables_names"
+	}
+	b, err := os.ReadFile(name)
+	return err == nil && slices.Contains(strings.Fields(string(b)), "filter")
 }
 
 var defaults sync.Map // base name -> backend
@@ -250,6 +268,9 @@ func Remove() error {
 	for _, base := range []string{"ip6tables", "iptables"} {
 		for _, variant := range []string{base + "-nft", base + "-legacy"} {
 			if _, err := exec.LookPath(variant); err != nil {
+				continue
+			}
+			if strings.HasSuffix(variant, "-legacy") && !legacyFilterLoaded(base == "ip6tables") {
 				continue
 			}
 			b := backend{bin: variant}

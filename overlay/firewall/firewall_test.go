@@ -124,4 +124,12 @@ func TestEnsureDefaultBackend(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "-j "+Chain) {
 		t.Fatalf("%s -S FORWARD: %v: %s", res.Backends[0], err, out)
 	}
+	// Looking for a drop did not create legacy tables (iptables-nft would
+	// warn about them on every listing from then on).
+	if res.Backends[0] != "ip6tables-legacy" {
+		names, _ := exec.Command("nsenter", "--net="+n.Path(), "--", "cat", "/proc/thread-self/net/ip6_tables_names").CombinedOutput()
+		if strings.TrimSpace(string(names)) != "" {
+			t.Errorf("legacy ip6tables tables created: %q", names)
+		}
+	}
 }
