@@ -138,3 +138,67 @@ func TestForwardDropFirewall(t *testing.T) {
 	}
 	meshPing(t, targets(cs, false))
 }
+
+// The underlay link is deleted and created again (same name and MAC, as a
+// re-plugged NIC): forwarding is on, so the new link ignores RAs. The
+// daemon's periodic resync raises its accept_ra again; once a router
+// solicitation (here: the link going down and up; on a real network the
+// next periodic RA does the same) is answered, the SLAAC address, the RA
+// default route, the VXLAN device and pod traffic are back.
+func TestRAUnderlayRecreated(t *testing.T) {
+	b := testbed.NewRealHosts(t, testbed.RealOptions{Hosts: 2, RA: true})
+	b.PutIPv6Config()
+	b.StartDaemons(readyTimeout, func(*testbed.Host) []string { return []string{"--resync-interval", "1s"} })
+	var cs []*testbed.Container
+	for _, h := range b.Hosts {
+		cs = append(cs, h.AddContainer())
+	}
+	meshPing(t, targets(cs, false))
+
+	h := b.Hosts[0]
+	// Same MAC, so the same EUI-64 SLAAC address, so the same VTEP.
+	out := h.MustExec("ip", "-o", "link", "show", "dev", testbed.Uplink)
+	f := strings.Fields(out[strings.Index(out, "link/ether"):])
+	hw := f[1]
+	port := fmt.Sprintf("p%d", h.ID)
+	h.MustExec("ip", "link", "del", testbed.Uplink)
+	b.MustExec(b.Switch, "ip", "link", "add", port, "type", "veth", "peer", "name", testbed.Uplink, "netns", h.Name)
+	b.MustExec(b.Switch, "ip", "link", "set", port, "master", "br0", "up")
+	h.MustExec("ip", "link", "set", testbed.Uplink, "address", hw)
+	h.MustExec("ip", "link", "set", testbed.Uplink, "up")
+	accept := func() string {
+		return strings.TrimSpace(h.MustExec("sysctl", "-n", "net.ipv6.conf."+testbed.Uplink+".accept_ra"))
+	}
+	err := testbed.Eventually(30*time.Second, 200*time.Millisecond, func() error {
+		if v := accept(); v != "2" {
+			return fmt.Errorf("recreated %s: accept_ra %s, want 2", testbed.Uplink, v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Solicit an RA now instead of waiting for radvd's next one.
+	h.MustExec("ip", "link", "set", testbed.Uplink, "down")
+	h.MustExec("ip", "link", "set", testbed.Uplink, "up")
+	err = testbed.Eventually(60*time.Second, 200*time.Millisecond, func() error {
+		if _, err := h.RADefaultRoute(); err != nil {
+			return err
+		}
+		st, _, err := h.SLAACAddrs()
+		if err != nil {
+			return err
+		}
+		if !st.Equal(h.Addr1) {
+			return fmt.Errorf("SLAAC address %s, was %s", st, h.Addr1)
+		}
+		if l, err := h.VXLANLocal(); err != nil || !l.Equal(h.Addr1) {
+			return fmt.Errorf("VXLAN device local %v (%v), want %s", l, err, h.Addr1)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meshPing(t, targets(cs, false))
+}

@@ -719,8 +719,12 @@ func (d *daemon) heal(ctx context.Context) bool {
 func (d *daemon) refreshUnderlay() {
 	// vtep.Choose logs its choice and may wait for DAD: only ask it when
 	// the underlay we use is really gone or renumbered.
-	if l, err := netlinksafe.LinkByName(d.choice.IfName); err == nil && l.Attrs().Index == d.choice.IfIndex {
+	l, err := netlinksafe.LinkByName(d.choice.IfName)
+	if err == nil && l.Attrs().Index == d.choice.IfIndex {
 		return
+	}
+	if err == nil {
+		d.keepRAOnNewUnderlay(l)
 	}
 	c, err := vtep.Choose(d.o.vtepOptions(d.annotation))
 	if err != nil || !c.Public.Equal(d.choice.Public) || !c.Local.Equal(d.choice.Local) {
