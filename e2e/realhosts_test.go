@@ -89,6 +89,12 @@ func TestRAUnderlayPrivacyAddressesPicksSLAAC(t *testing.T) {
 		cs = append(cs, h.AddContainer())
 	}
 	meshPing(t, targets(cs, false))
+	// An IPv6-only network turns on IPv6 forwarding only.
+	for _, h := range b.Hosts {
+		if v := strings.TrimSpace(h.MustExec("sysctl", "-n", "net.ipv4.ip_forward")); v != "0" {
+			t.Errorf("%s: IPv4 forwarding %s for an IPv6-only network, want 0", h.Name, v)
+		}
+	}
 }
 
 // Issue 8 §5: both hosts drop forwarded traffic (FORWARD policy DROP in
