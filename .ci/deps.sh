@@ -13,7 +13,7 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 echo "== apt packages"
 pkgs=(make iproute2 iputils-ping iperf3 iptables nftables procps psmisc kmod util-linux
       podman runc containerd busybox-static containernetworking-plugins
-      systemd git)
+      systemd git radvd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,8 +28,13 @@ gobin="$(go env GOPATH)/bin"
 need() { [ -x "$gobin/$1" ] || go install "$2"; }
 need cnitool     github.com/containernetworking/cni/cnitool@v1.3.0
 need staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
-need bridge      github.com/containernetworking/plugins/plugins/main/bridge@v1.10.0
-need host-local  github.com/containernetworking/plugins/plugins/ipam/host-local@v1.10.0
-need portmap     github.com/containernetworking/plugins/plugins/meta/portmap@v1.10.0
-need bandwidth   github.com/containernetworking/plugins/plugins/meta/bandwidth@v1.10.0
-need tuning      github.com/containernetworking/plugins/plugins/meta/tuning@v1.10.0
+# Reference CNI plugins for the tests, in a directory of their own (never on
+# PATH: their `bridge` would shadow iproute2's); a stale one in GOPATH/bin goes.
+refbin=/opt/cni-ref/bin
+needref() { [ -x "$refbin/$1" ] || GOBIN="$refbin" go install "$2"; }
+needref bridge      github.com/containernetworking/plugins/plugins/main/bridge@v1.10.0
+needref host-local  github.com/containernetworking/plugins/plugins/ipam/host-local@v1.10.0
+needref portmap     github.com/containernetworking/plugins/plugins/meta/portmap@v1.10.0
+needref bandwidth   github.com/containernetworking/plugins/plugins/meta/bandwidth@v1.10.0
+needref tuning      github.com/containernetworking/plugins/plugins/meta/tuning@v1.10.0
+rm -f "$gobin/bridge"

@@ -196,17 +196,8 @@ func TestConfdConflistsWork(t *testing.T) {
 	}
 }
 
-// refPlugin finds a reference CNI plugin (portmap...) where this machine
-// class has them.
+// refPlugin finds a reference CNI plugin (portmap...): testutil.RefPlugin.
 func refPlugin(t *testing.T, name string) string {
 	t.Helper()
-	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-	for _, d := range []string{filepath.Join(strings.TrimSpace(string(gopath)), "bin"), "/opt/cni/bin", "/usr/lib/cni"} {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	t.Skipf("CNI reference plugin %s not found (go install github.com/containernetworking/plugins/plugins/meta/%s@v1.10.0)", name, name)
-	return ""
+	return testutil.RefPlugin(t, name)
 }

@@ -301,7 +301,7 @@ setup_cni_extra() {
 	local p d found pkg
 	for p in bridge portmap firewall tuning host-local loopback; do
 		found=""
-		for d in /usr/lib/cni /opt/cni/bin "$HOME/go/bin" "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION"; do
+		for d in /usr/lib/cni /opt/cni/bin /opt/cni-ref/bin "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION"; do
 			if [ -x "$d/$p" ] && [ ! -d "$d/$p" ]; then found="$d/$p"; break; fi
 		done
 		if [ -z "$found" ]; then
@@ -361,7 +361,7 @@ ping_ns() { # netns addr
 # --- verify: each runtime really runs a container here ------------------------------
 # Reference plugins stand in for vxlan6: this checks the runtime, not vxlan6.
 verify() {
-	local plugins="${CNI_REF_PLUGINS:-$HOME/go/bin}"
+	local plugins="${CNI_REF_PLUGINS:-/opt/cni-ref/bin}"
 	[ -x "$plugins/bridge" ] && [ -x "$plugins/host-local" ] || die "reference bridge/host-local plugins not in $plugins (set CNI_REF_PLUGINS)"
 	# Globals, not locals: the EXIT trap runs after verify has returned.
 	ns="vx6rtv$$"

@@ -11,7 +11,11 @@
 //	VXLAN6_SUBNET_V4=10.244.1.0/24    (dual-stack only)
 //	VXLAN6_MTU=1430
 //	VXLAN6_VTEP=2001:db8:1::2
+//	VXLAN6_SUBNET_HELD_BY=node-b@2001:db8:1::3   (only while another node holds the subnet)
 //
+// VXLAN6_SUBNET_HELD_BY marks the subnet as held by another node (its lease
+// in etcd won): the plugin must not allocate from it and answers ADD with
+// "try again later" until the daemon has sorted it out and removed the mark.
 // Blank lines and lines starting with '#' are ignored. Unknown keys are
 // ignored so that newer daemons can add keys without breaking older plugins.
 // The IPv6 network and subnet are mandatory: vxlan6 is IPv6-first.
@@ -39,7 +43,11 @@ const (
 	KeySubnetV4  = "VXLAN6_SUBNET_V4"
 	KeyMTU       = "VXLAN6_MTU"
 	KeyVTEP      = "VXLAN6_VTEP"
+	KeyHeldBy    = "VXLAN6_SUBNET_HELD_BY"
 )
+
+// maxHeldBy bounds the VXLAN6_SUBNET_HELD_BY value (a node name, '@', a VTEP).
+const maxHeldBy = 300
 
 // Config is the parsed content of a subnet file.
 type Config struct {
@@ -49,6 +57,32 @@ type Config struct {
 	SubnetV4  *net.IPNet // this node's IPv4 pod subnet; nil unless dual-stack
 	MTU       int        // MTU of the overlay (the VXLAN device's MTU)
 	VTEP      net.IP     // the underlay address this node tunnels from
+	// HeldBy, when set, names who else holds this node's subnet (see
+	// KeyHeldBy); SafeHeldBy makes any string fit.
+	HeldBy string
+}
+
+// Held reports whether another node holds the subnet: no allocation from it.
+func (c *Config) Held() bool { return c.HeldBy != "" }
+
+// SafeHeldBy turns a holder description (node names come from etcd) into a
+// value the file can carry: letters, digits and ._:@- only (anything else
+// becomes '_'), at most maxHeldBy bytes. Shell-sourcing stays safe.
+func SafeHeldBy(s string) string {
+	b := []byte(s)
+	if len(b) > maxHeldBy {
+		b = b[:maxHeldBy]
+	}
+	for i, c := range b {
+		if !heldByChar(c) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func heldByChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._:@-", c) >= 0
 }
 
 // DualStack reports whether the node also has an IPv4 pod subnet.
@@ -78,6 +112,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MTU < 1280 || c.MTU > 65535 {
 		return fmt.Errorf("%s %d out of range (IPv6 needs at least 1280)", KeyMTU, c.MTU)
+	}
+	if c.HeldBy != "" && SafeHeldBy(c.HeldBy) != c.HeldBy {
+		return fmt.Errorf("%s %q: at most %d of letters, digits and ._:@-", KeyHeldBy, c.HeldBy, maxHeldBy)
 	}
 	return nil
 }
@@ -132,6 +169,8 @@ func Parse(data []byte) (*Config, error) {
 			if err != nil {
 				err = fmt.Errorf("%s %q is not a number", k, v)
 			}
+		case KeyHeldBy:
+			c.HeldBy = v
 		case KeyVTEP:
 			c.VTEP = net.ParseIP(v)
 			if c.VTEP == nil {
@@ -173,6 +212,9 @@ func (c *Config) Marshal() []byte {
 	fmt.Fprintf(&b, "%s=%d\n", KeyMTU, c.MTU)
 	if c.VTEP != nil {
 		fmt.Fprintf(&b, "%s=%s\n", KeyVTEP, c.VTEP)
+	}
+	if c.HeldBy != "" {
+		fmt.Fprintf(&b, "%s=%s\n", KeyHeldBy, c.HeldBy)
 	}
 	return b.Bytes()
 }

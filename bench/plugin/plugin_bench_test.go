@@ -204,11 +204,12 @@ func ratio(a, b time.Duration) string { return fmt.Sprintf("%.2f", float64(a)/fl
 
 func BenchmarkPlugin(b *testing.B) {
 	testutil.RequireRoot(b)
-	home, _ := os.UserHomeDir()
-	gobin := filepath.Join(home, "go", "bin")
+	// The reference plugins' own directory (never GOPATH/bin: its bridge
+	// shadows iproute2's).
+	gobin := testutil.CNIRefDir
 	for _, p := range []string{"bridge", "host-local"} {
 		if _, err := os.Stat(filepath.Join(gobin, p)); err != nil {
-			b.Skipf("reference plugin %s missing: go install github.com/containernetworking/plugins/plugins/main/bridge@v1.10.0 github.com/containernetworking/plugins/plugins/ipam/host-local@v1.10.0", p)
+			b.Skipf("reference plugin %s missing in %s (.ci/deps.sh installs it)", p, gobin)
 		}
 	}
 	vx := filepath.Dir(testutil.Binary(b, "vxlan6"))

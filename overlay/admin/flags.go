@@ -8,6 +8,7 @@ import (
 
 	"github.com/vxlan6/vxlan6/overlay/daemon"
 	"github.com/vxlan6/vxlan6/overlay/etcdclient"
+	"github.com/vxlan6/vxlan6/overlay/firewall"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/subnetfile"
 )
@@ -71,6 +72,7 @@ func addRunFlags(fs *flag.FlagSet, o *runOptions) {
 	fs.StringVar(&o.SubnetFile, "subnet-file", subnetfile.DefaultPath, "subnet file read by the vxlan6 CNI plugin")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", lease.DefaultTTL, "TTL of the subnet lease in etcd, renewed while the daemon runs (Go duration, e.g. 24h, 5s)")
 	fs.DurationVar(&o.ResyncInterval, "resync-interval", daemon.DefaultResyncInterval, "how often to re-check the vxlan device, its peer entries and the subnet file against etcd and repair them (Go duration; 0 disables; failed peer updates are retried after 5s regardless)")
+	fs.BoolVar(&o.ForwardRules, "forward-rules", true, "keep iptables/ip6tables rules (chain "+firewall.Chain+", jumped to from FORWARD of the backend that drops) accepting forwarded pod traffic; false removes them")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "listen address for Prometheus /metrics (empty: off)")
 	fs.StringVar(&o.HealthzAddr, "healthz-addr", "", "listen address for /healthz (empty: off; may equal --metrics-addr)")
 	addLogFlags(fs, &o.LogLevel, &o.LogFormat)

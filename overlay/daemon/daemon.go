@@ -69,6 +69,8 @@ type daemon struct {
 	// healSoon: a data-path write failed; the loop resyncs after
 	// healRetry instead of waiting for the next resync interval.
 	healSoon bool
+	// held: another node holds our subnet (see heldby.go).
+	held heldState
 }
 
 const (
@@ -157,7 +159,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	d.attrs = d.attrsFor(d.choice)
 	d.addHints()
 	if !d.retry(ctx, "acquire lease", func() (err error) {
-		d.lease, err = d.acquire(ctx)
+		actx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+		defer cancel()
+		d.lease, err = d.acquire(actx)
 		return err
 	}) {
 		return nil
@@ -174,6 +178,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	d.dev = dev
 	d.m.update(func(m *metrics) { m.haveDevice = true })
 	log.Info("vxlan device ready", "name", dev.Name, "index", dev.Index, "mtu", dev.MTU, "mac", dev.MAC.String(), "local", ipStr(dev.Local))
+	d.syncForwardRules(true)
 
 	d.startKeepAlive(ctx)
 	defer d.stopKeepAlive()
@@ -437,13 +442,14 @@ func (d *daemon) deviceConfig(c *vtep.Choice) vxlan.DeviceConfig {
 	return vxlan.DeviceConfig{
 		VNI: d.cfg.Backend.VNI, Port: d.cfg.Backend.Port, Local: c.Local,
 		UnderlayIndex: c.IfIndex, UnderlayMTU: c.MTU, MTU: d.cfg.Backend.MTU, MAC: vxlan.MACFor(c.Public),
+		IPv4: d.cfg.EnableIPv4,
 	}
 }
 
 func (d *daemon) subnetConfig() *subnetfile.Config {
 	sf := &subnetfile.Config{
 		NetworkV6: d.cfg.IPv6Network, SubnetV6: d.lease.IPv6Subnet,
-		MTU: d.dev.MTU, VTEP: d.choice.Public,
+		MTU: d.dev.MTU, VTEP: d.choice.Public, HeldBy: d.held.by,
 	}
 	if d.cfg.EnableIPv4 && d.lease.IPv4Subnet != nil {
 		sf.NetworkV4, sf.SubnetV4 = d.cfg.Network, d.lease.IPv4Subnet
@@ -541,6 +547,7 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 	if sameNet(old.IPv6Subnet, nl.IPv6Subnet) && sameNet(old.IPv4Subnet, nl.IPv4Subnet) {
 		return false
 	}
+	d.held = heldState{} // a new subnet: the next resync looks again
 	d.log.Warn("subnet changed after re-acquiring the lease; existing containers keep their old addresses",
 		"oldSubnetV6", netStr(old.IPv6Subnet), "subnetV6", netStr(nl.IPv6Subnet), "oldSubnetV4", netStr(old.IPv4Subnet), "subnetV4", netStr(nl.IPv4Subnet))
 	if err := d.writeSubnetFile(); err != nil {
@@ -586,7 +593,9 @@ func (d *daemon) peerFor(l *lease.Lease, byMAC map[string]string) (vxlan.Peer, s
 func (d *daemon) resync(ctx context.Context) (*lease.Snapshot, bool) {
 	var snap *lease.Snapshot
 	if !d.retry(ctx, "list leases", func() (err error) {
-		snap, err = d.reg.List(ctx, d.cfg)
+		lctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+		defer cancel()
+		snap, err = d.reg.List(lctx, d.cfg)
 		return err
 	}) {
 		return nil, false
@@ -639,6 +648,7 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
 	// dumps are garbage now (the caller keeps the snapshot only to start
 	// the lease watch from); hand them back to the OS so RSS reflects the
 	// steady state.
+	d.checkHeld(snap.Leases)
 	snap.Leases = nil
 	d.releaseMemory()
 	level := slog.LevelInfo
@@ -694,6 +704,7 @@ func (d *daemon) heal(ctx context.Context) bool {
 	d.dev.Close()
 	d.dev = dev
 	d.reconcileTo(snap, true)
+	d.syncForwardRules(false)
 	if err := d.syncSubnetFile(); err != nil {
 		d.healSoon = true
 		d.log.Error("periodic resync: subnet file", "err", err)
@@ -708,8 +719,12 @@ func (d *daemon) heal(ctx context.Context) bool {
 func (d *daemon) refreshUnderlay() {
 	// vtep.Choose logs its choice and may wait for DAD: only ask it when
 	// the underlay we use is really gone or renumbered.
-	if l, err := netlinksafe.LinkByName(d.choice.IfName); err == nil && l.Attrs().Index == d.choice.IfIndex {
+	l, err := netlinksafe.LinkByName(d.choice.IfName)
+	if err == nil && l.Attrs().Index == d.choice.IfIndex {
 		return
+	}
+	if err == nil {
+		d.keepRAOnNewUnderlay(l)
 	}
 	c, err := vtep.Choose(d.o.vtepOptions(d.annotation))
 	if err != nil || !c.Public.Equal(d.choice.Public) || !c.Local.Equal(d.choice.Local) {
@@ -759,6 +774,7 @@ func diffPeers(old, cur map[string]vxlan.Peer) (added, removed, changed int) {
 
 // apply handles one watch event.
 func (d *daemon) apply(ev lease.Event) {
+	d.checkHeldEvent(ev)
 	l := &ev.Lease
 	switch ev.Type {
 	case lease.Added:

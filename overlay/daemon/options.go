@@ -32,6 +32,10 @@ type Options struct {
 	ResyncInterval time.Duration
 	MetricsAddr    string
 	HealthzAddr    string
+	// ForwardRules keeps accept rules for the pod networks in the FORWARD
+	// path of hosts whose firewall drops forwarded traffic (see package
+	// firewall); --forward-rules defaults it to true, false removes them.
+	ForwardRules bool
 }
 
 // vtepOptions maps the flags onto vtep.Options; the annotation is filled in

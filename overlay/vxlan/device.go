@@ -15,16 +15,24 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/utils/sysctl"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/vxlan6/vxlan6/internal/forwarding"
 )
 
 // IPv6UnderlayOverhead is what VXLAN over an IPv6 underlay costs per packet:
 // 40 (IPv6) + 8 (UDP) + 8 (VXLAN) + 14 (inner Ethernet).
 const IPv6UnderlayOverhead = 70
+
+// NetlinkTimeout bounds each send and receive on the device's netlink
+// handle: a kernel that does not answer turns into an error the daemon
+// retries, not a loop stuck for ever.
+const NetlinkTimeout = 10 * time.Second
 
 // minIPv6MTU is the smallest link MTU IPv6 allows (RFC 8200); below it the
 // kernel silently disables IPv6 on the device, which would break pods.
@@ -39,6 +47,9 @@ type DeviceConfig struct {
 	UnderlayMTU   int              // 0 = read from the underlay link
 	MTU           int              // 0 = UnderlayMTU - 70 (IPv6 underlay)
 	MAC           net.HardwareAddr // stable VTEP MAC; see MACFor. nil = MACFor(Local)
+	// IPv4 turns on IPv4 forwarding too (dual-stack networks only: an
+	// IPv6-only network has no business routing the host's IPv4).
+	IPv4 bool
 }
 
 // Device is the VXLAN device as it exists in the kernel.
@@ -71,12 +82,26 @@ func (d *Device) state() (*state, error) {
 	if d.st != nil {
 		return d.st, nil
 	}
-	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
+	h, err := newHandle(d.Name)
 	if err != nil {
-		return nil, fmt.Errorf("open netlink handle for %s: %w", d.Name, err)
+		return nil, err
 	}
 	d.st = &state{h: h, peers: newPeerSet()}
 	return d.st, nil
+}
+
+// newHandle opens a netlink handle in the current netns with
+// NetlinkTimeout on its socket.
+func newHandle(dev string) (netlinksafe.Handle, error) {
+	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return h, fmt.Errorf("open netlink handle for %s: %w", dev, err)
+	}
+	if err := h.SetSocketTimeout(NetlinkTimeout); err != nil {
+		h.Close()
+		return h, fmt.Errorf("set a %s timeout on the netlink handle for %s: %w", NetlinkTimeout, dev, err)
+	}
+	return h, nil
 }
 
 // Close releases the device's netlink handle. The kernel device stays.
@@ -158,15 +183,16 @@ func isZeroMAC(mac net.HardwareAddr) bool {
 
 // EnsureDevice creates the device, or reuses a compatible existing one (same
 // VNI, local, port, underlay, learning off), or deletes and recreates an
-// incompatible one. It sets MTU and MAC, brings it up, and enables forwarding.
+// incompatible one. It sets MTU and MAC, brings it up, and enables forwarding
+// (keeping router advertisements working on the underlay, see package forwarding).
 func EnsureDevice(cfg DeviceConfig) (*Device, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	name := DeviceName(cfg.VNI)
-	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
+	h, err := newHandle(name)
 	if err != nil {
-		return nil, fmt.Errorf("open netlink handle for %s: %w", name, err)
+		return nil, err
 	}
 	dev, err := ensureDevice(h, name, cfg)
 	if err != nil {
@@ -285,10 +311,15 @@ func ensureDevice(h netlinksafe.Handle, name string, cfg DeviceConfig) (_ *Devic
 			return nil, fmt.Errorf("set %s up: %w", name, err)
 		}
 	}
-	for _, key := range []string{"net/ipv6/conf/all/forwarding", "net/ipv4/ip_forward"} {
-		if err := setSysctl(key, "1"); err != nil {
-			return nil, fmt.Errorf("enable forwarding for %s: %w", name, err)
-		}
+	// On every call (start, periodic resync, VTEP move), also when
+	// forwarding is on already: an underlay that was recreated comes back
+	// with accept_ra 1 and would ignore every RA from then on.
+	changed, err := forwarding.Enable(cfg.IPv4, forwarding.Underlay{Index: cfg.UnderlayIndex, Addr: cfg.Local})
+	if len(changed) > 0 {
+		slog.Info("accept_ra raised to 2 so router advertisements keep working with forwarding on", "links", changed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("enable forwarding for %s: %w", name, err)
 	}
 
 	return &Device{

@@ -45,7 +45,7 @@ func TestEnsureDevice(t *testing.T) {
 	testutil.RequireRoot(t)
 	n, ul := underlayNS(t, 1500)
 	local := net.ParseIP("2001:db8:f::1")
-	cfg := DeviceConfig{VNI: 7, Port: 8472, Local: local, UnderlayIndex: ul, UnderlayMTU: 1500}
+	cfg := DeviceConfig{VNI: 7, Port: 8472, Local: local, UnderlayIndex: ul, UnderlayMTU: 1500, IPv4: true}
 
 	dev := ensureIn(t, n, cfg)
 	if dev.Name != "vxlan6.7" || dev.MTU != 1430 || dev.MAC.String() != MACFor(local).String() || !dev.Local.Equal(local) {
@@ -67,10 +67,23 @@ func TestEnsureDevice(t *testing.T) {
 			"net/ipv6/conf/all/forwarding":        "1",
 			"net/ipv4/ip_forward":                 "1",
 			"net/ipv6/conf/vxlan6.7/disable_ipv6": "0",
+			"net/ipv6/conf/vxlan6.7/accept_ra":    "0",
 		} {
 			if got, err := sysctl.Sysctl(key); err != nil || got != want {
 				t.Errorf("%s = %q (%v), want %q", key, got, err, want)
 			}
+		}
+		return nil
+	})
+
+	// The underlay (a bridge here) keeps taking RAs with forwarding on.
+	do(t, n, func() error {
+		u, err := netlink.LinkByIndex(ul)
+		if err != nil {
+			return err
+		}
+		if got, err := sysctl.Sysctl("net/ipv6/conf/" + u.Attrs().Name + "/accept_ra"); err != nil || got != "2" {
+			t.Errorf("underlay %s accept_ra = %q (%v), want 2", u.Attrs().Name, got, err)
 		}
 		return nil
 	})

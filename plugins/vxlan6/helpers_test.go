@@ -75,7 +75,6 @@ func newEnv(t *testing.T, sf *subnetfile.Config) *env {
 	}
 	testutil.RequireRoot(t)
 	bin := testutil.Binary(t, "vxlan6")
-	home, _ := os.UserHomeDir()
 	host := testutil.NewNS(t)
 	dir := t.TempDir()
 	e := &env{
@@ -89,7 +88,7 @@ func newEnv(t *testing.T, sf *subnetfile.Config) *env {
 		pluginDir:  filepath.Dir(bin),
 		sf:         sf,
 	}
-	e.cni = libcni.NewCNIConfigWithCacheDir([]string{e.pluginDir, filepath.Join(home, "go", "bin")}, filepath.Join(dir, "cache"), nil)
+	e.cni = libcni.NewCNIConfigWithCacheDir(append([]string{e.pluginDir}, testutil.RefPluginDirs...), filepath.Join(dir, "cache"), nil)
 	if sf != nil {
 		e.writeSubnet(sf)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 
+	"github.com/vxlan6/vxlan6/internal/forwarding"
 	"github.com/vxlan6/vxlan6/ipam"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/masq"
@@ -158,6 +159,11 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	if sf.Held() {
+		// Addresses from it would clash with the other node's pods.
+		return cniErr(types.ErrTryAgainLater, "node subnet %s is held by another node (%s); vxlan6d is sorting it out: try again later (subnet file %s)",
+			sf.SubnetV6, sf.HeldBy, conf.SubnetFile)
+	}
 	nd := nodeFrom(sf, conf.MTU)
 	if err := checkRequested(req, nd, conf.SubnetFile); err != nil {
 		return err
@@ -198,10 +204,15 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}()
 
 	br, err := link.EnsureBridge(conf.Bridge, nd.mtu, nd.gatewayNets())
+	if errors.Is(err, link.ErrForeignBridge) {
+		return cniErr(types.ErrInvalidNetworkConfig, "%v", err)
+	}
 	if err != nil {
 		return err
 	}
-	if err := link.EnableForwarding(sf.DualStack()); err != nil {
+	// Also when forwarding is on already: see package forwarding. The
+	// underlay is the link holding the VTEP (when the file names it).
+	if _, err := forwarding.Enable(sf.DualStack(), forwarding.Underlay{Addr: sf.VTEP}); err != nil {
 		return err
 	}
 	hostMAC, err := link.SetupVeth(link.Veth{

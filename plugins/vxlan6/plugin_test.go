@@ -17,7 +17,9 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
+	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/ipam"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
 	"github.com/vxlan6/vxlan6/subnetfile"
@@ -109,12 +111,18 @@ func TestTwoContainersPing(t *testing.T) {
 }
 
 func testTwoContainersPing(t *testing.T, sf *subnetfile.Config) {
+	// uplink0 holds the VTEP the subnet file names: the underlay.
+	sf.VTEP = net.ParseIP("2001:db8:77::1")
 	e := newEnv(t, sf)
 	l := e.list("1.0.0")
 	// An uplink that learns its route from RAs must keep doing so once the
 	// plugin turns forwarding on (accept_ra 1 -> 2).
 	err := e.inHost(func() error {
-		return netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "uplink0"}})
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "uplink0"}}
+		if err := netlink.LinkAdd(br); err != nil {
+			return err
+		}
+		return netlink.AddrAdd(br, &netlink.Addr{IPNet: &net.IPNet{IP: sf.VTEP, Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -634,11 +642,8 @@ func TestStatus(t *testing.T) {
 
 // vxlan6 first, then the reference portmap, bandwidth and tuning.
 func TestChaining(t *testing.T) {
-	home, _ := os.UserHomeDir()
 	for _, p := range []string{"portmap", "bandwidth", "tuning"} {
-		if _, err := os.Stat(filepath.Join(home, "go", "bin", p)); err != nil {
-			t.Skipf("reference plugin %s missing: go install github.com/containernetworking/plugins/plugins/meta/%s@v1.10.0", p, p)
-		}
+		testutil.RefPlugin(t, p)
 	}
 	for _, v := range []string{"0.4.0", "1.0.0", "1.1.0"} {
 		t.Run(v, func(t *testing.T) {

@@ -12,9 +12,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -48,11 +48,28 @@ func IsHostVethName(name string) bool {
 	return err == nil
 }
 
+// BridgeAlias marks the bridges vxlan6 creates (their IFLA_IFALIAS, `ip link`
+// shows it as "alias vxlan6"): EnsureBridge removes every other global
+// address from the node bridge, so it must only ever work on its own.
+const BridgeAlias = "vxlan6"
+
+// markWait bounds how long EnsureBridge waits for the mark of a bridge
+// another plugin process is creating.
+const markWait = time.Second
+
+// ErrForeignBridge reports that the bridge the config names exists and was
+// not made by vxlan6 (say the host's own br0): it is left untouched.
+var ErrForeignBridge = errors.New("bridge was not created by vxlan6")
+
 // EnsureBridge makes sure the node bridge exists, is up, has mtu and holds
 // exactly the gateway addresses gws (gateway IP with the subnet's mask). A
 // gateway address left from an older subnet is removed. Safe against
 // concurrent plugin processes: whoever loses a create race uses the winner's
 // bridge. On the common path (all in place) it costs two netlink requests.
+//
+// A bridge is created with BridgeAlias. An existing bridge without it is
+// refused (ErrForeignBridge, nothing changed) unless it holds one of gws:
+// that is a bridge of vxlan6 before the mark existed, adopted by marking it.
 func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) {
 	br, err := netlinksafe.LinkByName(name)
 	if err != nil {
@@ -67,11 +84,21 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 		// go; by default a bridge takes the lowest MAC of its ports.
 		attrs.HardwareAddr = randomMAC()
 		created := true
-		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+		newBr := &netlink.Bridge{LinkAttrs: attrs}
+		if err := netlink.LinkAdd(newBr); err != nil {
 			if !errors.Is(err, unix.EEXIST) {
 				return nil, fmt.Errorf("create bridge %s: %w", name, err)
 			}
 			created = false
+		}
+		if created {
+			// First thing after creating it (the kernel ignores an alias
+			// in the create request): a process that lost the race
+			// waits for the mark (see adoptBridge).
+			if err := netlink.LinkSetAlias(newBr, BridgeAlias); err != nil {
+				_ = netlink.LinkDel(newBr)
+				return nil, fmt.Errorf("mark bridge %s as vxlan6's (alias %s): %w", name, BridgeAlias, err)
+			}
 		}
 		if br, err = netlinksafe.LinkByName(name); err != nil {
 			return nil, fmt.Errorf("look up bridge %s after creating it: %w", name, err)
@@ -102,6 +129,15 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 	if _, ok := br.(*netlink.Bridge); !ok {
 		return nil, fmt.Errorf("%s exists but is a %s, not a bridge", name, br.Type())
 	}
+	addrs, err := netlinksafe.AddrList(br, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of bridge %s: %w", name, err)
+	}
+	if br.Attrs().Alias != BridgeAlias {
+		if err := adoptBridge(br, addrs, gws); err != nil {
+			return nil, err
+		}
+	}
 	if br.Attrs().MTU != mtu {
 		if err := netlink.LinkSetMTU(br, mtu); err != nil {
 			return nil, fmt.Errorf("set MTU %d on bridge %s: %w", mtu, name, err)
@@ -111,10 +147,6 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 		if err := netlink.LinkSetUp(br); err != nil {
 			return nil, fmt.Errorf("set bridge %s up: %w", name, err)
 		}
-	}
-	addrs, err := netlinksafe.AddrList(br, netlink.FAMILY_ALL)
-	if err != nil {
-		return nil, fmt.Errorf("list addresses of bridge %s: %w", name, err)
 	}
 	have := make([]bool, len(gws))
 	for _, a := range addrs {
@@ -148,6 +180,58 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 	return br, nil
 }
 
+// adoptBridge marks br as vxlan6's if it holds one of the gateways gws (a
+// bridge made before the mark existed, e.g. by c8681c8), and refuses it
+// otherwise, changing nothing.
+func adoptBridge(br netlink.Link, addrs []netlink.Addr, gws []*net.IPNet) error {
+	name := br.Attrs().Name
+	for _, a := range addrs {
+		for _, gw := range gws {
+			if a.IP.Equal(gw.IP) && maskEqual(a.Mask, gw.Mask) {
+				if err := netlink.LinkSetAlias(br, BridgeAlias); err != nil {
+					return fmt.Errorf("mark bridge %s as vxlan6's (alias %s): %w", name, BridgeAlias, err)
+				}
+				return nil
+			}
+		}
+	}
+	if br.Attrs().Alias == "" && !hasGlobal(addrs) && awaitMark(br) {
+		return nil
+	}
+	why := "no alias"
+	if a := br.Attrs().Alias; a != "" {
+		why = fmt.Sprintf("alias %q", a)
+	}
+	return fmt.Errorf("%w: %s (%s, no vxlan6 gateway address); vxlan6 would remove its addresses, so it is left alone: name a bridge of vxlan6's own in the conflist (\"bridge\") or delete %s",
+		ErrForeignBridge, name, why, name)
+}
+
+// awaitMark: a bridge another plugin process has just created is unmarked
+// (and bare) until it sets the alias, a few microseconds later; look again
+// for up to markWait before refusing it.
+func awaitMark(br netlink.Link) bool {
+	for deadline := time.Now().Add(markWait); time.Now().Before(deadline); {
+		time.Sleep(markWait / 100)
+		l, err := netlinksafe.LinkByName(br.Attrs().Name)
+		if err != nil || l.Attrs().Index != br.Attrs().Index {
+			return false
+		}
+		if a := l.Attrs().Alias; a != "" {
+			return a == BridgeAlias
+		}
+	}
+	return false
+}
+
+func hasGlobal(addrs []netlink.Addr) bool {
+	for _, a := range addrs {
+		if !a.IP.IsLinkLocalUnicast() {
+			return true
+		}
+	}
+	return false
+}
+
 func randomMAC() net.HardwareAddr {
 	mac := make(net.HardwareAddr, 6)
 	_, _ = rand.Read(mac)
@@ -159,52 +243,6 @@ func maskEqual(a, b net.IPMask) bool {
 	ao, ab := a.Size()
 	bo, bb := b.Size()
 	return ao == bo && ab == bb
-}
-
-// EnableForwarding turns on IPv6 forwarding (and IPv4 when v4 is set),
-// writing the sysctl only when it is off: a write to all/forwarding walks
-// every interface in the kernel.
-func EnableForwarding(v4 bool) error {
-	const fwd6 = "/proc/sys/net/ipv6/conf/all/forwarding"
-	if b, err := os.ReadFile(fwd6); err != nil || strings.TrimSpace(string(b)) != "1" {
-		keepAcceptingRA()
-		if err := ensureSysctl(fwd6); err != nil {
-			return err
-		}
-	}
-	if v4 {
-		return ensureSysctl("/proc/sys/net/ipv4/ip_forward")
-	}
-	return nil
-}
-
-// keepAcceptingRA moves accept_ra from 1 to 2 on every interface: with
-// forwarding on, the kernel ignores router advertisements unless accept_ra
-// is 2, and a host that learned its default route by SLAAC would lose it an
-// RA lifetime after the first container started.
-// "all" and "default" stay as they are, so new interfaces (our bridge among
-// them) keep ignoring RAs.
-func keepAcceptingRA() {
-	paths, _ := filepath.Glob("/proc/sys/net/ipv6/conf/*/accept_ra")
-	for _, p := range paths {
-		if dev := filepath.Base(filepath.Dir(p)); dev == "all" || dev == "default" || strings.HasPrefix(dev, VethPrefix) {
-			continue
-		}
-		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "1" {
-			_ = os.WriteFile(p, []byte("2"), 0o644)
-		}
-	}
-}
-
-func ensureSysctl(path string) error {
-	b, err := os.ReadFile(path)
-	if err == nil && strings.TrimSpace(string(b)) == "1" {
-		return nil
-	}
-	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("enable forwarding (%s): %w", path, err)
-	}
-	return nil
 }
 
 // Veth describes the pair SetupVeth creates.
