@@ -112,17 +112,32 @@ type pool struct {
 
 func (p *pool) count() *big.Int { return subnetCount(p.network, p.subLen) }
 
+// add records that the record at key holds subnet s. A record holds at most
+// one subnet: s must be exactly the configured length and inside the
+// network (host bits are masked off, so a sloppy but honest record still
+// holds its subnet). A wider or outside claim holds nothing: one hostile
+// "::/0" record must not exhaust the network.
 func (p *pool) add(s, key string, createRev int64) {
-	if s == "" {
-		return
+	if n := p.claim(s); n != nil {
+		i := p.index(n)
+		p.held = append(p.held, held{lo: i, hi: i, key: key, createRev: createRev})
 	}
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		return
+}
+
+// claim returns the one subnet of this pool that s names, or nil.
+func (p *pool) claim(s string) *net.IPNet {
+	if s == "" || len(s) > maxFieldLen {
+		return nil
 	}
-	if lo, hi, ok := subnetIndex(p.network, p.subLen, n); ok {
-		p.held = append(p.held, held{lo: lo, hi: hi, key: key, createRev: createRev})
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil || (ip.To4() != nil) != p.v4 {
+		return nil
 	}
+	ones, bits := n.Mask.Size()
+	if _, nbits := p.network.Mask.Size(); bits != nbits || ones != p.subLen || !p.network.Contains(n.IP) {
+		return nil
+	}
+	return n
 }
 
 func (p *pool) index(n *net.IPNet) *big.Int {

@@ -220,8 +220,9 @@ func TestAcquireSkipsSubnetUnderOtherKey(t *testing.T) {
 	v := newEnv(t)
 	cfg := v.config(cfgV6)
 	// A record whose key does not match its VTEP is skipped by List, but it
-	// still holds its subnet for allocation; so does a record with an odd
-	// prefix length covering several subnets.
+	// still holds its subnet for allocation; a record with an odd prefix
+	// length covering several subnets holds nothing (issue 8 §3: a record
+	// holds at most one subnet of exactly the configured length).
 	v.put(v.r.LeasesPrefix()+"garbage-key", `{"VTEP":"2001:db8::5","IPv6Subnet":"fd10:244::/64","VtepMAC":"02:00:00:00:00:05"}`)
 	v.put(v.r.LeasesPrefix()+"2001:db8::6", `{"VTEP":"2001:db8::6","IPv6Subnet":"fd10:244:0:4::/62","VtepMAC":"02:00:00:00:00:06"}`)
 	v.put(v.r.LeasesPrefix()+"2001:db8::7", `not json`)
@@ -229,7 +230,7 @@ func TestAcquireSkipsSubnetUnderOtherKey(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		got = append(got, mustAcquire(t, v, cfg, attrs(fmt.Sprintf("2001:db8:1::%d", i), i), time.Minute).IPv6Subnet.String())
 	}
-	want := "fd10:244:0:1::/64 fd10:244:0:2::/64 fd10:244:0:3::/64 fd10:244:0:8::/64"
+	want := "fd10:244:0:1::/64 fd10:244:0:2::/64 fd10:244:0:3::/64 fd10:244:0:4::/64"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("allocated %v, want %s", got, want)
 	}

@@ -99,6 +99,7 @@ type Registry struct {
 	cli    *clientv3.Client
 	prefix string
 	log    *slog.Logger
+	warns  warnOnce // invalid records already reported
 }
 
 // New returns a Registry; prefix "" means DefaultPrefix. A trailing slash is

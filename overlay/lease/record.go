@@ -41,17 +41,52 @@ func MarshalRecord(l *Lease) ([]byte, error) {
 	return json.Marshal(rec)
 }
 
+// maxFieldLen bounds every string field of a record that is parsed at all:
+// no address or prefix is longer, and a huge field is someone's mistake or
+// attack, not a lease.
+const maxFieldLen = 256
+
+// clipLen is how much of an odd field a warning quotes.
+const clipLen = 64
+
+// clip cuts s short for a log line or error (a record may carry megabytes).
+func clip(s string) string {
+	if len(s) <= clipLen {
+		return s
+	}
+	return s[:clipLen] + fmt.Sprintf("...(%d bytes)", len(s))
+}
+
+// siteLocal is fec0::/10, deprecated (RFC 3879) and never a valid underlay.
+var siteLocal = &net.IPNet{IP: net.ParseIP("fec0::"), Mask: net.CIDRMask(10, 128)}
+
 // validateVTEP checks that ip can be a VXLAN endpoint over an IPv6 underlay.
 func validateVTEP(ip net.IP) error {
 	switch {
 	case ip == nil:
 		return errors.New("no VTEP")
 	case ip.To4() != nil:
-		return fmt.Errorf("VTEP %s is not IPv6", ip)
+		return fmt.Errorf("VTEP %s is IPv4 or IPv4-mapped, not IPv6", ip)
 	case ip.IsUnspecified(), ip.IsLoopback(), ip.IsMulticast():
 		return fmt.Errorf("VTEP %s is not a unicast address", ip)
 	case ip.IsLinkLocalUnicast():
 		return fmt.Errorf("VTEP %s is link-local", ip)
+	}
+	return nil
+}
+
+// validatePeerVTEP is validateVTEP plus what a peer's VTEP must not be
+// either: site-local, or inside a pod network (a tunnel endpoint routed
+// through the tunnel itself).
+func validatePeerVTEP(cfg *Config, ip net.IP) error {
+	if err := validateVTEP(ip); err != nil {
+		return err
+	}
+	switch {
+	case siteLocal.Contains(ip):
+		return fmt.Errorf("VTEP %s is site-local (fec0::/10)", ip)
+	case cfg.IPv6Network != nil && cfg.IPv6Network.Contains(ip):
+		return fmt.Errorf("VTEP %s is inside the pod network %s", ip, cfg.IPv6Network)
 	}
 	return nil
 }
@@ -92,11 +127,14 @@ func parseLease(cfg *Config, leasesPrefix string, kv keyValue, warn func(string)
 	if err := json.Unmarshal(kv.value, &rec); err != nil {
 		return Lease{}, fmt.Errorf("not a lease record: %w", err)
 	}
+	if f := longField(rec); f != "" {
+		return Lease{}, fmt.Errorf("field %s is longer than %d bytes", f, maxFieldLen)
+	}
 	var l Lease
 	if l.VTEP = net.ParseIP(rec.VTEP); l.VTEP == nil {
-		return Lease{}, fmt.Errorf("VTEP %q is not an IP address", rec.VTEP)
+		return Lease{}, fmt.Errorf("VTEP %q is not an IP address", clip(rec.VTEP))
 	}
-	if err := validateVTEP(l.VTEP); err != nil {
+	if err := validatePeerVTEP(cfg, l.VTEP); err != nil {
 		return Lease{}, err
 	}
 	// Only the canonical spelling is accepted, so that one VTEP has one key.
@@ -116,11 +154,11 @@ func parseLease(cfg *Config, leasesPrefix string, kv keyValue, warn func(string)
 				return Lease{}, err
 			}
 		} else {
-			warn(fmt.Sprintf("ignoring IPv4 Subnet %s: the network is IPv6-only", rec.Subnet))
+			warn(fmt.Sprintf("ignoring IPv4 Subnet %q: the network is IPv6-only", rec.Subnet))
 		}
 	}
 	if l.VtepMAC, err = net.ParseMAC(rec.VtepMAC); err != nil {
-		return Lease{}, fmt.Errorf("VtepMAC %q is not a MAC address", rec.VtepMAC)
+		return Lease{}, fmt.Errorf("VtepMAC %q is not a MAC address", clip(rec.VtepMAC))
 	}
 	if err := validateMAC(l.VtepMAC); err != nil {
 		return Lease{}, err
@@ -137,6 +175,19 @@ func parseLease(cfg *Config, leasesPrefix string, kv keyValue, warn func(string)
 	l.EtcdLease = clientv3.LeaseID(kv.lease)
 	l.Reserved = kv.lease == 0
 	return l, nil
+}
+
+// longField names the first string field of rec longer than maxFieldLen.
+func longField(rec record) string {
+	for _, f := range []struct{ name, v string }{
+		{"VTEP", rec.VTEP}, {"IPv6Subnet", rec.IPv6Subnet}, {"Subnet", rec.Subnet},
+		{"VtepMAC", rec.VtepMAC}, {"NodeName", rec.NodeName}, {"PublicIPv4", rec.PublicIPv4},
+	} {
+		if len(f.v) > maxFieldLen {
+			return f.name
+		}
+	}
+	return ""
 }
 
 // keyValue is the part of an etcd KeyValue the package uses.

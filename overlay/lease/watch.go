@@ -96,6 +96,7 @@ func (r *Registry) List(ctx context.Context, cfg *Config) (*Snapshot, error) {
 	}
 	ix := r.newIndex(cfg)
 	ix.load(kvs)
+	r.warns.keep(kvs)
 	snap := &Snapshot{Revision: rev, Skipped: ix.invalid + ix.shadowed, ix: ix}
 	snap.Leases = make([]Lease, 0, len(ix.recs))
 	for _, kv := range kvs {
@@ -197,6 +198,7 @@ func (r *Registry) watch(ctx context.Context, cfg *Config, rev int64, ix *index,
 			var evs []Event
 			key := string(ev.Kv.Key)
 			if ev.Type == clientv3.EventTypeDelete {
+				r.warns.forget(key)
 				evs = ix.remove(key)
 			} else {
 				evs = ix.put(keyValue{key: key, value: ev.Kv.Value, createRev: ev.Kv.CreateRevision, modRev: ev.Kv.ModRevision, lease: ev.Kv.Lease})
@@ -265,20 +267,20 @@ func (r *Registry) newIndex(cfg *Config) *index {
 	return &index{r: r, cfg: cfg, pfx: r.LeasesPrefix(), recs: map[string]*entry{}, own6: map[string]string{}, own4: map[string]string{}}
 }
 
-func (ix *index) warn(key, msg string) {
-	if !ix.quiet {
-		ix.r.log.Warn("skipping lease record: "+msg, "key", key)
+func (ix *index) warn(key string, rev int64, msg string) {
+	if !ix.quiet && ix.r.warns.first(key, rev, msg) {
+		ix.r.log.Warn("skipping lease record: "+clipMsg(msg), "key", clip(key), "revision", rev)
 	}
 }
 
 func (ix *index) parse(kv keyValue) (Lease, bool) {
 	l, err := parseLease(ix.cfg, ix.pfx, kv, func(s string) {
-		if !ix.quiet {
-			ix.r.log.Warn("lease record: "+s, "key", kv.key)
+		if !ix.quiet && ix.r.warns.first(kv.key, kv.modRev, s) {
+			ix.r.log.Warn("lease record: "+clipMsg(s), "key", clip(kv.key), "revision", kv.modRev)
 		}
 	})
 	if err != nil {
-		ix.warn(kv.key, err.Error())
+		ix.warn(kv.key, kv.modRev, err.Error())
 		return Lease{}, false
 	}
 	return l, true
@@ -370,7 +372,7 @@ func (ix *index) resolve(changed string) []Event {
 		if other := ix.conflict(k, &e.lease); other != "" {
 			ix.shadowed++
 			if prev[k] || k == changed || changed == "" {
-				ix.warn(k, fmt.Sprintf("its subnet overlaps the earlier lease %s", other))
+				ix.warn(k, e.lease.ModRevision, fmt.Sprintf("its subnet overlaps the earlier lease %s", clip(other)))
 			}
 			if prev[k] {
 				evs = append(evs, Event{Type: Removed, Lease: e.lease})
