@@ -31,6 +31,7 @@ import (
 
 	"github.com/vxlan6/vxlan6/internal/backoff"
 	"github.com/vxlan6/vxlan6/overlay/lease"
+	"github.com/vxlan6/vxlan6/overlay/underlay"
 	"github.com/vxlan6/vxlan6/overlay/vtep"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
 	"github.com/vxlan6/vxlan6/subnetfile"
@@ -144,6 +145,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	log.Info("waiting for network config", "key", d.reg.ConfigKey())
 	if !d.retry(ctx, "read network config", func() (err error) {
 		d.cfg, err = d.reg.WaitConfig(ctx)
+		if err == nil { // issue 8 §2: nothing is programmed while the network overlaps the underlay
+			err = underlay.CheckConfig(ctx, d.cfg, d.choice.IfIndex, []net.IP{d.choice.Public, d.choice.Local}, o.Etcd.Endpoints)
+		}
 		if errors.Is(err, lease.ErrInvalidConfig) {
 			// Wait for the operator to fix it rather than exit: every node
 			// would die at once over one bad write. The error names the key.
@@ -570,15 +574,8 @@ func (d *daemon) peerFor(l *lease.Lease, byMAC map[string]string) (vxlan.Peer, s
 	if err := vxlan.ValidatePeer(p); err != nil {
 		return p, err.Error()
 	}
-	switch {
-	case l.VTEP.Equal(d.choice.Public) || l.VTEP.Equal(d.choice.Local):
-		return p, "claims our own VTEP"
-	case d.dev != nil && l.VtepMAC.String() == d.dev.MAC.String():
-		return p, "claims our VTEP MAC " + l.VtepMAC.String()
-	case sameNet(l.IPv6Subnet, d.lease.IPv6Subnet):
-		return p, "IPv6 subnet " + netStr(l.IPv6Subnet) + " is ours"
-	case l.IPv4Subnet != nil && sameNet(l.IPv4Subnet, d.lease.IPv4Subnet):
-		return p, "IPv4 subnet " + netStr(l.IPv4Subnet) + " is ours"
+	if why := d.self().Judge(l); why != "" {
+		return p, why
 	}
 	if v, ok := byMAC[p.MAC.String()]; ok && v != p.VTEP.String() {
 		return p, fmt.Sprintf("shares the MAC %s of the lease of %s", p.MAC, v)

@@ -88,6 +88,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	if cfg.IPv6Network, err = parseNetwork("IPv6Network", raw.IPv6Network, false); err != nil {
 		return nil, err
 	}
+	if err := checkScope("IPv6Network", cfg.IPv6Network); err != nil {
+		return nil, err
+	}
 	// An IPv6 pod subnet needs room for the gateway and at least a few pods.
 	if err := checkSubnetLen("IPv6SubnetLen", cfg.IPv6SubnetLen, "IPv6Network", cfg.IPv6Network, 126); err != nil {
 		return nil, err
@@ -102,6 +105,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		cfg.SubnetLen = raw.SubnetLen
 		if cfg.Network, err = parseNetwork("Network", raw.Network, true); err != nil {
+			return nil, err
+		}
+		if err := checkScope("Network", cfg.Network); err != nil {
 			return nil, err
 		}
 		if err := checkSubnetLen("SubnetLen", cfg.SubnetLen, "Network", cfg.Network, 30); err != nil {
@@ -143,6 +149,8 @@ func parseNetwork(field, s string, wantV4 bool) (*net.IPNet, error) {
 	}
 	isV4 := ip.To4() != nil
 	switch {
+	case isV4 && strings.Contains(s, ":"):
+		return nil, fmt.Errorf("%s %s is IPv4-mapped (::ffff:0:0/96), not a usable network", field, s)
 	case wantV4 && !isV4:
 		return nil, fmt.Errorf("%s %s is not an IPv4 network", field, s)
 	case !wantV4 && isV4:
@@ -155,6 +163,65 @@ func parseNetwork(field, s string, wantV4 bool) (*net.IPNet, error) {
 		n.IP = n.IP.To4()
 	}
 	return n, nil
+}
+
+// minNetworkLen is the shortest pod network accepted: anything wider
+// would swallow large parts of the address space the host itself routes.
+const minNetworkLen = 8
+
+// specialNets are address ranges a pod network must not overlap: the
+// kernel treats them specially, and a peer's route into one of them would
+// take host traffic (DNS on ::1, neighbour discovery, etcd) into the tunnel.
+var specialNets = []struct {
+	what string
+	n    *net.IPNet
+}{
+	{"the unspecified address", mustNet("::/128")},
+	{"loopback", mustNet("::1/128")},
+	{"IPv4-mapped", mustNet("::ffff:0:0/96")},
+	{"link-local", mustNet("fe80::/10")},
+	{"multicast", mustNet("ff00::/8")},
+	{"the unspecified address", mustNet("0.0.0.0/8")},
+	{"loopback", mustNet("127.0.0.0/8")},
+	{"link-local", mustNet("169.254.0.0/16")},
+	{"multicast", mustNet("224.0.0.0/4")},
+	{"broadcast", mustNet("255.255.255.255/32")},
+}
+
+func mustNet(s string) *net.IPNet {
+	_, n, err := net.ParseCIDR(s)
+	if err != nil {
+		panic(err)
+	}
+	if ip4 := n.IP.To4(); ip4 != nil && !strings.Contains(s, ":") {
+		n.IP = ip4
+	}
+	return n
+}
+
+// checkScope refuses a pod network that could capture host traffic:
+// shorter than /8, or overlapping loopback, link-local, multicast, the
+// unspecified address or IPv4-mapped space.
+func checkScope(field string, n *net.IPNet) error {
+	ones, _ := n.Mask.Size()
+	if ones < minNetworkLen {
+		return fmt.Errorf("%s %s is shorter than /%d: it would capture host traffic", field, n, minNetworkLen)
+	}
+	for _, sp := range specialNets {
+		if Overlaps(n, sp.n) {
+			return fmt.Errorf("%s %s overlaps %s %s", field, n, sp.what, sp.n)
+		}
+	}
+	return nil
+}
+
+// Overlaps reports whether a and b (same family) share an address.
+func Overlaps(a, b *net.IPNet) bool {
+	// The family is the mask's: ::ffff:0:0/96 has an IPv4-looking IP.
+	if _, ab := a.Mask.Size(); ab != len(b.Mask)*8 {
+		return false
+	}
+	return a.Contains(b.IP) || b.Contains(a.IP)
 }
 
 func checkSubnetLen(field string, l int, netField string, n *net.IPNet, maxLen int) error {

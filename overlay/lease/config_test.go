@@ -86,6 +86,20 @@ func TestParseConfig(t *testing.T) {
 		{"VNI negative", `{"IPv6Network":"fd10::/48","Backend":{"VNI":-1}}`, "Backend.VNI -1 is out of range"},
 		{"port", `{"IPv6Network":"fd10::/48","Backend":{"Port":70000}}`, "Backend.Port 70000 is out of range 1..65535"},
 		{"MTU", `{"IPv6Network":"fd10::/48","Backend":{"MTU":1200}}`, "Backend.MTU 1200 is out of range 1280..65535"},
+		// Issue 8 §2: networks that would capture host traffic.
+		{"everything", `{"IPv6Network":"::/0","IPv6SubnetLen":120}`, "IPv6Network ::/0 is shorter than /8"},
+		{"too wide", `{"IPv6Network":"2000::/4","IPv6SubnetLen":64}`, "IPv6Network 2000::/4 is shorter than /8"},
+		{"link-local", `{"IPv6Network":"fe80::/10"}`, "IPv6Network fe80::/10 overlaps link-local fe80::/10"},
+		{"inside link-local", `{"IPv6Network":"fe80:1::/48"}`, "IPv6Network fe80:1::/48 overlaps link-local"},
+		{"multicast", `{"IPv6Network":"ff00::/8","IPv6SubnetLen":64}`, "IPv6Network ff00::/8 overlaps multicast ff00::/8"},
+		{"loopback", `{"IPv6Network":"::/96","IPv6SubnetLen":120}`, "IPv6Network ::/96 overlaps the unspecified address ::/128"},
+		{"IPv4-mapped", `{"IPv6Network":"::ffff:10.0.0.0/104","IPv6SubnetLen":120}`, "IPv6Network ::ffff:10.0.0.0/104 is IPv4-mapped"},
+		{"IPv4 everything", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"0.0.0.0/0","SubnetLen":24}`, "Network 0.0.0.0/0 is shorter than /8"},
+		{"IPv4 loopback", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"127.0.0.0/8","SubnetLen":24}`, "Network 127.0.0.0/8 overlaps loopback 127.0.0.0/8"},
+		{"IPv4 link-local", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"169.254.0.0/16","SubnetLen":24}`, "Network 169.254.0.0/16 overlaps link-local"},
+		{"IPv4 multicast", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"239.0.0.0/8","SubnetLen":24}`, "Network 239.0.0.0/8 overlaps multicast 224.0.0.0/4"},
+		{"IPv4 unspecified", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"0.0.0.0/8","SubnetLen":24}`, "Network 0.0.0.0/8 overlaps the unspecified address"},
+		{"IPv4-mapped as IPv4", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"::ffff:10.0.0.0/104","SubnetLen":24}`, "Network ::ffff:10.0.0.0/104 is IPv4-mapped"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tc.json))

@@ -1,0 +1,38 @@
+package lease
+
+import (
+	"net"
+)
+
+// Self is this node as the arbiter needs to know it: a lease that claims
+// any of it is not a peer.
+type Self struct {
+	VTEPs []net.IP          // the advertised and the local VTEP
+	MAC   net.HardwareAddr  // this node's VXLAN device MAC (nil before the device exists)
+	Lease *Lease            // this node's lease: its subnets are ours
+	Local func(net.IP) bool // this host's own addresses (nil: not checked)
+}
+
+// Judge says why l cannot be a peer of self ("" if it can). Conflicts
+// between leases (shared subnets or MACs) are already settled by List and
+// Watch, the first holder by CreateRevision winning; what they cannot know
+// is this node: its VTEPs and other addresses, its MAC and its subnets,
+// which a lease created before ours may still claim.
+func (s Self) Judge(l *Lease) string {
+	for _, v := range s.VTEPs {
+		if v != nil && l.VTEP.Equal(v) {
+			return "claims our own VTEP"
+		}
+	}
+	switch {
+	case s.Local != nil && s.Local(l.VTEP):
+		return "VTEP " + l.VTEP.String() + " is one of this host's addresses"
+	case len(s.MAC) > 0 && l.VtepMAC.String() == s.MAC.String():
+		return "claims our VTEP MAC " + l.VtepMAC.String()
+	case s.Lease != nil && netEqual(l.IPv6Subnet, s.Lease.IPv6Subnet):
+		return "IPv6 subnet " + l.IPv6Subnet.String() + " is ours"
+	case s.Lease != nil && l.IPv4Subnet != nil && netEqual(l.IPv4Subnet, s.Lease.IPv4Subnet):
+		return "IPv4 subnet " + l.IPv4Subnet.String() + " is ours"
+	}
+	return ""
+}
