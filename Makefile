@@ -16,7 +16,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 # The whole suite; packages run in parallel (-p 2 on this 2-core class of machine).
 TEST_TIMEOUT ?= 45m
 
-.PHONY: all build deps runtimes test lint unit bench demo install uninstall dist clean
+.PHONY: all build deps runtimes test lint fuzz unit bench demo install uninstall dist clean
 
 all: build
 
@@ -27,13 +27,25 @@ build:
 
 # Every test: formatting, vet and staticcheck first, then all packages (the
 # kernel- and runtime-touching ones need root and skip without it).
-test: deps runtimes build lint
+test: deps runtimes build lint fuzz
 	PATH="$(GOBIN):$$PATH" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@if [ -x "$(GOBIN)/staticcheck" ]; then $(GOBIN)/staticcheck ./...; else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; exit 1; fi
+
+# Native Go fuzz targets of every parser of outside input (subnet file, lease
+# record, network config, node annotations, the plugin's config/CNI_ARGS/
+# runtimeConfig), each for FUZZTIME; the seed corpora are in testdata/fuzz.
+FUZZTIME ?= 3s
+FUZZ_TARGETS := subnetfile:FuzzParse overlay/lease:FuzzParseLease overlay/lease:FuzzParseConfig \
+	overlay/lease:FuzzParseNode plugins/vxlan6:FuzzLoadConf plugins/vxlan6:FuzzParseCNIArgs
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in ./$${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -count=1 -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*}; \
+	done
 
 # Installs missing apt packages and Go tools (root; quick when present).
 deps:

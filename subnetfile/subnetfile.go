@@ -198,6 +198,11 @@ func parseCIDR(key, v string) (*net.IPNet, error) {
 	if !ip.Equal(n.IP) {
 		return nil, fmt.Errorf("%s %q has host bits set", key, v)
 	}
+	// ::ffff:10.0.0.0/104 parses as an IPv4 address with a 16-byte mask:
+	// neither family, and printed back as another string.
+	if ip.To4() != nil && strings.Contains(v, ":") {
+		return nil, fmt.Errorf("%s %q is IPv4-mapped", key, v)
+	}
 	return n, nil
 }
 

@@ -44,6 +44,7 @@ func TestParseErrors(t *testing.T) {
 		"small mtu":      "VXLAN6_NETWORK_V6=fd10:244::/48\nVXLAN6_SUBNET_V6=fd10:244:0:1::/64\nVXLAN6_MTU=1000\n",
 		"host bits":      "VXLAN6_NETWORK_V6=fd10:244::/48\nVXLAN6_SUBNET_V6=fd10:244:0:1::1/64\nVXLAN6_MTU=1430\n",
 		"half v4":        "VXLAN6_NETWORK_V6=fd10:244::/48\nVXLAN6_SUBNET_V6=fd10:244:0:1::/64\nVXLAN6_SUBNET_V4=10.244.1.0/24\nVXLAN6_MTU=1430\n",
+		"v4-mapped v4":   "VXLAN6_NETWORK_V6=fd10::/48\nVXLAN6_SUBNET_V6=fd10::/64\nVXLAN6_NETWORK_V4=::ffff:10.0.0.0/104\nVXLAN6_SUBNET_V4=10.0.0.0/24\nVXLAN6_MTU=1500\n",
 	}
 	for name, in := range cases {
 		if _, err := Parse([]byte(in)); err == nil {
