@@ -289,7 +289,7 @@ start_daemon() {
 	fi
 	# shellcheck disable=SC2046
 	setsid ip netns exec "$ns" "$BIN/vxlan6d" run \
-		--etcd-endpoints "$ETCD_EP" --node-name "$h" --subnet-file "$dir/subnet.env" \
+		--etcd-endpoints "$ETCD_EP" --node-name "$h" --subnet-file "$dir/subnet.env" --lease-file "$dir/lease.json" \
 		--lease-ttl "$LEASE_TTL" $(daemon_flags "$h") \
 		>>"$dir/vxlan6d.log" 2>&1 </dev/null &
 	echo $! >"$dir/vxlan6d.pid"

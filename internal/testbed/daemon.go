@@ -27,10 +27,11 @@ type Daemon struct {
 }
 
 // DaemonArgs are the flags StartDaemon passes before the caller's: the bed's
-// etcd, the host's node name and subnet file, debug logging. Later flags win
+// etcd, the host's node name, subnet file and lease file, debug logging. Later flags win
 // (the flag package keeps the last value).
 func (h *Host) DaemonArgs() []string {
-	return append(h.Bed.EtcdFlags(), "--node-name", h.Name, "--subnet-file", h.SubnetFile, "--log-level", "debug")
+	return append(h.Bed.EtcdFlags(), "--node-name", h.Name, "--subnet-file", h.SubnetFile,
+		"--lease-file", filepath.Join(h.Dir, "lease.json"), "--log-level", "debug")
 }
 
 // StartDaemon starts `vxlan6d run` in the host's netns with DaemonArgs plus

@@ -9,6 +9,7 @@ import (
 	"github.com/vxlan6/vxlan6/overlay/daemon"
 	"github.com/vxlan6/vxlan6/overlay/etcdclient"
 	"github.com/vxlan6/vxlan6/overlay/firewall"
+	"github.com/vxlan6/vxlan6/overlay/lastlease"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/subnetfile"
 )
@@ -70,6 +71,7 @@ func addRunFlags(fs *flag.FlagSet, o *runOptions) {
 	host, _ := os.Hostname()
 	fs.StringVar(&o.NodeName, "node-name", host, "node name (annotations live under <prefix>/nodes/<node-name>)")
 	fs.StringVar(&o.SubnetFile, "subnet-file", subnetfile.DefaultPath, "subnet file read by the vxlan6 CNI plugin")
+	fs.StringVar(&o.LeaseFile, "lease-file", lastlease.DefaultPath, "file keeping this node's last lease across reboots, so it asks for its old subnet first (empty: off)")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", lease.DefaultTTL, "TTL of the subnet lease in etcd, renewed while the daemon runs (Go duration, e.g. 24h, 5s)")
 	fs.DurationVar(&o.ResyncInterval, "resync-interval", daemon.DefaultResyncInterval, "how often to re-check the vxlan device, its peer entries and the subnet file against etcd and repair them (Go duration; 0 disables; failed peer updates are retried after 5s regardless)")
 	fs.BoolVar(&o.ForwardRules, "forward-rules", true, "keep iptables/ip6tables rules (chain "+firewall.Chain+", jumped to from FORWARD of the backend that drops) accepting forwarded pod traffic; false removes them")

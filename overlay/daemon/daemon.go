@@ -171,6 +171,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return nil
 	}
 	d.logLease("lease acquired", d.lease)
+	d.checkRegained()
 	d.m.update(func(m *metrics) { m.haveLease = true })
 	d.setLeaseMetrics()
 
@@ -383,7 +384,7 @@ func (d *daemon) attrsFor(c *vtep.Choice) lease.Attrs {
 func (d *daemon) addHints() {
 	sf, err := subnetfile.Read(d.o.SubnetFile)
 	if err != nil {
-		d.log.Debug("no usable previous subnet file, no hint", "err", err)
+		d.hintsFromLastLease(err)
 		return
 	}
 	if fits(d.cfg.IPv6Network, d.cfg.IPv6SubnetLen, sf.SubnetV6) {
@@ -479,6 +480,7 @@ func (d *daemon) writeSubnetFile() error {
 		return err
 	}
 	d.m.update(func(m *metrics) { m.haveSubnetFile = true })
+	d.saveLastLease()
 	d.log.Info("subnet file written", "path", d.o.SubnetFile, "subnetV6", netStr(sf.SubnetV6), "subnetV4", netStr(sf.SubnetV4), "mtu", sf.MTU, "vtep", ipStr(sf.VTEP))
 	return nil
 }

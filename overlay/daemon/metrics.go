@@ -37,6 +37,9 @@ type metrics struct {
 	errors          map[string]uint64
 	// readiness: all three must hold for /healthz to say 200.
 	haveLease, haveDevice, haveSubnetFile bool
+	// lostSubnet is the previous subnet(s) the node did not get back; set,
+	// the daemon is not ready.
+	lostSubnet string
 }
 
 func newMetrics(ttl time.Duration) *metrics {
@@ -65,6 +68,9 @@ func (m *metrics) ready() (bool, string) {
 	}
 	if !m.haveSubnetFile {
 		missing = append(missing, "subnet file")
+	}
+	if m.lostSubnet != "" {
+		missing = append(missing, "the previous subnet "+m.lostSubnet+" (held by another node; containers using it are cut off)")
 	}
 	return len(missing) == 0, strings.Join(missing, ", ")
 }
@@ -104,7 +110,8 @@ func (m *metrics) write(w io.Writer) {
 	for _, k := range ops {
 		fmt.Fprintf(w, "vxlan6d_errors_total{op=%q} %d\n", k, m.errors[k])
 	}
-	fmt.Fprintf(w, "# HELP vxlan6d_ready 1 once lease, device and subnet file are ready.\n# TYPE vxlan6d_ready gauge\nvxlan6d_ready %d\n", b(m.haveLease && m.haveDevice && m.haveSubnetFile))
+	fmt.Fprintf(w, "# HELP vxlan6d_ready 1 once lease, device and subnet file are ready.\n# TYPE vxlan6d_ready gauge\nvxlan6d_ready %d\n", b(m.haveLease && m.haveDevice && m.haveSubnetFile && m.lostSubnet == ""))
+	fmt.Fprintf(w, "# HELP vxlan6d_previous_subnet_lost 1 when this node did not get its previous subnet back at start (another node holds it).\n# TYPE vxlan6d_previous_subnet_lost gauge\nvxlan6d_previous_subnet_lost %d\n", b(m.lostSubnet != ""))
 }
 
 func (m *metrics) serveMetrics(w http.ResponseWriter, _ *http.Request) {

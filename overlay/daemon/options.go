@@ -26,7 +26,9 @@ type Options struct {
 	PublicIP      string
 	NodeName      string
 	SubnetFile    string
-	LeaseTTL      time.Duration
+	// LeaseFile keeps the last lease across reboots ("" disables it).
+	LeaseFile string
+	LeaseTTL  time.Duration
 	// ResyncInterval is how often the data path is checked against a
 	// fresh etcd snapshot and repaired; 0 disables it.
 	ResyncInterval time.Duration

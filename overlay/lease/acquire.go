@@ -3,6 +3,7 @@ package lease
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -167,9 +168,13 @@ func (p *pool) valid(s string) (*net.IPNet, error) {
 	return parseSubnet(p.family+" subnet", s, p.network, p.subLen, p.v4)
 }
 
-// pick returns the hint if free, else the subnet with index prefer if free,
-// else the first free subnet. except is our own key.
-func (p *pool) pick(hint *net.IPNet, prefer *big.Int, except string) (*net.IPNet, error) {
+// pick returns the hint if free, else the subnet with index prefer if
+// free, else a free subnet chosen uniformly at random (lowest first when
+// lowestFirst). except is our own key. Random, not lowest-first: a node that
+// was down longer than its TTL asks for its old subnet back, and with
+// lowest-first every newcomer would take exactly the subnet a rebooting node
+// lost last.
+func (p *pool) pick(hint *net.IPNet, prefer *big.Int, except string, lowestFirst bool) (*net.IPNet, error) {
 	count := p.count()
 	if hint != nil {
 		if n, err := p.valid(hint.String()); err == nil && p.heldBy(p.index(n), except, 0) == "" {
@@ -179,40 +184,41 @@ func (p *pool) pick(hint *net.IPNet, prefer *big.Int, except string) (*net.IPNet
 	if prefer != nil && prefer.Cmp(count) < 0 && p.heldBy(prefer, except, 0) == "" {
 		return nthSubnet(p.network, p.subLen, prefer), nil
 	}
-	var rs []held
+	taken := p.taken(except)
+	free := new(big.Int).Sub(count, big.NewInt(int64(len(taken))))
+	if free.Sign() <= 0 {
+		return nil, &NoFreeSubnetError{Family: p.family, Network: p.network, Total: count, Leased: big.NewInt(int64(len(taken)))}
+	}
+	nth := big.NewInt(0)
+	if !lowestFirst {
+		var err error
+		if nth, err = rand.Int(rand.Reader, free); err != nil {
+			return nil, fmt.Errorf("choose a free subnet: %w", err)
+		}
+	}
+	// Walk the taken indexes in order: the nth free index is nth plus the
+	// number of taken indexes at or below it.
+	i := nth
+	for _, t := range taken {
+		if t.Cmp(i) > 0 {
+			break
+		}
+		i = new(big.Int).Add(i, big.NewInt(1))
+	}
+	return nthSubnet(p.network, p.subLen, i), nil
+}
+
+// taken returns the distinct subnet indexes held by records other than
+// except, in ascending order.
+func (p *pool) taken(except string) []*big.Int {
+	var out []*big.Int
 	for _, h := range p.held {
 		if h.key != except {
-			rs = append(rs, h)
+			out = append(out, h.lo)
 		}
 	}
-	slices.SortFunc(rs, func(a, b held) int { return a.lo.Cmp(b.lo) })
-	next := big.NewInt(0) // first index not known to be taken
-	leased := big.NewInt(0)
-	var free *big.Int
-	for _, h := range rs {
-		if free == nil && h.lo.Cmp(next) > 0 {
-			free = new(big.Int).Set(next)
-		}
-		// Count the part of h not already counted.
-		lo := h.lo
-		if lo.Cmp(next) < 0 {
-			lo = next
-		}
-		if h.hi.Cmp(lo) >= 0 {
-			leased.Add(leased, new(big.Int).Sub(h.hi, lo))
-			leased.Add(leased, big.NewInt(1))
-		}
-		if h.hi.Cmp(next) >= 0 {
-			next = new(big.Int).Add(h.hi, big.NewInt(1))
-		}
-	}
-	if free == nil && next.Cmp(count) < 0 {
-		free = next
-	}
-	if free == nil {
-		return nil, &NoFreeSubnetError{Family: p.family, Network: p.network, Total: count, Leased: leased}
-	}
-	return nthSubnet(p.network, p.subLen, free), nil
+	slices.SortFunc(out, func(a, b *big.Int) int { return a.Cmp(b) })
+	return slices.CompactFunc(out, func(a, b *big.Int) bool { return a.Cmp(b) == 0 })
 }
 
 // acquirer is one Acquire (or Move) call; it keeps the etcd lease it granted across
@@ -353,7 +359,7 @@ func (a *acquirer) try(ctx context.Context) (*Lease, error) {
 	s6 := reuse(p6, ownRec.IPv6Subnet)
 	if s6 == nil {
 		fresh = true
-		if s6, err = p6.pick(attrs.HintIPv6, nil, a.key); err != nil {
+		if s6, err = p6.pick(attrs.HintIPv6, nil, a.key, r.lowestFirst); err != nil {
 			return nil, err
 		}
 	}
@@ -362,7 +368,7 @@ func (a *acquirer) try(ctx context.Context) (*Lease, error) {
 		if s4 = reuse(p4, ownRec.Subnet); s4 == nil {
 			fresh = true
 			// Same index as the IPv6 subnet keeps the two easy to correlate.
-			if s4, err = p4.pick(attrs.HintIPv4, p6.index(s6), a.key); err != nil {
+			if s4, err = p4.pick(attrs.HintIPv4, p6.index(s6), a.key, r.lowestFirst); err != nil {
 				return nil, err
 			}
 		}

@@ -29,7 +29,11 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := testutil.StartEtcd(t)
-	return &env{t: t, e: e, cli: e.Client, r: New(e.Client, "/"+testutil.UniqueName("t")), ctx: testutil.Context(t, time.Minute)}
+	r := New(e.Client, "/"+testutil.UniqueName("t"))
+	// Exact allocations are asserted below; TestAcquireRandom covers the
+	// random choice the daemon uses.
+	r.lowestFirst = true
+	return &env{t: t, e: e, cli: e.Client, r: r, ctx: testutil.Context(t, time.Minute)}
 }
 
 func (v *env) config(js string) *Config {

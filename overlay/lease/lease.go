@@ -100,6 +100,9 @@ type Registry struct {
 	prefix string
 	log    *slog.Logger
 	warns  warnOnce // invalid records already reported
+	// lowestFirst makes Acquire take the lowest free subnet instead of a
+	// random one: tests that assert exact allocations set it.
+	lowestFirst bool
 }
 
 // New returns a Registry; prefix "" means DefaultPrefix. A trailing slash is

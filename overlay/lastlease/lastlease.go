@@ -1,0 +1,125 @@
+// Package lastlease keeps this node's last lease (VTEP and subnets) on disk
+// under /var/lib, so that a node that was down longer than its lease TTL (a
+// reboot clears the subnet file in /run) can ask for its old subnet(s)
+// again: its containers come back with addresses from them.
+package lastlease
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+)
+
+// DefaultPath is where vxlan6d keeps it unless --lease-file says otherwise.
+const DefaultPath = "/var/lib/vxlan6/lease.json"
+
+// Last is the persisted lease. NodeName and the networks tell whether the
+// file still applies (a disk image copied to another host, a renumbered
+// network).
+type Last struct {
+	NodeName    string     `json:"NodeName"`
+	VTEP        net.IP     `json:"VTEP"`
+	IPv6Network *net.IPNet `json:"-"`
+	IPv6Subnet  *net.IPNet `json:"-"`
+	Network     *net.IPNet `json:"-"` // IPv4, dual-stack only
+	Subnet      *net.IPNet `json:"-"`
+}
+
+type file struct {
+	NodeName    string `json:"NodeName"`
+	VTEP        string `json:"VTEP"`
+	IPv6Network string `json:"IPv6Network"`
+	IPv6Subnet  string `json:"IPv6Subnet"`
+	Network     string `json:"Network,omitempty"`
+	Subnet      string `json:"Subnet,omitempty"`
+}
+
+func str(n *net.IPNet) string {
+	if n == nil {
+		return ""
+	}
+	return n.String()
+}
+
+// Save writes l to path atomically (temp file, fsync, rename).
+func Save(path string, l *Last) error {
+	if l.VTEP == nil || l.IPv6Subnet == nil || l.IPv6Network == nil {
+		return fmt.Errorf("save last lease to %s: needs VTEP, IPv6Network and IPv6Subnet", path)
+	}
+	data, err := json.Marshal(file{NodeName: l.NodeName, VTEP: l.VTEP.String(), IPv6Network: str(l.IPv6Network),
+		IPv6Subnet: str(l.IPv6Subnet), Network: str(l.Network), Subnet: str(l.Subnet)})
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(path, append(data, '\n')); err != nil {
+		return fmt.Errorf("save last lease to %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	return err
+}
+
+// ErrNone is returned by Load when there is no file.
+var ErrNone = errors.New("no last lease saved")
+
+// Load reads path. A missing file is ErrNone; anything unparsable is an
+// error naming the file (the caller then simply has no hint).
+func Load(path string) (*Last, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s", ErrNone, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read last lease %s: %w", path, err)
+	}
+	var f file
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("read last lease %s: %w", path, err)
+	}
+	l := &Last{NodeName: f.NodeName, VTEP: net.ParseIP(f.VTEP)}
+	if l.VTEP == nil {
+		return nil, fmt.Errorf("read last lease %s: VTEP %q is not an IP address", path, f.VTEP)
+	}
+	for _, p := range []struct {
+		dst      **net.IPNet
+		s, field string
+		optional bool
+	}{
+		{&l.IPv6Network, f.IPv6Network, "IPv6Network", false}, {&l.IPv6Subnet, f.IPv6Subnet, "IPv6Subnet", false},
+		{&l.Network, f.Network, "Network", true}, {&l.Subnet, f.Subnet, "Subnet", true},
+	} {
+		if p.s == "" && p.optional {
+			continue
+		}
+		_, n, err := net.ParseCIDR(p.s)
+		if err != nil {
+			return nil, fmt.Errorf("read last lease %s: %s %q is not a CIDR", path, p.field, p.s)
+		}
+		*p.dst = n
+	}
+	return l, nil
+}
