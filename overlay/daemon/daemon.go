@@ -22,7 +22,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"time"
 
@@ -53,13 +52,11 @@ type daemon struct {
 	prevVTEP net.IP
 	lease    *lease.Lease
 	dev      *vxlan.Device
-	// peers are what is programmed, keyed by VTEP string; byMAC maps each
-	// peer MAC to its VTEP, to refuse a lease that reuses another peer's MAC
-	// cheaply (vxlan.Reconcile refuses a set with such conflicts as a
-	// whole). Shared subnets need no such map: lease.List/Watch already
-	// resolve them (the earlier lease wins).
+	// peers are what is programmed, keyed by VTEP string. Conflicts
+	// between leases (a shared subnet or MAC) need no bookkeeping here:
+	// lease.List/Watch are the arbiter (the first holder, by
+	// CreateRevision, wins) and deliver no two leases sharing either.
 	peers map[string]vxlan.Peer
-	byMAC map[string]string
 
 	kaCancel context.CancelFunc
 	kaDone   chan struct{}
@@ -99,7 +96,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	d := &daemon{
 		o: o, log: log, m: newMetrics(o.LeaseTTL),
-		peers: map[string]vxlan.Peer{}, byMAC: map[string]string{},
+		peers:   map[string]vxlan.Peer{},
 		leaseCh: make(chan *lease.Lease, 4),
 	}
 	srvCtx, stopSrv := context.WithCancel(context.Background())
@@ -566,23 +563,15 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 
 // peerFor turns a lease into a peer, or says why it is not one.
 // lease.List/Watch deliver only well-formed records inside the network with
-// no subnet shared between them, and vxlan.ValidatePeer is the data path's
-// own check; what neither knows is this node: our VTEP (public or local),
-// our device MAC and our subnets, which a lease created before ours may
-// still claim, and MACs shared between leases (byMAC: MAC -> VTEP of the
-// peers taken so far).
-func (d *daemon) peerFor(l *lease.Lease, byMAC map[string]string) (vxlan.Peer, string) {
+// no subnet or MAC shared between them, and vxlan.ValidatePeer is the data
+// path's own check; what neither knows is this node, which lease.Self.Judge
+// checks.
+func (d *daemon) peerFor(l *lease.Lease) (vxlan.Peer, string) {
 	p := vxlan.Peer{VTEP: l.VTEP, MAC: l.VtepMAC, IPv6Subnet: l.IPv6Subnet, IPv4Subnet: l.IPv4Subnet}
 	if err := vxlan.ValidatePeer(p); err != nil {
 		return p, err.Error()
 	}
-	if why := d.self().Judge(l); why != "" {
-		return p, why
-	}
-	if v, ok := byMAC[p.MAC.String()]; ok && v != p.VTEP.String() {
-		return p, fmt.Sprintf("shares the MAC %s of the lease of %s", p.MAC, v)
-	}
-	return p, ""
+	return p, d.self().Judge(l)
 }
 
 // resync Lists every lease and reconciles the device to it (never flushing
@@ -606,15 +595,11 @@ func (d *daemon) resync(ctx context.Context) (*lease.Snapshot, bool) {
 // reconcileTo makes the peers exactly the valid leases of snap. quiet logs
 // at debug level when the bookkeeping did not change (the periodic resync).
 func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
-	// On conflicts (shared subnet or MAC) the older record wins, whatever
-	// the key order: a newcomer cannot evict a working peer.
-	sort.SliceStable(snap.Leases, func(i, j int) bool { return snap.Leases[i].ModRevision < snap.Leases[j].ModRevision })
 	peers := make(map[string]vxlan.Peer, len(snap.Leases))
-	byMAC := make(map[string]string, len(snap.Leases))
 	skipped := 0
 	for i := range snap.Leases {
 		l := &snap.Leases[i]
-		p, why := d.peerFor(l, byMAC)
+		p, why := d.peerFor(l)
 		if why != "" {
 			if !d.isOwn(l) {
 				skipped++
@@ -626,7 +611,6 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
 		}
 		k := p.VTEP.String()
 		peers[k] = p
-		byMAC[p.MAC.String()] = k
 	}
 	list := make([]vxlan.Peer, 0, len(peers))
 	for _, p := range peers {
@@ -641,7 +625,7 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, quiet bool) {
 	}
 	added, removed, changed := diffPeers(d.peers, peers)
 	rev, skippedTotal := snap.Revision, snap.Skipped+skipped
-	d.peers, d.byMAC = peers, byMAC
+	d.peers = peers
 	d.m.update(func(m *metrics) { m.reconciles++; m.peers = len(peers) })
 	// The snapshot's leases (thousands of records) and the five kernel
 	// dumps are garbage now (the caller keeps the snapshot only to start
@@ -778,7 +762,7 @@ func (d *daemon) apply(ev lease.Event) {
 	switch ev.Type {
 	case lease.Added:
 		d.countEvent("added")
-		p, why := d.peerFor(l, d.byMAC)
+		p, why := d.peerFor(l)
 		k := ipStr(l.VTEP)
 		if why != "" {
 			if !d.isOwn(l) {
@@ -816,7 +800,6 @@ func (d *daemon) apply(ev lease.Event) {
 func (d *daemon) setPeer(p vxlan.Peer) {
 	k := p.VTEP.String()
 	d.peers[k] = p
-	d.byMAC[p.MAC.String()] = k
 	d.m.update(func(m *metrics) { m.peers = len(d.peers) })
 }
 
@@ -824,9 +807,6 @@ func (d *daemon) setPeer(p vxlan.Peer) {
 func (d *daemon) forget(p vxlan.Peer) {
 	k := p.VTEP.String()
 	delete(d.peers, k)
-	if d.byMAC[p.MAC.String()] == k {
-		delete(d.byMAC, p.MAC.String())
-	}
 	d.m.update(func(m *metrics) { m.peers = len(d.peers) })
 }
 

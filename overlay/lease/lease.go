@@ -22,8 +22,10 @@
 //
 // Every record read from etcd is validated (List, Watch): records that are
 // not JSON, whose key does not match their VTEP, whose subnet is outside the
-// network or of the wrong length, or that overlap a lease created earlier are
-// skipped with a warning and never reach the caller.
+// network or of the wrong length, or that share a subnet or VtepMAC with a
+// lease created earlier (the first holder, by CreateRevision, wins: see
+// index in watch.go and Self.Judge in arbiter.go) are skipped with a warning
+// and never reach the caller.
 package lease
 
 import (
@@ -78,6 +80,9 @@ type Lease struct {
 	PublicIPv4  net.IP // informational, may be nil
 	Reserved    bool   // written without TTL by an operator
 	ModRevision int64
+	// CreateRevision is when the record was created: of two leases that
+	// claim one subnet or MAC, the one created first holds it.
+	CreateRevision int64
 	// EtcdLease is the etcd lease the record is bound to; 0 for a reservation.
 	EtcdLease clientv3.LeaseID
 }

@@ -172,6 +172,7 @@ func parseLease(cfg *Config, leasesPrefix string, kv keyValue, warn func(string)
 		}
 	}
 	l.ModRevision = kv.modRev
+	l.CreateRevision = kv.createRev
 	l.EtcdLease = clientv3.LeaseID(kv.lease)
 	l.Reserved = kv.lease == 0
 	return l, nil

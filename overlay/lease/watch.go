@@ -17,8 +17,8 @@ import (
 )
 
 // Snapshot is every valid lease at one revision. Invalid records (bad JSON,
-// subnet outside the network, overlapping an earlier lease) are skipped with a
-// slog warning; they are counted in Skipped.
+// subnet outside the network, sharing a subnet or MAC with an earlier lease)
+// are skipped with a slog warning; they are counted in Skipped.
 type Snapshot struct {
 	Leases   []Lease
 	Revision int64
@@ -112,9 +112,9 @@ func (r *Registry) List(ctx context.Context, cfg *Config) (*Snapshot, error) {
 // and stops; the caller Lists again and calls Watch from the new revision.
 // The channel is closed when the watch stops. rev 0 means from now on.
 //
-// Overlap between leases is resolved as in List (the earlier created lease
-// wins), so a record that starts or stops shadowing another produces Added
-// and Removed events for both as needed.
+// Conflicts between leases (a shared subnet or VtepMAC) are resolved as in
+// List (the earlier created lease wins), so a record that starts or stops
+// shadowing another produces Added and Removed events for both as needed.
 func (r *Registry) Watch(ctx context.Context, cfg *Config, rev int64) <-chan Event {
 	return r.startWatch(ctx, cfg, rev, nil)
 }
@@ -242,9 +242,13 @@ func (r *Registry) loadAt(ctx context.Context, cfg *Config, rev *int64, resync f
 	}
 }
 
-// index is the set of lease records of one watch, resolving overlaps so that
-// List and Watch agree: a valid record is active unless one of its subnets is
-// held by an active record created earlier.
+// index is the set of lease records of one watch and the lease arbiter: it
+// resolves conflicts so that List and Watch agree and every consumer (the
+// daemon, and through it the vxlan device) sees one answer. A valid record
+// is active unless one of its subnets or its VtepMAC is held by an active
+// record created earlier: "older" means the first holder, by CreateRevision,
+// never ModRevision (a renewed or rewritten record keeps its seniority, and a
+// newcomer cannot evict a working peer by writing later).
 type index struct {
 	r        *Registry
 	cfg      *Config
@@ -252,6 +256,7 @@ type index struct {
 	recs     map[string]*entry // valid records, active or shadowed
 	own6     map[string]string // IPv6 subnet -> key of the active holder
 	own4     map[string]string
+	ownMAC   map[string]string // VtepMAC -> key of the active holder
 	invalid  int
 	shadowed int
 	quiet    bool // no warnings (re-reading what the caller's List already reported)
@@ -264,7 +269,8 @@ type entry struct {
 }
 
 func (r *Registry) newIndex(cfg *Config) *index {
-	return &index{r: r, cfg: cfg, pfx: r.LeasesPrefix(), recs: map[string]*entry{}, own6: map[string]string{}, own4: map[string]string{}}
+	return &index{r: r, cfg: cfg, pfx: r.LeasesPrefix(), recs: map[string]*entry{},
+		own6: map[string]string{}, own4: map[string]string{}, ownMAC: map[string]string{}}
 }
 
 func (ix *index) warn(key string, rev int64, msg string) {
@@ -323,6 +329,11 @@ func (ix *index) conflict(key string, l *Lease) string {
 			return k
 		}
 	}
+	// Two peers with one MAC would make the kernel's fdb send one node's
+	// traffic to the other: the MAC is held like a subnet.
+	if k, ok := ix.ownMAC[l.VtepMAC.String()]; ok && k != key {
+		return k
+	}
 	return ""
 }
 
@@ -332,6 +343,7 @@ func (ix *index) claim(key string, e *entry) {
 	if e.lease.IPv4Subnet != nil {
 		ix.own4[subnetKey(e.lease.IPv4Subnet)] = key
 	}
+	ix.ownMAC[e.lease.VtepMAC.String()] = key
 }
 
 func (ix *index) release(key string, e *entry) {
@@ -344,6 +356,9 @@ func (ix *index) release(key string, e *entry) {
 	}
 	if e.lease.IPv4Subnet != nil && ix.own4[subnetKey(e.lease.IPv4Subnet)] == key {
 		delete(ix.own4, subnetKey(e.lease.IPv4Subnet))
+	}
+	if ix.ownMAC[e.lease.VtepMAC.String()] == key {
+		delete(ix.ownMAC, e.lease.VtepMAC.String())
 	}
 }
 
@@ -364,6 +379,7 @@ func (ix *index) resolve(changed string) []Event {
 	})
 	clear(ix.own6)
 	clear(ix.own4)
+	clear(ix.ownMAC)
 	ix.shadowed = 0
 	var evs []Event
 	for _, k := range keys {
@@ -372,7 +388,7 @@ func (ix *index) resolve(changed string) []Event {
 		if other := ix.conflict(k, &e.lease); other != "" {
 			ix.shadowed++
 			if prev[k] || k == changed || changed == "" {
-				ix.warn(k, e.lease.ModRevision, fmt.Sprintf("its subnet overlaps the earlier lease %s", clip(other)))
+				ix.warn(k, e.lease.ModRevision, fmt.Sprintf("its subnet or VtepMAC is held by the earlier lease %s", clip(other)))
 			}
 			if prev[k] {
 				evs = append(evs, Event{Type: Removed, Lease: e.lease})
