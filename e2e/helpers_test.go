@@ -151,3 +151,10 @@ func envOr(k, def string) string {
 	}
 	return def
 }
+
+// startAll starts a daemon on every host and waits until each is ready;
+// extra holds per-host flags by 0-based host index (may be nil).
+func startAll(t *testing.T, b *testbed.Bed, extra map[int][]string) {
+	t.Helper()
+	b.StartDaemons(readyTimeout, func(h *testbed.Host) []string { return extra[h.ID-1] })
+}

@@ -19,7 +19,9 @@ import (
 
 // TestIPv6MeshJoinAndVTEPs: three IPv6-only hosts, each naming its VTEP a
 // different way, two containers each, full mesh; then a fourth host (VTEP
-// autodetected) joins and is reachable from every container within seconds.
+// autodetected) joins and is reachable from every container within seconds,
+// and a fifth (--iface <name>) joins too: every host routes to every other,
+// all containers reach each other, and the underlay carries no IPv4.
 func TestIPv6MeshJoinAndVTEPs(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, 3, false)
@@ -87,6 +89,34 @@ func TestIPv6MeshJoinAndVTEPs(t *testing.T) {
 	}
 	t.Logf("figure: 4th host ready %.2fs after its daemon started; its container reachable from all %d containers %.2fs after start",
 		ready.Seconds(), len(cs), slowest.Seconds())
+
+	// A fifth host names its uplink by name: the lowest usable address there.
+	h5 := b.AddHost()
+	h5.StartDaemon("--iface", testbed.Uplink)
+	h5.Daemon().WaitReady(readyTimeout)
+	checkVTEP(t, b, h5, h5.Addr1, "--iface <name>")
+	c5 := h5.AddContainer()
+	for _, h := range b.Hosts {
+		if err := testbed.Eventually(testbed.PeerTimeout, 100*time.Millisecond, func() error {
+			rs, err := h.Routes()
+			if err != nil {
+				return err
+			}
+			if len(rs) != len(b.Hosts)-1 {
+				return fmt.Errorf("%s routes %v, want %d peers", h.Name, rs, len(b.Hosts)-1)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meshPing(t, targets(append(cs, c4, c5), false))
+	// No IPv4 anywhere on the underlay.
+	for _, h := range b.Hosts {
+		if out := h.MustExec("ip", "-4", "addr", "show", "dev", testbed.Uplink); strings.TrimSpace(out) != "" {
+			t.Errorf("%s uplink has IPv4: %s", h.Name, out)
+		}
+	}
 }
 
 // checkVTEP asserts the VTEP in the subnet file, the vxlan device's local
@@ -111,7 +141,8 @@ func checkVTEP(t *testing.T, b *testbed.Bed, h *testbed.Host, want net.IP, how s
 }
 
 // TestDualStack: IPv4 and IPv6 pods over the IPv6-only underlay, both
-// families reachable across hosts.
+// families reachable across hosts; the subnet file's MTU is the device's, so
+// full-size DF packets of both families cross.
 func TestDualStack(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, 3, true)
@@ -124,12 +155,35 @@ func TestDualStack(t *testing.T) {
 		}
 		cs = append(cs, c)
 	}
+	sf, err := b.Hosts[0].SubnetConfig()
+	if err != nil || sf.SubnetV4 == nil {
+		t.Fatalf("subnet file lacks IPv4: %v %+v", err, sf)
+	}
 	t.Run("IPv6", func(t *testing.T) { meshPing(t, targets(cs, false)) })
 	t.Run("IPv4", func(t *testing.T) { meshPing(t, targets(cs, true)) })
 	// The underlay stays IPv6-only: no IPv4 address on any uplink.
 	for _, h := range b.Hosts {
 		if out := h.MustExec("ip", "-4", "-o", "addr", "show", "dev", testbed.Uplink); strings.TrimSpace(out) != "" {
 			t.Errorf("%s: IPv4 on the underlay: %s", h.Name, out)
+		}
+	}
+	// The subnet file's MTU is exactly the device's, so a full-size packet
+	// with DF crosses the overlay (flannel advertised 20 bytes too many).
+	out := b.Hosts[0].MustExec("ip", "-o", "link", "show", "dev", testbed.Device)
+	if !strings.Contains(out, fmt.Sprintf(" mtu %d ", sf.MTU)) {
+		t.Fatalf("subnet file MTU %d, device: %s", sf.MTU, out)
+	}
+	c1, c2 := cs[0], cs[1]
+	for _, c := range []struct {
+		dst     net.IP
+		payload int // MTU minus IP and ICMP headers
+	}{{c2.IPv6, sf.MTU - 48}, {c2.IPv4, sf.MTU - 28}} {
+		fam := "-6"
+		if c.dst.To4() != nil {
+			fam = "-4"
+		}
+		if out, err := c1.Exec("ping", fam, "-n", "-q", "-c", "2", "-W", "2", "-M", "do", "-s", fmt.Sprint(c.payload), c.dst.String()); err != nil {
+			t.Errorf("full-size (%d) DF ping to %s: %v\n%s", c.payload, c.dst, err, out)
 		}
 	}
 }
@@ -214,9 +268,10 @@ func firstLine(s string) string {
 	return s
 }
 
-// TestDaemonRestartUnderTraffic: a clean restart (SIGTERM) on one host and a
-// crash (SIGKILL) + restart on the other while containers ping across them:
-// no echo is lost, and the data path is the same afterwards.
+// TestDaemonRestartUnderTraffic: a clean restart (SIGTERM, exit 0) on one host
+// and a crash (SIGKILL) + restart on the other while containers ping across
+// them: no echo is lost, the subnet stays, and both hosts' data paths are the
+// same afterwards.
 func TestDaemonRestartUnderTraffic(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, 2, false)
@@ -226,7 +281,15 @@ func TestDaemonRestartUnderTraffic(t *testing.T) {
 	if err := waitReach(c1.Name, c2.IPv6, meshTimeout); err != nil {
 		t.Fatal(err)
 	}
+	sf1, err := h1.SubnetConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dp1, err := h1.DataPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp2, err := h2.DataPath()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,18 +308,26 @@ func TestDaemonRestartUnderTraffic(t *testing.T) {
 	h2.StartDaemon().WaitReady(readyTimeout)
 
 	for _, x := range []*testbed.Traffic{tr, tr2} {
-		if out, err := x.Wait(); err != nil {
+		if out, err := x.Wait(); err != nil || !strings.Contains(out, " 0% packet loss") {
 			t.Errorf("echoes lost while daemons restarted: %v\n%s", err, out)
 		} else {
 			t.Logf("no loss: %s", lossLine(out))
 		}
 	}
-	dp1b, err := h1.DataPath()
-	if err != nil {
-		t.Fatal(err)
+	if sf, err := h1.SubnetConfig(); err != nil || sf.SubnetV6.String() != sf1.SubnetV6.String() {
+		t.Errorf("subnet changed across restart: %s -> %v (%v)", sf1.SubnetV6, sf, err)
 	}
-	if dp1 != dp1b {
-		t.Errorf("%s data path changed across restarts:\nbefore:\n%s\nafter:\n%s", h1.Name, dp1, dp1b)
+	for _, c := range []struct {
+		h      *testbed.Host
+		before string
+	}{{h1, dp1}, {h2, dp2}} {
+		after, err := c.h.DataPath()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after != c.before {
+			t.Errorf("%s data path changed across restarts:\nbefore:\n%s\nafter:\n%s", c.h.Name, c.before, after)
+		}
 	}
 }
 
@@ -270,8 +341,9 @@ func lossLine(out string) string {
 }
 
 // TestEtcdOutageUnderTraffic: etcd goes away for longer than a renewal
-// period while containers ping across hosts: no echo is lost, the daemons
-// keep running, and once etcd is back they see a host that joins.
+// period while containers ping across hosts: no echo is lost, the data path
+// stays as it is, the daemons keep running, and once etcd is back they see a
+// host that joins (routes on both, reachable both ways).
 func TestEtcdOutageUnderTraffic(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, 3, false)
@@ -288,19 +360,26 @@ func TestEtcdOutageUnderTraffic(t *testing.T) {
 	if err := waitReach(c1.Name, c2.IPv6, meshTimeout); err != nil {
 		t.Fatal(err)
 	}
+	dp1, err := h1.DataPath()
+	if err != nil {
+		t.Fatal(err)
+	}
 	outage := 2 * ttl / 3 // longer than a renewal period, shorter than the TTL
 	tr := c1.StartPing(c2.IPv6, int((outage+4*time.Second)/(200*time.Millisecond)))
 	time.Sleep(time.Second)
 	b.StopEtcd()
 	t.Logf("etcd stopped for %s", outage)
 	time.Sleep(outage)
+	if dp, _ := h1.DataPath(); dp != dp1 {
+		t.Errorf("data path changed while etcd was away:\nbefore:\n%s\nafter:\n%s", dp1, dp)
+	}
 	for _, h := range []*testbed.Host{h1, h2} {
 		if h.Daemon().Exited() {
 			t.Errorf("vxlan6d on %s exited while etcd was away: %v", h.Name, h.Daemon().ExitErr())
 		}
 	}
 	b.StartEtcd()
-	if out, err := tr.Wait(); err != nil {
+	if out, err := tr.Wait(); err != nil || !strings.Contains(out, " 0% packet loss") {
 		t.Errorf("echoes lost while etcd was away: %v\n%s", err, out)
 	} else {
 		t.Logf("no loss: %s", lossLine(out))
@@ -308,12 +387,16 @@ func TestEtcdOutageUnderTraffic(t *testing.T) {
 	// The daemons watch again: a host that joins now reaches the others.
 	h3.StartDaemon(flags...)
 	h3.Daemon().WaitReady(readyTimeout)
+	sf3 := h3.WaitSubnetFile(readyTimeout)
+	h1.WaitRoute(t, sf3.SubnetV6, true, 45*time.Second)
+	h2.WaitRoute(t, sf3.SubnetV6, true, 45*time.Second)
 	c3 := h3.AddContainer()
 	for _, c := range []*testbed.Container{c1, c2} {
 		if err := waitReach(c.Name, c3.IPv6, meshTimeout); err != nil {
 			t.Errorf("after etcd came back: %v", err)
 		}
 	}
+	c3.MustPing(t, c1.IPv6)
 	// And the old leases survived the outage.
 	for _, h := range []*testbed.Host{h1, h2} {
 		cfg := h.WaitSubnetFile(readyTimeout)
@@ -324,8 +407,10 @@ func TestEtcdOutageUnderTraffic(t *testing.T) {
 }
 
 // TestHostRemovedRoutesExpire: a host vanishes (daemon killed, uplink cut);
-// after the lease TTL its fdb entry and routes are gone from the others,
-// while traffic between the survivors never stops.
+// after the lease TTL its fdb entry, routes and lease are gone from the
+// others, while traffic between the survivors never stops. When it comes
+// back it gets the same subnet (the hint of its subnet file) and the others
+// route to it again.
 func TestHostRemovedRoutesExpire(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, 3, false)
@@ -379,5 +464,14 @@ func TestHostRemovedRoutesExpire(t *testing.T) {
 	}
 	if out, err := tr.Wait(); err != nil {
 		t.Errorf("survivors lost echoes while %s went away: %v\n%s", h3.Name, err, out)
+	}
+
+	b.MustExec(b.Switch, "ip", "link", "set", fmt.Sprintf("p%d", h3.ID), "up")
+	h3.StartDaemon("--lease-ttl", ttl.String()).WaitReady(readyTimeout)
+	if sf, err := h3.SubnetConfig(); err != nil || sf.SubnetV6.String() != cfg3.SubnetV6.String() {
+		t.Errorf("subnet after expiry and restart %v (%v), want %s", sf, err, cfg3.SubnetV6)
+	}
+	for _, h := range []*testbed.Host{h1, h2} {
+		h.WaitRoute(t, cfg3.SubnetV6, true, testbed.PeerTimeout)
 	}
 }

@@ -435,7 +435,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		stopCtrd()
 		if owner.Failed() {
 			b, _ := os.ReadFile(logf.Name())
-			owner.Logf("containerd log:\n%s", tail(string(b), 8<<10))
+			owner.Logf("containerd log:\n%s", testbed.Tail(string(b), 8<<10))
 		}
 	})
 	if err := testbed.Eventually(20*time.Second, 100*time.Millisecond, func() error {
@@ -522,11 +522,4 @@ func envOrDefault(env map[string]string, k, def string) string {
 		return v
 	}
 	return def
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "...\n" + s[len(s)-n:]
 }

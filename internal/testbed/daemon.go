@@ -76,7 +76,7 @@ func (h *Host) StartDaemon(args ...string) *Daemon {
 	t.Cleanup(func() {
 		d.Kill()
 		if t.Failed() {
-			t.Logf("log of vxlan6d #%d on %s (%s):\n%s", len(h.daemons), h.Name, d.LogPath, tail(d.Log(), 24<<10))
+			t.Logf("log of vxlan6d #%d on %s (%s):\n%s", len(h.daemons), h.Name, d.LogPath, Tail(d.Log(), 24<<10))
 		}
 	})
 	return d
@@ -171,10 +171,10 @@ func (d *Daemon) WaitLog(substr string, timeout time.Duration) error {
 			if strings.Contains(d.Log(), substr) {
 				return nil
 			}
-			return fmt.Errorf("vxlan6d on %s exited (%v) before logging %q:\n%s", d.Host.Name, d.ExitErr(), substr, tail(d.Log(), 4<<10))
+			return fmt.Errorf("vxlan6d on %s exited (%v) before logging %q:\n%s", d.Host.Name, d.ExitErr(), substr, Tail(d.Log(), 4<<10))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("vxlan6d on %s did not log %q within %s:\n%s", d.Host.Name, substr, timeout, tail(d.Log(), 4<<10))
+			return fmt.Errorf("vxlan6d on %s did not log %q within %s:\n%s", d.Host.Name, substr, timeout, Tail(d.Log(), 4<<10))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -248,11 +248,4 @@ func (h *Host) Run(timeout time.Duration, env []string, args ...string) (stdout,
 		}
 	}
 	return so.String(), se.String(), code
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "...\n" + s[len(s)-n:]
 }

@@ -182,7 +182,7 @@ func (c *EtcdCluster) start(m *EtcdMember, initial string) {
 		m.Kill()
 		if t.Failed() {
 			log, _ := os.ReadFile(m.LogPath)
-			t.Logf("log of etcd member %s:\n%s", m.Name, tail(string(log), 8<<10))
+			t.Logf("log of etcd member %s:\n%s", m.Name, Tail(string(log), 8<<10))
 		}
 	})
 }
@@ -261,7 +261,7 @@ func (c *EtcdCluster) waitServing() {
 		for _, m := range c.Members {
 			if m.Exited() {
 				log, _ := os.ReadFile(m.LogPath)
-				t.Fatalf("etcd member %s exited while starting:\n%s", m.Name, tail(string(log), 4<<10))
+				t.Fatalf("etcd member %s exited while starting:\n%s", m.Name, Tail(string(log), 4<<10))
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -174,7 +174,7 @@ func (b *Bed) startRouter() {
 		}
 		if b.T.Failed() {
 			l, _ := os.ReadFile(log)
-			b.T.Logf("radvd log:\n%s", tail(string(l), 4<<10))
+			b.T.Logf("radvd log:\n%s", Tail(string(l), 4<<10))
 		}
 	})
 	// radvd is up once it sends its first RA; a host that comes up before

@@ -1,4 +1,4 @@
-package daemon_test
+package e2e
 
 import (
 	"context"
@@ -23,7 +23,8 @@ import (
 // VXLAN6_SUBNET_HELD_BY and ADD answers "try again later" (code 11). Once
 // the other lease lets go, the mark goes and ADD works again.
 func TestSubnetHeldByOtherNodeBlocksADD(t *testing.T) {
-	b := newBed(t, 1, false)
+	t.Parallel()
+	b := testbed.NewConfigured(t, testbed.Options{Hosts: 1}, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	reg := b.Registry()

@@ -1,4 +1,4 @@
-package daemon_test
+package e2e
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 // interval after interval, the data path stays, and once etcd answers again
 // the daemon carries on with the same subnet, without a restart.
 func TestFrozenEtcdDoesNotHangLoop(t *testing.T) {
+	t.Parallel()
 	b := testbed.New(t, testbed.Options{Hosts: 1})
 	h := b.Hosts[0]
 	// An etcd process of its own (the bed's is in the test process).
