@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+
+	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
 // populate makes n allocations quickly (without fsync), as if the node had
@@ -24,7 +26,7 @@ func populate(b *testing.B, dir string, subnet *net.IPNet, n int) {
 }
 
 func benchAllocRelease(b *testing.B, cidr string, present int, opts Options) {
-	subnet := mustCIDR(b, cidr)
+	subnet := testutil.MustCIDR(cidr)
 	dir := b.TempDir()
 	populate(b, dir, subnet, present)
 	s, err := OpenWithOptions(dir, opts)
@@ -64,7 +66,7 @@ func BenchmarkAllocateRelease(b *testing.B) {
 // What one plugin exec pays: Open, Allocate, Close (the plugin is a fresh
 // process each time), on a /64 with 10k allocations.
 func BenchmarkOpenAllocateClose(b *testing.B) {
-	subnet := mustCIDR(b, "fd00:2::/64")
+	subnet := testutil.MustCIDR("fd00:2::/64")
 	dir := b.TempDir()
 	populate(b, dir, subnet, 10000)
 	subnets := []*net.IPNet{subnet}
@@ -83,7 +85,7 @@ func BenchmarkOpenAllocateClose(b *testing.B) {
 
 // An idempotent repeat (CHECK-like) and Free (STATUS) write nothing.
 func BenchmarkRepeatAndFree(b *testing.B) {
-	subnet := mustCIDR(b, "fd00:3::/64")
+	subnet := testutil.MustCIDR("fd00:3::/64")
 	dir := b.TempDir()
 	populate(b, dir, subnet, 10000)
 	s, err := Open(dir)
@@ -109,7 +111,7 @@ func BenchmarkRepeatAndFree(b *testing.B) {
 	// A dual-stack node whose IPv4 /24 is full (253 containers): Free must
 	// count, and still stays cheap.
 	dsDir := b.TempDir()
-	v6, v4 := mustCIDR(b, "fd00:4::/64"), mustCIDR(b, "10.4.0.0/24")
+	v6, v4 := testutil.MustCIDR("fd00:4::/64"), testutil.MustCIDR("10.4.0.0/24")
 	ds, err := OpenWithOptions(dsDir, Options{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
@@ -133,7 +135,7 @@ func BenchmarkRepeatAndFree(b *testing.B) {
 // Many plugin processes at once (50 parallel ADDs): each goroutine has its
 // own Store, hence its own flock, like a separate process.
 func BenchmarkParallelAllocate(b *testing.B) {
-	subnet := mustCIDR(b, "fd00:5::/64")
+	subnet := testutil.MustCIDR("fd00:5::/64")
 	dir := b.TempDir()
 	subnets := []*net.IPNet{subnet}
 	var seq atomic.Int64

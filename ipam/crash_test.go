@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vxlan6/vxlan6/internal/testutil"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -99,7 +101,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 func cidrs(t testing.TB, list string) []*net.IPNet {
 	var out []*net.IPNet
 	for _, c := range strings.Split(list, ",") {
-		out = append(out, mustCIDR(t, c))
+		out = append(out, testutil.MustCIDR(c))
 	}
 	return out
 }
@@ -167,7 +169,7 @@ func checkReservationsListed(t *testing.T, dir string) {
 // address's name after the first was reserved) undoes the whole call.
 func TestFailedReservationIsUndone(t *testing.T) {
 	s, dir := openTest(t, Options{})
-	v6, v4 := mustCIDR(t, "fd00:c5::/64"), mustCIDR(t, "10.197.0.0/24")
+	v6, v4 := testutil.MustCIDR("fd00:c5::/64"), testutil.MustCIDR("10.197.0.0/24")
 	foreign := filepath.Join(dir, "ips", "10.197.0.2") // the first pick in a fresh /24
 	crashHook = func(point string) {
 		if point == "allocate:reserved:0" {
@@ -204,7 +206,7 @@ func TestFailedReservationIsUndone(t *testing.T) {
 // reports it too (the addresses are freed regardless: it cannot be undone).
 func TestFsyncFailure(t *testing.T) {
 	s, dir := openTest(t, Options{})
-	v6, v4 := mustCIDR(t, "fd00:c6::/64"), mustCIDR(t, "10.198.0.0/24")
+	v6, v4 := testutil.MustCIDR("fd00:c6::/64"), testutil.MustCIDR("10.198.0.0/24")
 	alloc(t, s, "kept", "eth0", v6, v4)
 	fsyncFd = func(int) error { return errors.New("injected EIO") }
 	defer func() { fsyncFd = unix.Fsync }()

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
 // BenchmarkFirstAllocateAfterReboot is the store's share of the first ADD
@@ -20,7 +22,7 @@ import (
 //
 //	go test -run '^$' -bench FirstAllocateAfterReboot -benchtime 20x ./ipam/
 func BenchmarkFirstAllocateAfterReboot(b *testing.B) {
-	sn := []*net.IPNet{mustCIDR(b, "fd00:bb::/64"), mustCIDR(b, "10.187.0.0/18")}
+	sn := []*net.IPNet{testutil.MustCIDR("fd00:bb::/64"), testutil.MustCIDR("10.187.0.0/18")}
 	counts := []int{0, 500, 2000}
 	took := make([][]time.Duration, len(counts))
 	iters := 0

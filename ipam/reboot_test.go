@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
 func openBoot(t testing.TB, dir, boot string, rc Reclaimer) *Store {
@@ -61,7 +63,7 @@ func (f *fakeReclaimer) Cleanup(l Leftover) error {
 // Release; the records are kept aside, and an older generation is deleted.
 func TestBootChangeReleasesEverything(t *testing.T) {
 	dir := t.TempDir()
-	v6, v4 := mustCIDR(t, "fd00:b0::/64"), mustCIDR(t, "10.176.0.0/28")
+	v6, v4 := testutil.MustCIDR("fd00:b0::/64"), testutil.MustCIDR("10.176.0.0/28")
 	s := openBoot(t, dir, "boot-a", nil)
 	for i := range 13 {
 		allocFor(t, s, fmt.Sprintf("old%d", i), []*net.IPNet{v6, v4})
@@ -107,7 +109,7 @@ func TestBootChangeReleasesEverything(t *testing.T) {
 // the current boot's: nothing is released.
 func TestNoBootFileKeepsAllocations(t *testing.T) {
 	s, dir := openTest(t, Options{NoSync: true})
-	v6 := mustCIDR(t, "fd00:b1::/64")
+	v6 := testutil.MustCIDR("fd00:b1::/64")
 	ips := alloc(t, s, "running", "eth0", v6)
 	s.Close()
 	s = openBoot(t, dir, "boot-a", nil)
@@ -120,7 +122,7 @@ func TestNoBootFileKeepsAllocations(t *testing.T) {
 // after a reboot with or without DEL; not when someone else holds them.
 func TestReturningPairKeepsAddress(t *testing.T) {
 	dir := t.TempDir()
-	sn := []*net.IPNet{mustCIDR(t, "fd00:b2::/64"), mustCIDR(t, "10.178.0.0/24")}
+	sn := []*net.IPNet{testutil.MustCIDR("fd00:b2::/64"), testutil.MustCIDR("10.178.0.0/24")}
 	s := openBoot(t, dir, "boot-a", nil)
 	first := allocFor(t, s, "back", sn)
 	allocFor(t, s, "other", sn)
@@ -176,7 +178,7 @@ func sameIPs(a, b []net.IP) bool {
 // this boot that is gone, succeeds; one held by a live container does not.
 func TestStaticRequestForStaleAddress(t *testing.T) {
 	dir := t.TempDir()
-	sn := []*net.IPNet{mustCIDR(t, "10.179.0.0/24")}
+	sn := []*net.IPNet{testutil.MustCIDR("10.179.0.0/24")}
 	rc := &fakeReclaimer{}
 	s := openBoot(t, dir, "boot-a", rc)
 	earlier := allocFor(t, s, "before-reboot", sn)
@@ -202,7 +204,7 @@ func TestStaticRequestForStaleAddress(t *testing.T) {
 // first; live containers and records without a netns are never touched.
 func TestLastResortReclaim(t *testing.T) {
 	dir := t.TempDir()
-	v6, v4 := mustCIDR(t, "fd00:b4::/64"), mustCIDR(t, "10.180.0.0/29") // 5 assignable
+	v6, v4 := testutil.MustCIDR("fd00:b4::/64"), testutil.MustCIDR("10.180.0.0/29") // 5 assignable
 	sn := []*net.IPNet{v6, v4}
 	rc := &fakeReclaimer{failFor: "gone-dirty"}
 	s := openBoot(t, dir, "boot-a", rc)
@@ -252,7 +254,7 @@ func TestLastResortReclaim(t *testing.T) {
 func TestNoReclaimBeforeExhaustion(t *testing.T) {
 	rc := &fakeReclaimer{}
 	s := openBoot(t, t.TempDir(), "boot-a", rc)
-	sn := []*net.IPNet{mustCIDR(t, "10.181.0.0/28")}
+	sn := []*net.IPNet{testutil.MustCIDR("10.181.0.0/28")}
 	gone := allocFor(t, s, "gone1", sn)
 	for i := range 12 {
 		allocFor(t, s, fmt.Sprintf("n%d", i), sn)
@@ -266,7 +268,7 @@ func TestNoReclaimBeforeExhaustion(t *testing.T) {
 // not taken for a leftover of its old netns.
 func TestRepeatUpdatesOwner(t *testing.T) {
 	s := openBoot(t, t.TempDir(), "boot-a", nil)
-	sn := []*net.IPNet{mustCIDR(t, "10.182.0.0/28")}
+	sn := []*net.IPNet{testutil.MustCIDR("10.182.0.0/28")}
 	first := allocFor(t, s, "c", sn)
 	o := Owner{Netns: "/proc/42/ns/net", NetnsDev: 4, NetnsIno: 99, HostVeth: "vx6c"}
 	again, err := s.AllocateFor("c", "eth0", o, sn, nil)
@@ -283,8 +285,8 @@ func TestRepeatUpdatesOwner(t *testing.T) {
 // handed out, a returning pair gets a new address, the old ones hold nothing.
 func TestSubnetChangeAcrossBoot(t *testing.T) {
 	dir := t.TempDir()
-	old := []*net.IPNet{mustCIDR(t, "fd00:b6:0:1::/64"), mustCIDR(t, "10.183.1.0/28")}
-	cur := []*net.IPNet{mustCIDR(t, "fd00:b6:0:2::/64"), mustCIDR(t, "10.183.2.0/28")}
+	old := []*net.IPNet{testutil.MustCIDR("fd00:b6:0:1::/64"), testutil.MustCIDR("10.183.1.0/28")}
+	cur := []*net.IPNet{testutil.MustCIDR("fd00:b6:0:2::/64"), testutil.MustCIDR("10.183.2.0/28")}
 	s := openBoot(t, dir, "boot-a", nil)
 	for i := range 13 {
 		allocFor(t, s, fmt.Sprintf("p%d", i), old)

@@ -9,16 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-)
 
-func mustCIDR(t testing.TB, s string) *net.IPNet {
-	t.Helper()
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+	"github.com/vxlan6/vxlan6/internal/testutil"
+)
 
 func openTest(t testing.TB, opts Options) (*Store, string) {
 	t.Helper()
@@ -54,18 +47,18 @@ func TestGateway(t *testing.T) {
 		"10.1.2.0/24":     "10.1.2.1",
 		"10.1.2.128/25":   "10.1.2.129",
 	} {
-		if got := Gateway(mustCIDR(t, in)); got.String() != want {
+		if got := Gateway(testutil.MustCIDR(in)); got.String() != want {
 			t.Errorf("Gateway(%s) = %s, want %s", in, got, want)
 		}
 	}
-	if got := Gateway(mustCIDR(t, "10.1.2.0/24")); len(got) != net.IPv4len {
+	if got := Gateway(testutil.MustCIDR("10.1.2.0/24")); len(got) != net.IPv4len {
 		t.Errorf("Gateway of an IPv4 subnet has %d bytes, want 4", len(got))
 	}
 }
 
 func TestRoundTrip(t *testing.T) {
 	s, _ := openTest(t, Options{})
-	v6 := mustCIDR(t, "fd00:10::/64")
+	v6 := testutil.MustCIDR("fd00:10::/64")
 	ips := alloc(t, s, "c1", "eth0", v6)
 	if ips[0].Equal(v6.IP) || ips[0].Equal(Gateway(v6)) {
 		t.Fatalf("handed out reserved address %s", ips[0])
@@ -99,7 +92,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestIdempotentRepeat(t *testing.T) {
 	s, _ := openTest(t, Options{})
-	v6, v4 := mustCIDR(t, "fd00:10::/64"), mustCIDR(t, "10.10.0.0/24")
+	v6, v4 := testutil.MustCIDR("fd00:10::/64"), testutil.MustCIDR("10.10.0.0/24")
 	first := alloc(t, s, "c1", "eth0", v6, v4)
 	alloc(t, s, "c2", "eth0", v6, v4)
 	for range 3 {
@@ -117,7 +110,7 @@ func TestIdempotentRepeat(t *testing.T) {
 
 func TestDualStackOrder(t *testing.T) {
 	s, _ := openTest(t, Options{})
-	v6, v4 := mustCIDR(t, "fd00:10::/64"), mustCIDR(t, "10.10.0.0/24")
+	v6, v4 := testutil.MustCIDR("fd00:10::/64"), testutil.MustCIDR("10.10.0.0/24")
 	ips := alloc(t, s, "a", "eth0", v6, v4)
 	if ips[0].To4() != nil || ips[1].To4() == nil || len(ips[1]) != net.IPv4len {
 		t.Fatalf("v6,v4 order: got %v", ips)
@@ -131,7 +124,7 @@ func TestDualStackOrder(t *testing.T) {
 func TestReservedAddresses(t *testing.T) {
 	s, _ := openTest(t, Options{})
 	// /30: .0 network, .1 gateway, .3 broadcast: only .2 is assignable.
-	v4 := mustCIDR(t, "10.20.0.0/30")
+	v4 := testutil.MustCIDR("10.20.0.0/30")
 	if ips := alloc(t, s, "a", "eth0", v4); ips[0].String() != "10.20.0.2" {
 		t.Fatalf("got %s, want 10.20.0.2", ips[0])
 	}
@@ -139,7 +132,7 @@ func TestReservedAddresses(t *testing.T) {
 		t.Fatalf("second allocation in a /30: %v, want ErrExhausted", err)
 	}
 	// /126: ::0 network, ::1 gateway; ::2 and ::3 (no broadcast in IPv6).
-	v6 := mustCIDR(t, "fd00:20::/126")
+	v6 := testutil.MustCIDR("fd00:20::/126")
 	got := map[string]bool{}
 	for _, id := range []string{"a", "b"} {
 		got[alloc(t, s, id, "eth0", v6)[0].String()] = true
@@ -157,13 +150,13 @@ func TestReservedAddresses(t *testing.T) {
 		{"fd00:30::/64", "fd00:30::", "network"},
 		{"fd00:30::/64", "fd00:30::1", "gateway"},
 	} {
-		_, err := s.Allocate("r", "eth0", []*net.IPNet{mustCIDR(t, tc.subnet)}, []net.IP{net.ParseIP(tc.ip)})
+		_, err := s.Allocate("r", "eth0", []*net.IPNet{testutil.MustCIDR(tc.subnet)}, []net.IP{net.ParseIP(tc.ip)})
 		if !errors.Is(err, ErrOutsideSubnet) || !strings.Contains(err.Error(), tc.ip) || !strings.Contains(err.Error(), tc.why) {
 			t.Errorf("request %s in %s: %v, want ErrOutsideSubnet naming it the %s address", tc.ip, tc.subnet, err, tc.why)
 		}
 	}
 	for _, n := range []string{"10.0.0.0/31", "10.0.0.0/32", "fd00::/127", "fd00::/128"} {
-		if _, err := s.Allocate("t", "eth0", []*net.IPNet{mustCIDR(t, n)}, nil); err == nil {
+		if _, err := s.Allocate("t", "eth0", []*net.IPNet{testutil.MustCIDR(n)}, nil); err == nil {
 			t.Errorf("allocation from %s (nothing assignable) succeeded", n)
 		}
 	}
@@ -171,7 +164,7 @@ func TestReservedAddresses(t *testing.T) {
 
 func TestStaticRequests(t *testing.T) {
 	s, _ := openTest(t, Options{})
-	v6, v4 := mustCIDR(t, "fd00:40::/64"), mustCIDR(t, "10.40.0.0/24")
+	v6, v4 := testutil.MustCIDR("fd00:40::/64"), testutil.MustCIDR("10.40.0.0/24")
 	want := []net.IP{net.ParseIP("10.40.0.77"), net.ParseIP("fd00:40::77")}
 	ips, err := s.Allocate("a", "eth0", []*net.IPNet{v6, v4}, want)
 	if err != nil {
@@ -217,7 +210,7 @@ func TestStaticRequests(t *testing.T) {
 
 func TestExhaustionIPv4(t *testing.T) {
 	s, _ := openTest(t, Options{NoSync: true})
-	v4 := mustCIDR(t, "10.50.0.0/24")
+	v4 := testutil.MustCIDR("10.50.0.0/24")
 	seen := map[string]string{}
 	for i := range 253 {
 		id := fmt.Sprintf("c%d", i)
@@ -254,7 +247,7 @@ func TestExhaustionIPv4(t *testing.T) {
 
 func TestIPv6Thousands(t *testing.T) {
 	s, _ := openTest(t, Options{NoSync: true})
-	v6 := mustCIDR(t, "fd00:60:0:1::/64")
+	v6 := testutil.MustCIDR("fd00:60:0:1::/64")
 	const n = 5000
 	seen := make(map[string]bool, n)
 	for i := range n {
@@ -288,7 +281,7 @@ func TestIPv6Thousands(t *testing.T) {
 
 func TestCursorWrapsAndSkipsHeld(t *testing.T) {
 	s, _ := openTest(t, Options{NoSync: true})
-	v4 := mustCIDR(t, "10.70.0.0/28") // .2 .. .14: 13 addresses
+	v4 := testutil.MustCIDR("10.70.0.0/28") // .2 .. .14: 13 addresses
 	for i := range 13 {
 		alloc(t, s, fmt.Sprintf("c%d", i), "eth0", v4)
 	}
@@ -311,7 +304,7 @@ func TestCursorWrapsAndSkipsHeld(t *testing.T) {
 
 func TestSubnetChange(t *testing.T) {
 	s, _ := openTest(t, Options{})
-	oldNet, newNet := mustCIDR(t, "fd00:80:0:1::/64"), mustCIDR(t, "fd00:80:0:2::/64")
+	oldNet, newNet := testutil.MustCIDR("fd00:80:0:1::/64"), testutil.MustCIDR("fd00:80:0:2::/64")
 	old := alloc(t, s, "moved", "eth0", oldNet)
 	stay := alloc(t, s, "stayed", "eth0", oldNet)
 
@@ -355,7 +348,7 @@ func TestSubnetChange(t *testing.T) {
 
 func TestPersistenceAcrossOpen(t *testing.T) {
 	dir := t.TempDir()
-	v6, v4 := mustCIDR(t, "fd00:90::/64"), mustCIDR(t, "10.90.0.0/24")
+	v6, v4 := testutil.MustCIDR("fd00:90::/64"), testutil.MustCIDR("10.90.0.0/24")
 	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -385,7 +378,7 @@ func TestPersistenceAcrossOpen(t *testing.T) {
 
 func TestLeftoverTempFileIsHarmless(t *testing.T) {
 	dir := t.TempDir()
-	v6 := mustCIDR(t, "fd00:a0::/64")
+	v6 := testutil.MustCIDR("fd00:a0::/64")
 	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -420,7 +413,7 @@ func TestLeftoverTempFileIsHarmless(t *testing.T) {
 // release without trouble.
 func TestCrashBeforeReserve(t *testing.T) {
 	s, dir := openTest(t, Options{})
-	v6 := mustCIDR(t, "fd00:b0::/64")
+	v6 := testutil.MustCIDR("fd00:b0::/64")
 	rec := `{"containerID":"p","ifName":"eth0","ips":["fd00:b0::42"]}`
 	if err := os.WriteFile(filepath.Join(dir, "pairs", recordName("p", "eth0")), []byte(rec), 0o644); err != nil {
 		t.Fatal(err)
@@ -457,7 +450,7 @@ func TestCrashBeforeReserve(t *testing.T) {
 // still name their owner, so Get, List and Release recover.
 func TestTornRecord(t *testing.T) {
 	s, dir := openTest(t, Options{})
-	v6, v4 := mustCIDR(t, "fd00:c0::/64"), mustCIDR(t, "10.0.192.0/24")
+	v6, v4 := testutil.MustCIDR("fd00:c0::/64"), testutil.MustCIDR("10.0.192.0/24")
 	ips := alloc(t, s, "p", "eth0", v6, v4)
 	if err := os.WriteFile(filepath.Join(dir, "pairs", recordName("p", "eth0")), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -484,7 +477,7 @@ func TestTornRecord(t *testing.T) {
 
 func TestUnusualIdentifiers(t *testing.T) {
 	s, _ := openTest(t, Options{})
-	v6 := mustCIDR(t, "fd00:d0::/64")
+	v6 := testutil.MustCIDR("fd00:d0::/64")
 	pairs := [][2]string{
 		{strings.Repeat("a", 300), "eth0"}, // record name would be too long: hashed
 		{"x+y/z%.", "eth+0"},
@@ -514,7 +507,7 @@ func TestUnusualIdentifiers(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	s, _ := openTest(t, Options{})
-	v6 := mustCIDR(t, "fd00:e0::/64")
+	v6 := testutil.MustCIDR("fd00:e0::/64")
 	cases := []struct {
 		name    string
 		id, ifn string
@@ -524,7 +517,7 @@ func TestBadInput(t *testing.T) {
 		{"empty ifname", "c", "", []*net.IPNet{v6}},
 		{"no subnets", "c", "eth0", nil},
 		{"nil subnet", "c", "eth0", []*net.IPNet{nil}},
-		{"overlap", "c", "eth0", []*net.IPNet{v6, mustCIDR(t, "fd00:e0::/96")}},
+		{"overlap", "c", "eth0", []*net.IPNet{v6, testutil.MustCIDR("fd00:e0::/96")}},
 		{"bad mask", "c", "eth0", []*net.IPNet{{IP: net.ParseIP("fd00::"), Mask: net.IPMask{0xff, 0x00, 0xff}}}},
 	}
 	for _, tc := range cases {
@@ -550,7 +543,7 @@ func TestConcurrentGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	v4 := mustCIDR(t, "10.99.0.0/25")
+	v4 := testutil.MustCIDR("10.99.0.0/25")
 	const n = 120
 	got := make([]string, n)
 	errs := make([]error, n)
@@ -601,7 +594,7 @@ func TestClosedStore(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := s.Allocate("c", "eth0", []*net.IPNet{mustCIDR(t, "fd00::/64")}, nil); err == nil {
+	if _, err := s.Allocate("c", "eth0", []*net.IPNet{testutil.MustCIDR("fd00::/64")}, nil); err == nil {
 		t.Fatal("Allocate on a closed store succeeded")
 	}
 }
@@ -610,7 +603,7 @@ func TestClosedStore(t *testing.T) {
 // it), a /64 falls back to counting its allocations, not scanning the subnet.
 func TestLargeSubnetFallbackPastTakenRun(t *testing.T) {
 	s, _ := openTest(t, Options{NoSync: true})
-	v6 := mustCIDR(t, "fd00:e1::/64")
+	v6 := testutil.MustCIDR("fd00:e1::/64")
 	for i := 2; i < 2+probeAllocate+5; i++ {
 		ip := net.ParseIP(fmt.Sprintf("fd00:e1::%x", i))
 		if _, err := s.Allocate(fmt.Sprintf("static%d", i), "eth0", []*net.IPNet{v6}, []net.IP{ip}); err != nil {
@@ -627,7 +620,7 @@ func TestLargeSubnetFallbackPastTakenRun(t *testing.T) {
 // the IPv6 address it would have taken stays free.
 func TestDualStackPartialExhaustion(t *testing.T) {
 	s, dir := openTest(t, Options{NoSync: true})
-	v6, v4 := mustCIDR(t, "fd00:e2::/64"), mustCIDR(t, "10.226.0.0/29") // 5 IPv4 addresses
+	v6, v4 := testutil.MustCIDR("fd00:e2::/64"), testutil.MustCIDR("10.226.0.0/29") // 5 IPv4 addresses
 	for i := range 5 {
 		alloc(t, s, fmt.Sprintf("c%d", i), "eth0", v6, v4)
 	}
@@ -653,7 +646,7 @@ func TestDualStackPartialExhaustion(t *testing.T) {
 // before any reservation exists. That reads as "holds nothing".
 func TestTornFreshRecord(t *testing.T) {
 	s, dir := openTest(t, Options{})
-	v6 := mustCIDR(t, "fd00:c2::/64")
+	v6 := testutil.MustCIDR("fd00:c2::/64")
 	if err := os.WriteFile(filepath.Join(dir, "pairs", recordName("z", "eth0")), []byte(`{"containerID":"z","ifN`), 0o644); err != nil {
 		t.Fatal(err)
 	}

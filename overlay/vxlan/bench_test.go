@@ -108,6 +108,6 @@ func BenchmarkAddPeer(b *testing.B) {
 func benchDevice(b *testing.B) (any, *Device, DeviceConfig) {
 	b.Helper()
 	n, ul := underlayNS(b, 1500)
-	cfg := DeviceConfig{VNI: 1, Port: 8472, Local: mustCIDR(b, "2001:db8:f::1/64").IP, UnderlayIndex: ul}
+	cfg := DeviceConfig{VNI: 1, Port: 8472, Local: testutil.MustAddrCIDR("2001:db8:f::1/64").IP, UnderlayIndex: ul}
 	return n, ensureIn(b, n, cfg), cfg
 }

@@ -42,19 +42,19 @@ func twoHosts(t *testing.T, dual bool) (*host, *host) {
 		n := i + 1
 		h.vtep = net.ParseIP(fmt.Sprintf("2001:db8:1::%d", n))
 		h.pod6 = net.ParseIP(fmt.Sprintf("fd10:244:0:%d::1", n))
-		h.peer = Peer{VTEP: h.vtep, MAC: MACFor(h.vtep), IPv6Subnet: mustNet(t, fmt.Sprintf("fd10:244:0:%d::/64", n))}
-		pods := []*net.IPNet{mustCIDR(t, fmt.Sprintf("fd10:244:0:%d::1/64", n))}
+		h.peer = Peer{VTEP: h.vtep, MAC: MACFor(h.vtep), IPv6Subnet: testutil.MustCIDR(fmt.Sprintf("fd10:244:0:%d::/64", n))}
+		pods := []*net.IPNet{testutil.MustAddrCIDR(fmt.Sprintf("fd10:244:0:%d::1/64", n))}
 		if dual {
 			h.pod4 = net.ParseIP(fmt.Sprintf("10.244.%d.1", n)).To4()
-			h.peer.IPv4Subnet = mustNet(t, fmt.Sprintf("10.244.%d.0/24", n))
-			pods = append(pods, mustCIDR(t, fmt.Sprintf("10.244.%d.1/24", n)))
+			h.peer.IPv4Subnet = testutil.MustCIDR(fmt.Sprintf("10.244.%d.0/24", n))
+			pods = append(pods, testutil.MustAddrCIDR(fmt.Sprintf("10.244.%d.1/24", n)))
 		}
 		do(t, h.ns, func() error {
 			ul, err := netlink.LinkByName(ulNames[i])
 			if err != nil {
 				return err
 			}
-			if err := addAddr(ul, mustCIDR(t, fmt.Sprintf("2001:db8:1::%d/64", n))); err != nil {
+			if err := addAddr(ul, testutil.MustAddrCIDR(fmt.Sprintf("2001:db8:1::%d/64", n))); err != nil {
 				return err
 			}
 			if err := netlink.LinkSetUp(ul); err != nil {

@@ -34,25 +34,6 @@ func do(t testing.TB, n ns.NetNS, f func() error) {
 	}
 }
 
-func mustCIDR(t testing.TB, s string) *net.IPNet {
-	t.Helper()
-	ip, n, err := net.ParseCIDR(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.IP = ip
-	return n
-}
-
-func mustNet(t testing.TB, s string) *net.IPNet {
-	t.Helper()
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // addAddr puts a non-tentative address on a link (DAD would delay pings).
 func addAddr(link netlink.Link, cidr *net.IPNet) error {
 	return netlink.AddrAdd(link, &netlink.Addr{IPNet: cidr, Flags: unix.IFA_F_NODAD})
@@ -82,7 +63,7 @@ func underlayNS(t testing.TB, mtu int) (ns.NetNS, int) {
 	n := newNS(t)
 	var idx int
 	do(t, n, func() error {
-		l, err := addBridge(testutil.UniqueName("ul"), mtu, mustCIDR(t, "2001:db8:f::1/64"))
+		l, err := addBridge(testutil.UniqueName("ul"), mtu, testutil.MustAddrCIDR("2001:db8:f::1/64"))
 		if err != nil {
 			return err
 		}

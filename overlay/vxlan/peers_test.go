@@ -102,9 +102,9 @@ func checkTables(t *testing.T, n ns.NetNS, dev *Device, peers ...Peer) {
 // 10.(100+i/256).(i%256).0/24.
 func testPeer(t testing.TB, i int, dual bool) Peer {
 	vtep := net.ParseIP(fmt.Sprintf("2001:db8:2::%x", i))
-	p := Peer{VTEP: vtep, MAC: MACFor(vtep), IPv6Subnet: mustNet(t, fmt.Sprintf("fd10:244:%x:%x::/64", i>>16, i&0xffff))}
+	p := Peer{VTEP: vtep, MAC: MACFor(vtep), IPv6Subnet: testutil.MustCIDR(fmt.Sprintf("fd10:244:%x:%x::/64", i>>16, i&0xffff))}
 	if dual {
-		p.IPv4Subnet = mustNet(t, fmt.Sprintf("10.%d.%d.0/24", 100+i>>8, i&0xff))
+		p.IPv4Subnet = testutil.MustCIDR(fmt.Sprintf("10.%d.%d.0/24", 100+i>>8, i&0xff))
 	}
 	return p
 }
@@ -313,7 +313,7 @@ func TestReconcileRejectsBadSet(t *testing.T) {
 	noSubnet := testPeer(t, 3, true)
 	noSubnet.IPv6Subnet = nil
 	v4as6 := testPeer(t, 3, true)
-	v4as6.IPv6Subnet = mustNet(t, "10.9.0.0/24")
+	v4as6.IPv6Subnet = testutil.MustCIDR("10.9.0.0/24")
 	for _, tc := range []struct {
 		name string
 		bad  Peer

@@ -45,26 +45,18 @@ type env struct {
 	sf         *subnetfile.Config
 }
 
-func mustCIDR(s string) *net.IPNet {
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		panic(err)
-	}
-	return n
-}
-
 func v6Subnet() *subnetfile.Config {
 	return &subnetfile.Config{
-		NetworkV6: mustCIDR("fd10:244::/48"),
-		SubnetV6:  mustCIDR("fd10:244:0:1::/64"),
+		NetworkV6: testutil.MustCIDR("fd10:244::/48"),
+		SubnetV6:  testutil.MustCIDR("fd10:244:0:1::/64"),
 		MTU:       1430,
 	}
 }
 
 func dualSubnet() *subnetfile.Config {
 	c := v6Subnet()
-	c.NetworkV4 = mustCIDR("10.244.0.0/16")
-	c.SubnetV4 = mustCIDR("10.244.1.0/24")
+	c.NetworkV4 = testutil.MustCIDR("10.244.0.0/16")
+	c.SubnetV4 = testutil.MustCIDR("10.244.1.0/24")
 	return c
 }
 

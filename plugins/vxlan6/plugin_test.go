@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxlan6/vxlan6/internal/testutil"
+
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -19,7 +21,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/ipam"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
 	"github.com/vxlan6/vxlan6/subnetfile"
@@ -525,7 +526,7 @@ func TestSubnetChange(t *testing.T) {
 		t.Fatalf("CHECK before change: %v", err)
 	}
 	sf := v6Subnet()
-	sf.SubnetV6 = mustCIDR("fd10:244:0:2::/64")
+	sf.SubnetV6 = testutil.MustCIDR("fd10:244:0:2::/64")
 	e.writeSubnet(sf)
 	if err := e.check(l, old.rt()); err == nil {
 		t.Errorf("CHECK passed although the address left the node subnet")
@@ -611,7 +612,7 @@ func TestGC(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	sf := v6Subnet()
-	sf.SubnetV6 = mustCIDR("fd10:244:0:1::/126") // network, gateway and 2 addresses
+	sf.SubnetV6 = testutil.MustCIDR("fd10:244:0:1::/126") // network, gateway and 2 addresses
 	e := newEnv(t, sf)
 	l := e.list("1.1.0")
 	status := func() error {
@@ -701,7 +702,7 @@ func TestIPMasq(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return netlink.AddrAdd(up, &netlink.Addr{IPNet: mustIPNet("2001:db8:ff::1/64"), Flags: 0x02 /* IFA_F_NODAD */})
+		return netlink.AddrAdd(up, &netlink.Addr{IPNet: testutil.MustAddrCIDR("2001:db8:ff::1/64"), Flags: 0x02 /* IFA_F_NODAD */})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -711,7 +712,7 @@ func TestIPMasq(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := netlink.AddrAdd(up, &netlink.Addr{IPNet: mustIPNet("2001:db8:ff::2/64"), Flags: 0x02}); err != nil {
+		if err := netlink.AddrAdd(up, &netlink.Addr{IPNet: testutil.MustAddrCIDR("2001:db8:ff::2/64"), Flags: 0x02}); err != nil {
 			return err
 		}
 		return netlink.LinkSetUp(up)
@@ -765,15 +766,6 @@ func TestIPMasq(t *testing.T) {
 	}
 	_ = e.inHost(func() error { return link.DelHostVeth("vx6up") })
 	e.assertClean(0)
-}
-
-func mustIPNet(s string) *net.IPNet {
-	ip, n, err := net.ParseCIDR(s)
-	if err != nil {
-		panic(err)
-	}
-	n.IP = ip
-	return n
 }
 
 // cnitool drives add, check, status, del and gc.

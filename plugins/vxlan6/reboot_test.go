@@ -33,8 +33,8 @@ import (
 // small28 is dual-stack with an IPv4 node subnet of 13 assignable addresses.
 func small28(v6, v4 string) *subnetfile.Config {
 	c := dualSubnet()
-	c.SubnetV6 = mustCIDR(v6)
-	c.SubnetV4 = mustCIDR(v4)
+	c.SubnetV6 = testutil.MustCIDR(v6)
+	c.SubnetV4 = testutil.MustCIDR(v4)
 	return c
 }
 
