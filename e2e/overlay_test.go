@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
+	"github.com/vxlan6/vxlan6/internal/testbed/topology"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
@@ -429,7 +430,7 @@ func TestHostRemovedRoutesExpire(t *testing.T) {
 	tr := c1.StartPing(c2.IPv6, int((ttl+8*time.Second)/(200*time.Millisecond)))
 	// Power cut: no graceful anything.
 	h3.Daemon().Kill()
-	b.MustExec(b.Switch, "ip", "link", "set", fmt.Sprintf("p%d", h3.ID), "down")
+	b.MustExec(b.Switch, "ip", "link", "set", topology.SwitchPort(h3.ID), "down")
 	gone := time.Now()
 	limit := ttl + 15*time.Second
 	var wg sync.WaitGroup
@@ -466,7 +467,7 @@ func TestHostRemovedRoutesExpire(t *testing.T) {
 		t.Errorf("survivors lost echoes while %s went away: %v\n%s", h3.Name, err, out)
 	}
 
-	b.MustExec(b.Switch, "ip", "link", "set", fmt.Sprintf("p%d", h3.ID), "up")
+	b.MustExec(b.Switch, "ip", "link", "set", topology.SwitchPort(h3.ID), "up")
 	h3.StartDaemon("--lease-ttl", ttl.String()).WaitReady(readyTimeout)
 	if sf, err := h3.SubnetConfig(); err != nil || sf.SubnetV6.String() != cfg3.SubnetV6.String() {
 		t.Errorf("subnet after expiry and restart %v (%v), want %s", sf, err, cfg3.SubnetV6)

@@ -17,18 +17,21 @@
 # the PREFIX / STATE_DIR environment variables), so several testbeds with
 # different prefixes can run side by side.
 #
-# Topology (all of it inside namespaces this script creates):
+# Topology (all of it inside namespaces this script creates), the same as
+# the Go tests' (internal/testbed/topology, built here by its command
+# internal/testbed/cmd/topo, compiled into the state dir at `up`):
 #
 #   netns P-sw:  bridge br0 = the IPv6-only underlay "switch", with the router
 #                address 2001:db8:1::1/64 (every host's default route)
-#   netns P-hI:  host I. Uplink eth0 (veth to the switch) with TWO global
+#   netns P-hI:  host I. Uplink eth0 (veth pI to the switch) with TWO global
 #                addresses, like real hosts often have (I in hex):
 #                  2001:db8:1::I1/64  the lowest, which autodetection picks;
 #                                     added last, so the kernel lists it first
 #                  2001:db8:1::I2/64  the one operators name as VTEP
 #                So a named ::I2 is neither "the first listed address" (the
 #                flannel bug) nor what autodetection would have picked: a
-#                host whose VTEP is ::I2 got it only because it was named. vxlan6d runs here with its own subnet file; the
+#                host whose VTEP is ::I2 got it only because it was named.
+#                vxlan6d runs here with its own subnet file; the
 #                vxlan6 plugin's node bridge and the pods' veths land here.
 #   etcd:        `vxlan6d etcd` on the unix socket STATE/etcd.sock, which every
 #                namespace reaches (it is a file, not an address).
@@ -41,7 +44,7 @@
 #   annotation  `vxlan6d annotate hI vxlan6.io/public-ipv6=2001:db8:1::I2`
 #               before the daemon starts
 #
-# State dir (default /tmp/vxlan6-testbed-P): testbed.env (what `down` needs),
+# State dir (default /tmp/vxlan6-testbed-P): testbed.env (what `down` needs), topo,
 # etcd.{pid,log}, etcd.sock, and per host hI/: vxlan6d.{pid,log}, subnet.env,
 # ipam/ (the plugin's dataDir), net.d/ (a cniVersion 1.1.0 conflist named
 # "vxlan6"), vtep-mode, vtep-want.
@@ -62,9 +65,6 @@ DUAL=0
 LEASE_TTL="${LEASE_TTL:-30s}"
 BIN="${BIN:-$REPO/bin}"
 VTEP_MODES="${VTEP_MODES:-public,iface,auto,annotation}"
-NET_V6="fd10:244::/48"
-NET_V4="10.244.0.0/16"
-ROUTER=2001:db8:1::1
 ANNOTATION=vxlan6.io/public-ipv6
 BRIDGE=vx6br0
 QUIET="${QUIET:-0}"
@@ -102,6 +102,7 @@ parse_opts() {
 	STATE_DIR="${STATE_DIR:-/tmp/vxlan6-testbed-$PREFIX}"
 	ETCD_SOCK="$STATE_DIR/etcd.sock"
 	ETCD_EP="unix://$ETCD_SOCK"
+	TOPO="$STATE_DIR/topo"
 }
 
 load_state() {
@@ -126,8 +127,7 @@ EOF
 sw_ns() { echo "$PREFIX-sw"; }
 host_ns() { echo "$PREFIX-$1"; } # $1 = hI
 host_dir() { echo "$STATE_DIR/$1"; }
-addr1() { printf '2001:db8:1::%x1' "$1"; } # $1 = I
-addr2() { printf '2001:db8:1::%x2' "$1"; }
+addr2() { "$TOPO" addr "$1" 2; } # $1 = I
 
 vxlan6d() { "$BIN/vxlan6d" "$@" --etcd-endpoints "$ETCD_EP"; }
 
@@ -193,11 +193,7 @@ stop_etcd() { kill_pidfile "$STATE_DIR/etcd.pid" "vxlan6d etcd"; }
 
 put_config() {
 	local cfg="$STATE_DIR/network.json" i
-	if [ "$DUAL" = 1 ]; then
-		printf '{"EnableIPv6":true,"IPv6Network":"%s","IPv6SubnetLen":64,"EnableIPv4":true,"Network":"%s","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}\n' "$NET_V6" "$NET_V4" >"$cfg"
-	else
-		printf '{"EnableIPv6":true,"IPv6Network":"%s","IPv6SubnetLen":64,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}\n' "$NET_V6" >"$cfg"
-	fi
+	if [ "$DUAL" = 1 ]; then "$TOPO" config --dual >"$cfg"; else "$TOPO" config >"$cfg"; fi
 	# The socket exists a moment before etcd serves on it: retry, bounded.
 	for i in $(seq 1 20); do
 		vxlan6d config put "$cfg" >/dev/null 2>"$STATE_DIR/config-put.err" && return 0
@@ -207,37 +203,23 @@ put_config() {
 	die "vxlan6d config put $cfg failed"
 }
 
-# --- switch and hosts -------------------------------------------------------------
-make_switch() {
-	local sw
-	sw="$(sw_ns)"
-	ip netns add "$sw"
-	ip -n "$sw" link set lo up
-	ip -n "$sw" link add br0 type bridge
-	ip netns exec "$sw" sysctl -qw net.ipv6.conf.br0.accept_dad=0
-	ip -n "$sw" addr add "$ROUTER/64" dev br0 nodad
-	ip -n "$sw" link set br0 up
+# --- switch and hosts (the topology is internal/testbed/topology's) -------------------
+build_topo() { # the topology command, once per testbed
+	(cd "$REPO" && "${GO:-go}" build -o "$TOPO" ./internal/testbed/cmd/topo) ||
+		die "cannot build the topology command (internal/testbed/cmd/topo): Go is needed"
 }
+
+make_switch() { "$TOPO" switch "$(sw_ns)"; }
 
 # make_host I MODE: the namespace, its uplink and addresses, its daemon.
 make_host() {
-	local i="$1" mode="$2" h="h$1" ns sw dir
+	local i="$1" mode="$2" h="h$1" ns dir
 	ns="$(host_ns "$h")"
-	sw="$(sw_ns)"
 	dir="$(host_dir "$h")"
 	ns_exists "$ns" && die "netns $ns already exists (another testbed with prefix $PREFIX? '$0 down --prefix $PREFIX')"
 	mkdir -p "$dir/ipam" "$dir/net.d"
-	ip netns add "$ns"
-	ip -n "$ns" link set lo up
-	# The veth is created inside the switch namespace and its peer moved
-	# straight into the host: nothing ever appears in the caller's namespace.
-	ip -n "$sw" link add "$h" type veth peer name eth0 netns "$ns"
-	ip -n "$sw" link set "$h" master br0 up
-	ip netns exec "$ns" sysctl -qw net.ipv6.conf.eth0.accept_ra=0
-	ip -n "$ns" addr add "$(addr2 "$i")/64" dev eth0 nodad
-	ip -n "$ns" addr add "$(addr1 "$i")/64" dev eth0 nodad
-	ip -n "$ns" link set eth0 up
-	ip -n "$ns" -6 route add default via "$ROUTER" dev eth0
+	# --reverse: ::I1 is added last, so the kernel lists it first.
+	"$TOPO" host "$(sw_ns)" "$ns" "$i" --reverse
 	echo "$mode" >"$dir/vtep-mode"
 	case "$mode" in
 	public | iface | annotation) addr2 "$i" >"$dir/vtep-want" ;;
@@ -391,8 +373,8 @@ remove_host() { # hI... : containers first (DEL needs the host), daemons togethe
 	for h in "$@"; do
 		# Anything else we started in there (a runtime, a ping) goes with it.
 		for pid in $(ip netns pids "$(host_ns "$h")" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+		# Deleting the host's netns deletes its uplink veth, switch end too.
 		ip netns del "$(host_ns "$h")" 2>/dev/null || true
-		ip -n "$(sw_ns)" link del "$h" 2>/dev/null || true
 	done
 }
 
@@ -471,6 +453,7 @@ up() {
 	mkdir -p "$STATE_DIR"
 	NEXT_HOST=1
 	save_state
+	build_topo
 	log "underlay switch $(sw_ns), etcd on $ETCD_SOCK"
 	make_switch
 	start_etcd

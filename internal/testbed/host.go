@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vxlan6/vxlan6/internal/testbed/topology"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/subnetfile"
 )
@@ -39,8 +40,8 @@ func (b *Bed) AddHost() *Host {
 	id := len(b.Hosts) + 1
 	h := &Host{
 		Bed: b, ID: id, Name: fmt.Sprintf("%sh%d", b.Name, id),
-		Addr1:  net.ParseIP(fmt.Sprintf("2001:db8:1::%x1", id)),
-		Addr2:  net.ParseIP(fmt.Sprintf("2001:db8:1::%x2", id)),
+		Addr1:  topology.Addr1(id),
+		Addr2:  topology.Addr2(id),
 		Bridge: testutil.UniqueName("vxb"),
 	}
 	h.Dir = filepath.Join(b.Dir, h.Name)
@@ -56,22 +57,7 @@ func (b *Bed) AddHost() *Host {
 			b.dumpState(h.Name)
 		}
 	})
-	port := fmt.Sprintf("p%d", id)
-	first, second := h.Addr1, h.Addr2
-	if b.opts.ReverseAddrOrder {
-		first, second = second, first
-	}
-	b.MustExec(b.Switch, "ip", "link", "add", port, "type", "veth", "peer", "name", Uplink, "netns", h.Name)
-	for _, c := range [][]string{
-		{b.Switch, "ip", "link", "set", port, "master", "br0", "up"},
-		{h.Name, "ip", "link", "set", "lo", "up"},
-		{h.Name, "ip", "link", "set", Uplink, "up"},
-		{h.Name, "ip", "addr", "add", first.String() + "/64", "dev", Uplink, "nodad"},
-		{h.Name, "ip", "addr", "add", second.String() + "/64", "dev", Uplink, "nodad"},
-		{h.Name, "ip", "-6", "route", "add", "default", "via", Router.String(), "dev", Uplink},
-	} {
-		b.MustExec(c[0], c[1:]...)
-	}
+	b.apply(topology.Host(b.Switch, h.Name, id, b.opts.ReverseAddrOrder))
 	b.Hosts = append(b.Hosts, h)
 	return h
 }

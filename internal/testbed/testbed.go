@@ -35,7 +35,6 @@ package testbed
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -47,27 +46,29 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/internal/testbed/topology"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/overlay/etcdserver"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
-// Defaults of the network config helpers.
+// Defaults of the network config helpers (the one lab definition lives in
+// package topology, shared with scripts/testbed.sh).
 const (
-	IPv6Network   = "fd10:244::/48"
-	IPv6SubnetLen = 64
-	IPv4Network   = "10.244.0.0/16"
-	IPv4SubnetLen = 24
-	VNI           = 1
-	Port          = 8472
+	IPv6Network   = topology.IPv6Network
+	IPv6SubnetLen = topology.IPv6SubnetLen
+	IPv4Network   = topology.IPv4Network
+	IPv4SubnetLen = topology.IPv4SubnetLen
+	VNI           = topology.VNI
+	Port          = topology.Port
 	// Device is the VXLAN device name the daemon creates for VNI.
 	Device = "vxlan6.1"
 	// Uplink is the name of every host's underlay interface.
-	Uplink = "eth0"
+	Uplink = topology.Uplink
 )
 
 // Router is the switch's address, every host's IPv6 default gateway.
-var Router = net.ParseIP("2001:db8:1::1")
+var Router = topology.Router
 
 // Options shape a Bed.
 type Options struct {
@@ -126,14 +127,7 @@ func New(t testing.TB, o Options) *Bed {
 
 	b.Switch = b.Name + "s"
 	b.AddNetns(b.Switch)
-	for _, c := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"link", "add", "br0", "type", "bridge", "mcast_snooping", "0"},
-		{"link", "set", "br0", "up"},
-		{"addr", "add", Router.String() + "/64", "dev", "br0", "nodad"},
-	} {
-		b.MustExec(b.Switch, append([]string{"ip"}, c...)...)
-	}
+	b.apply(topology.Switch(b.Switch))
 	for i := 0; i < o.Hosts; i++ {
 		b.AddHost()
 	}
@@ -259,17 +253,14 @@ func (b *Bed) Client() *clientv3.Client { return b.Etcd.Client }
 func (b *Bed) Registry() *lease.Registry { return lease.New(b.Etcd.Client, b.Prefix) }
 
 // ConfigJSON is a network config with the package defaults; dual adds IPv4.
-func ConfigJSON(dual bool) string {
-	m := map[string]any{
-		"EnableIPv6": true, "EnableIPv4": dual,
-		"IPv6Network": IPv6Network, "IPv6SubnetLen": IPv6SubnetLen,
-		"Backend": map[string]any{"Type": "vxlan", "VNI": VNI, "Port": Port},
+func ConfigJSON(dual bool) string { return topology.ConfigJSON(dual) }
+
+// apply runs topology steps, failing the test on the first error.
+func (b *Bed) apply(steps []topology.Step) {
+	b.T.Helper()
+	for _, s := range steps {
+		b.MustExec(s.NS, s.Args...)
 	}
-	if dual {
-		m["Network"], m["SubnetLen"] = IPv4Network, IPv4SubnetLen
-	}
-	data, _ := json.Marshal(m)
-	return string(data)
 }
 
 // PutConfig writes raw JSON to <prefix>/config, unvalidated (tests of bad
