@@ -150,12 +150,12 @@ func OpenWithOptions(dataDir string, opts Options) (*Store, error) {
 func (s *Store) sweepTmp() {
 	names, err := readDirNames(s.tmp)
 	if err != nil {
-		slog.Warn("ipam: cannot list temp dir", "error", err)
+		slog.Warn("ipam: cannot list temp dir", "err", err)
 		return
 	}
 	for _, n := range names {
 		if err := os.Remove(filepath.Join(s.tmp, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			slog.Warn("ipam: cannot remove leftover temp file", "file", filepath.Join(s.tmp, n), "error", err)
+			slog.Warn("ipam: cannot remove leftover temp file", "file", filepath.Join(s.tmp, n), "err", err)
 		}
 	}
 }
@@ -392,14 +392,14 @@ func (s *Store) allocateLocked(id, ifname string, meta recordMeta, pools []pool,
 	for _, a := range drop {
 		if err := s.unreserve(a, tok); err != nil {
 			slog.Warn("ipam: could not release an address outside the current subnets; kept in the record for a later Release",
-				"container", id, "ifname", ifname, "address", a, "error", err)
+				"container", id, "ifname", ifname, "address", a, "err", err)
 			final = append(final, a)
 		}
 		at("allocate:dropped")
 	}
 	if !sameSet(final, union) {
 		if err := s.writeRecordMeta(id, ifname, final, meta, false); err != nil {
-			slog.Warn("ipam: could not shrink the record; it still lists released addresses", "container", id, "ifname", ifname, "error", err)
+			slog.Warn("ipam: could not shrink the record; it still lists released addresses", "container", id, "ifname", ifname, "err", err)
 		}
 		at("allocate:record-shrunk")
 	}

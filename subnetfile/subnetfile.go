@@ -30,6 +30,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
 // DefaultPath is where vxlan6d writes the file unless --subnet-file says otherwise.
@@ -96,7 +98,7 @@ func (c *Config) Validate() error {
 	if c.NetworkV6.IP.To4() != nil || c.SubnetV6.IP.To4() != nil {
 		return fmt.Errorf("%s/%s must be IPv6", KeyNetworkV6, KeySubnetV6)
 	}
-	if !containsNet(c.NetworkV6, c.SubnetV6) {
+	if !ipnet.Contains(c.NetworkV6, c.SubnetV6) {
 		return fmt.Errorf("%s %s is not inside %s %s", KeySubnetV6, c.SubnetV6, KeyNetworkV6, c.NetworkV6)
 	}
 	if (c.NetworkV4 == nil) != (c.SubnetV4 == nil) {
@@ -106,7 +108,7 @@ func (c *Config) Validate() error {
 		if c.NetworkV4.IP.To4() == nil || c.SubnetV4.IP.To4() == nil {
 			return fmt.Errorf("%s/%s must be IPv4", KeyNetworkV4, KeySubnetV4)
 		}
-		if !containsNet(c.NetworkV4, c.SubnetV4) {
+		if !ipnet.Contains(c.NetworkV4, c.SubnetV4) {
 			return fmt.Errorf("%s %s is not inside %s %s", KeySubnetV4, c.SubnetV4, KeyNetworkV4, c.NetworkV4)
 		}
 	}
@@ -117,12 +119,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%s %q: at most %d of letters, digits and ._:@-", KeyHeldBy, c.HeldBy, maxHeldBy)
 	}
 	return nil
-}
-
-func containsNet(outer, inner *net.IPNet) bool {
-	oo, _ := outer.Mask.Size()
-	io, _ := inner.Mask.Size()
-	return io >= oo && outer.Contains(inner.IP)
 }
 
 // Read parses and validates the subnet file at path. Errors name the file.

@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/overlay/lease"
+	"github.com/vxlan6/vxlan6/overlay/vtep"
 	"github.com/vxlan6/vxlan6/subnetfile"
 )
 
@@ -14,19 +16,20 @@ type heldState struct {
 }
 
 // claimsOurs: l is another node's lease carrying one of our subnets.
-func (d *daemon) claimsOurs(l *lease.Lease) bool {
-	if d.lease == nil || d.isOwn(l) || l.VTEP.Equal(d.lease.VTEP) {
+func (d *daemon) claimsOurs(l *lease.Lease, c *vtep.Choice) bool {
+	own := d.ka.lease
+	if own == nil || d.isOwn(l, c) || l.VTEP.Equal(own.VTEP) {
 		return false
 	}
-	return sameNet(l.IPv6Subnet, d.lease.IPv6Subnet) ||
-		(l.IPv4Subnet != nil && sameNet(l.IPv4Subnet, d.lease.IPv4Subnet))
+	return ipnet.Same(l.IPv6Subnet, own.IPv6Subnet) ||
+		(l.IPv4Subnet != nil && ipnet.Same(l.IPv4Subnet, own.IPv4Subnet))
 }
 
 // checkHeld looks at every lease of a snapshot (before reconcileTo drops
 // them) and sets or clears the mark.
-func (d *daemon) checkHeld(leases []lease.Lease) {
+func (d *daemon) checkHeld(leases []lease.Lease, c *vtep.Choice) {
 	for i := range leases {
-		if l := &leases[i]; d.claimsOurs(l) {
+		if l := &leases[i]; d.claimsOurs(l, c) {
 			d.setHeld(l)
 			return
 		}
@@ -35,10 +38,10 @@ func (d *daemon) checkHeld(leases []lease.Lease) {
 }
 
 // checkHeldEvent does the same for one watch event.
-func (d *daemon) checkHeldEvent(ev lease.Event) {
+func (d *daemon) checkHeldEvent(ev lease.Event, c *vtep.Choice) {
 	l := &ev.Lease
 	switch {
-	case ev.Type == lease.Added && d.claimsOurs(l):
+	case ev.Type == lease.Added && d.claimsOurs(l, c):
 		d.setHeld(l)
 	case d.held.vtep != "" && ipStr(l.VTEP) == d.held.vtep:
 		// The holder's lease went away or no longer claims our subnet.
@@ -63,15 +66,15 @@ func (d *daemon) setHeld(l *lease.Lease) {
 	if next.vtep != "" {
 		d.m.incError("subnet_held")
 		d.log.Error("this node's subnet is held by another node; the plugin allocates nothing from it until that is resolved",
-			"subnetV6", netStr(d.lease.IPv6Subnet), "subnetV4", netStr(d.lease.IPv4Subnet), "holder", l.NodeName, "holderVTEP", next.vtep)
+			"subnetV6", netStr(d.ka.lease.IPv6Subnet), "subnetV4", netStr(d.ka.lease.IPv4Subnet), "holder", l.NodeName, "holderVTEP", next.vtep)
 	} else {
-		d.log.Info("this node's subnet is no longer held by another node", "subnetV6", netStr(d.lease.IPv6Subnet), "wasHolderVTEP", prev.vtep)
+		d.log.Info("this node's subnet is no longer held by another node", "subnetV6", netStr(d.ka.lease.IPv6Subnet), "wasHolderVTEP", prev.vtep)
 	}
 	if d.dev == nil {
 		return // the first subnet file is written once the device is ready
 	}
-	if err := d.writeSubnetFile(); err != nil {
-		d.healSoon = true
+	if err := d.sf.write(d.subnetConfig(d.vtep.cur)); err != nil {
+		d.healer.soon = true
 		d.log.Error("rewrite subnet file", "err", err)
 	}
 }

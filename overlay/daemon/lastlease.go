@@ -2,7 +2,11 @@ package daemon
 
 import (
 	"errors"
+	"net"
 	"strings"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
+	"github.com/vxlan6/vxlan6/overlay/lease"
 
 	"github.com/vxlan6/vxlan6/overlay/lastlease"
 )
@@ -10,11 +14,12 @@ import (
 // hintsFromLastLease takes the hints from the lease file under /var/lib
 // when the subnet file (in /run) gave none: after a reboot, or after the
 // node was down longer than its lease TTL, the node asks for the subnet(s)
-// its containers had. noSubnetFile is why the subnet file did not help.
-func (d *daemon) hintsFromLastLease(noSubnetFile error) {
+// its containers had. noSubnetFile is why the subnet file did not help. It
+// returns attrs with the hints and the lease file's VTEP (nil if none).
+func (d *daemon) hintsFromLastLease(attrs lease.Attrs, noSubnetFile error) (lease.Attrs, net.IP) {
 	if d.o.LeaseFile == "" {
 		d.log.Debug("no usable previous subnet file and no lease file, no hint", "err", noSubnetFile)
-		return
+		return attrs, nil
 	}
 	last, err := lastlease.Load(d.o.LeaseFile)
 	if err != nil {
@@ -23,31 +28,32 @@ func (d *daemon) hintsFromLastLease(noSubnetFile error) {
 			level = d.log.Debug
 		}
 		level("no usable previous subnet file or lease file, no hint", "subnetFileErr", noSubnetFile, "err", err)
-		return
+		return attrs, nil
 	}
 	if last.NodeName != d.o.NodeName {
 		d.log.Warn("lease file is another node's; ignoring it", "path", d.o.LeaseFile, "node", last.NodeName)
-		return
+		return attrs, nil
 	}
-	if fits(d.cfg.IPv6Network, d.cfg.IPv6SubnetLen, last.IPv6Subnet) {
-		d.attrs.HintIPv6 = last.IPv6Subnet
+	if ipnet.Fits(d.cfg.IPv6Network, d.cfg.IPv6SubnetLen, last.IPv6Subnet) {
+		attrs.HintIPv6 = last.IPv6Subnet
 	}
-	if d.cfg.EnableIPv4 && fits(d.cfg.Network, d.cfg.SubnetLen, last.Subnet) {
-		d.attrs.HintIPv4 = last.Subnet
+	if d.cfg.EnableIPv4 && ipnet.Fits(d.cfg.Network, d.cfg.SubnetLen, last.Subnet) {
+		attrs.HintIPv4 = last.Subnet
 	}
-	d.prevVTEP = last.VTEP
-	d.log.Info("hint from the lease file", "path", d.o.LeaseFile, "subnetV6", netStr(d.attrs.HintIPv6),
-		"subnetV4", netStr(d.attrs.HintIPv4), "vtep", ipStr(last.VTEP))
+	d.log.Info("hint from the lease file", "path", d.o.LeaseFile, "subnetV6", netStr(attrs.HintIPv6),
+		"subnetV4", netStr(attrs.HintIPv4), "vtep", ipStr(last.VTEP))
+	return attrs, last.VTEP
 }
 
 // saveLastLease persists the lease next to every subnet file write.
 func (d *daemon) saveLastLease() {
-	if d.o.LeaseFile == "" || d.lease == nil {
+	if d.o.LeaseFile == "" || d.ka == nil || d.ka.lease == nil {
 		return
 	}
-	l := &lastlease.Last{NodeName: d.o.NodeName, VTEP: d.lease.VTEP, IPv6Network: d.cfg.IPv6Network, IPv6Subnet: d.lease.IPv6Subnet}
-	if d.cfg.DualStack() && d.lease.IPv4Subnet != nil {
-		l.Network, l.Subnet = d.cfg.Network, d.lease.IPv4Subnet
+	own := d.ka.lease
+	l := &lastlease.Last{NodeName: d.o.NodeName, VTEP: own.VTEP, IPv6Network: d.cfg.IPv6Network, IPv6Subnet: own.IPv6Subnet}
+	if d.cfg.DualStack() && own.IPv4Subnet != nil {
+		l.Network, l.Subnet = d.cfg.Network, own.IPv4Subnet
 	}
 	if err := lastlease.Save(d.o.LeaseFile, l); err != nil {
 		d.m.incError("lease_file")
@@ -60,13 +66,13 @@ func (d *daemon) saveLastLease() {
 // have addresses from them are cut off. It logs an error, sets the
 // vxlan6d_previous_subnet_lost metric and keeps /readyz failing until the
 // daemon is restarted (then the new subnet is the previous one).
-func (d *daemon) checkRegained() {
+func (d *daemon) checkRegained(attrs lease.Attrs, l *lease.Lease) {
 	var lost []string
-	if d.attrs.HintIPv6 != nil && !sameNet(d.attrs.HintIPv6, d.lease.IPv6Subnet) {
-		lost = append(lost, d.attrs.HintIPv6.String())
+	if attrs.HintIPv6 != nil && !ipnet.Same(attrs.HintIPv6, l.IPv6Subnet) {
+		lost = append(lost, attrs.HintIPv6.String())
 	}
-	if d.attrs.HintIPv4 != nil && d.lease.IPv4Subnet != nil && !sameNet(d.attrs.HintIPv4, d.lease.IPv4Subnet) {
-		lost = append(lost, d.attrs.HintIPv4.String())
+	if attrs.HintIPv4 != nil && l.IPv4Subnet != nil && !ipnet.Same(attrs.HintIPv4, l.IPv4Subnet) {
+		lost = append(lost, attrs.HintIPv4.String())
 	}
 	if len(lost) == 0 {
 		return
@@ -74,5 +80,5 @@ func (d *daemon) checkRegained() {
 	d.m.incError("previous_subnet_lost")
 	d.m.update(func(m *metrics) { m.lostSubnet = strings.Join(lost, ",") })
 	d.log.Error("this node did NOT get its previous subnet back: another node holds it; containers here with addresses from it are cut off (recreate them; restart vxlan6d to clear this)",
-		"previousSubnet", strings.Join(lost, ","), "subnetV6", netStr(d.lease.IPv6Subnet), "subnetV4", netStr(d.lease.IPv4Subnet))
+		"previousSubnet", strings.Join(lost, ","), "subnetV6", netStr(l.IPv6Subnet), "subnetV4", netStr(l.IPv4Subnet))
 }

@@ -400,7 +400,7 @@ func (a *acquirer) try(ctx context.Context) (*Lease, error) {
 
 	if reserved && !fresh && bytes.Equal(value, own.value) {
 		l.ModRevision = own.modRev
-		r.log.Info("using reserved lease", "vtep", attrs.VTEP, "ipv6_subnet", s6, "ipv4_subnet", s4)
+		r.log.Info("using reserved lease", "vtep", attrs.VTEP, "subnetV6", s6, "subnetV4", s4)
 		return l, nil
 	}
 
@@ -429,7 +429,7 @@ func (a *acquirer) try(ctx context.Context) (*Lease, error) {
 	if own != nil {
 		a.revokeReplaced(l, clientv3.LeaseID(own.lease))
 	}
-	r.log.Info("acquired lease", "vtep", attrs.VTEP, "ipv6_subnet", s6, "ipv4_subnet", s4,
+	r.log.Info("acquired lease", "vtep", attrs.VTEP, "subnetV6", s6, "subnetV4", s4,
 		"reused", own != nil && !fresh, "reserved", reserved, "key", a.key)
 	return l, nil
 }
@@ -506,7 +506,7 @@ func (r *Registry) Move(ctx context.Context, cfg *Config, old *Lease, attrs Attr
 			continue
 		}
 		a.revokeReplaced(l, old.EtcdLease)
-		r.log.Info("moved lease", "old_vtep", old.VTEP, "vtep", attrs.VTEP, "ipv6_subnet", l.IPv6Subnet, "ipv4_subnet", l.IPv4Subnet)
+		r.log.Info("moved lease", "oldVTEP", old.VTEP, "vtep", attrs.VTEP, "subnetV6", l.IPv6Subnet, "subnetV4", l.IPv4Subnet)
 		return l, nil
 	}
 	return nil, fmt.Errorf("move lease %s to %s: lost the race %d times in a row", old.VTEP, attrs.VTEP, maxAcquireAttempts)

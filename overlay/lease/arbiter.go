@@ -2,6 +2,8 @@ package lease
 
 import (
 	"net"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
 // Self is this node as the arbiter needs to know it: a lease that claims
@@ -29,9 +31,9 @@ func (s Self) Judge(l *Lease) string {
 		return "VTEP " + l.VTEP.String() + " is one of this host's addresses"
 	case len(s.MAC) > 0 && l.VtepMAC.String() == s.MAC.String():
 		return "claims our VTEP MAC " + l.VtepMAC.String()
-	case s.Lease != nil && netEqual(l.IPv6Subnet, s.Lease.IPv6Subnet):
+	case s.Lease != nil && ipnet.Same(l.IPv6Subnet, s.Lease.IPv6Subnet):
 		return "IPv6 subnet " + l.IPv6Subnet.String() + " is ours"
-	case s.Lease != nil && l.IPv4Subnet != nil && netEqual(l.IPv4Subnet, s.Lease.IPv4Subnet):
+	case s.Lease != nil && l.IPv4Subnet != nil && ipnet.Same(l.IPv4Subnet, s.Lease.IPv4Subnet):
 		return "IPv4 subnet " + l.IPv4Subnet.String() + " is ours"
 	}
 	return ""

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxlan6/vxlan6/internal/backoff"
@@ -36,7 +38,7 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 		if ctx.Err() != nil {
 			return
 		}
-		r.log.Warn("lease lost, re-acquiring", "vtep", cur.VTEP, "ipv6_subnet", cur.IPv6Subnet, "why", why)
+		r.log.Warn("lease lost, re-acquiring", "vtep", cur.VTEP, "subnetV6", cur.IPv6Subnet, "why", why)
 		if time.Since(start) >= stableHold {
 			bo.Reset()
 		} else if backoff.SleepCtx(ctx, bo.Next()) != nil {
@@ -49,11 +51,11 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 			nl, err := r.Acquire(opCtx, cfg, hinted, ttl)
 			cancel()
 			if err == nil {
-				if !netEqual(nl.IPv6Subnet, cur.IPv6Subnet) || !netEqual(nl.IPv4Subnet, cur.IPv4Subnet) {
+				if !ipnet.Same(nl.IPv6Subnet, cur.IPv6Subnet) || !ipnet.Same(nl.IPv4Subnet, cur.IPv4Subnet) {
 					r.log.Warn("re-acquired lease with a different subnet", "vtep", nl.VTEP,
-						"old_ipv6_subnet", cur.IPv6Subnet, "ipv6_subnet", nl.IPv6Subnet, "old_ipv4_subnet", cur.IPv4Subnet, "ipv4_subnet", nl.IPv4Subnet)
+						"oldSubnetV6", cur.IPv6Subnet, "subnetV6", nl.IPv6Subnet, "oldSubnetV4", cur.IPv4Subnet, "subnetV4", nl.IPv4Subnet)
 				} else {
-					r.log.Info("re-acquired lease", "vtep", nl.VTEP, "ipv6_subnet", nl.IPv6Subnet, "ipv4_subnet", nl.IPv4Subnet)
+					r.log.Info("re-acquired lease", "vtep", nl.VTEP, "subnetV6", nl.IPv6Subnet, "subnetV4", nl.IPv4Subnet)
 				}
 				cur = nl
 				if onChange != nil {

@@ -185,7 +185,7 @@ func (r *Registry) watch(ctx context.Context, cfg *Config, rev int64, ix *index,
 			return
 		}
 		if wr.CompactRevision != 0 {
-			resync("revision compacted", "compact_revision", wr.CompactRevision)
+			resync("revision compacted", "compactRevision", wr.CompactRevision)
 			return
 		}
 		if err := wr.Err(); err != nil {

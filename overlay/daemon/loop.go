@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/vxlan6/vxlan6/overlay/lease"
+)
+
+// loop watches leases from snap (what the last resync programmed) and the
+// node's annotations, and hands every event to its owner, on this one
+// goroutine.
+func (d *daemon) loop(ctx context.Context, snap *lease.Snapshot) error {
+	w := d.watchLeases(ctx, snap)
+	defer w.stop()
+	n := d.watchNode(ctx)
+	defer n.stop()
+	// The annotation may have changed between the first read and the watch.
+	d.readAnnotations(ctx, false)
+	moveRetry := time.NewTicker(moveRetryEvery)
+	defer moveRetry.Stop()
+	d.healer.start()
+	defer d.healer.stop()
+
+	for {
+		d.healer.arm()
+		select {
+		case <-d.healer.C():
+			d.healer.fired(d.heal(ctx))
+		case <-ctx.Done():
+			d.log.Info("stopping; the vxlan device, its peers and the lease stay in place")
+			return nil
+		case ev, ok := <-w.events:
+			if d.onLeaseEvent(ctx, ev, ok) {
+				w.restart(ctx)
+			}
+		case l := <-d.ka.ch:
+			if d.onLeaseChange(l) {
+				// Leases skipped as overlapping our old subnet may be
+				// valid now: look at everything again.
+				w.restart(ctx)
+			}
+		case ann, ok := <-n.ch:
+			if !ok {
+				n.closed(ctx)
+				continue
+			}
+			d.onAnnotations(ctx, ann)
+		case <-n.retry:
+			n.rewatch()
+			d.readAnnotations(ctx, false)
+		case <-moveRetry.C:
+			d.retryMove(ctx)
+		}
+	}
+}
+
+// onLeaseEvent applies a lease watch event; it reports whether the watch
+// must be restarted from a fresh snapshot (it asked for a resync, or ended).
+func (d *daemon) onLeaseEvent(ctx context.Context, ev lease.Event, ok bool) bool {
+	if ok && ev.Type != lease.Resync {
+		d.apply(ev, d.vtep.cur)
+		return false
+	}
+	if ok {
+		d.countEvent("resync")
+		d.log.Info("lease watch reset, resyncing")
+	} else if ctx.Err() == nil {
+		d.countEvent("resync")
+		d.log.Warn("lease watch ended unexpectedly, resyncing")
+	}
+	return true
+}
+
+// leaseWatch is the lease watch the loop reads, restartable.
+type leaseWatch struct {
+	d      *daemon
+	events <-chan lease.Event
+	cancel context.CancelFunc
+}
+
+func (d *daemon) watchLeases(ctx context.Context, snap *lease.Snapshot) *leaseWatch {
+	w := &leaseWatch{d: d}
+	w.start(ctx, snap)
+	return w
+}
+
+func (w *leaseWatch) start(ctx context.Context, snap *lease.Snapshot) {
+	wctx, cancel := context.WithCancel(ctx)
+	w.cancel = cancel
+	w.events = w.d.reg.WatchSnapshot(wctx, w.d.cfg, snap)
+}
+
+func (w *leaseWatch) stop() { w.cancel() }
+
+// restart stops the watch, reconciles against a fresh snapshot and
+// watches again from its revision.
+func (w *leaseWatch) restart(ctx context.Context) {
+	w.cancel()
+	snap, err := w.d.resync(ctx, w.d.vtep.cur)
+	if err != nil {
+		w.events = nil // ctx ended; the next round returns
+		return
+	}
+	w.start(ctx, snap)
+}
+
+// nodeWatch is the watch of this node's annotations. One context for every
+// watch: a watch is only restarted after its channel closed, so there is
+// never an older one left to cancel.
+type nodeWatch struct {
+	d      *daemon
+	ctx    context.Context
+	cancel context.CancelFunc
+	ch     <-chan map[string]string
+	retry  <-chan time.Time
+}
+
+func (d *daemon) watchNode(ctx context.Context) *nodeWatch {
+	nctx, cancel := context.WithCancel(ctx)
+	n := &nodeWatch{d: d, ctx: nctx, cancel: cancel}
+	n.rewatch()
+	return n
+}
+
+func (n *nodeWatch) rewatch() {
+	n.retry = nil
+	n.ch = n.d.reg.WatchNode(n.ctx, n.d.o.NodeName)
+}
+
+// closed: the watch ended; unless the daemon stops, watch again in a second.
+func (n *nodeWatch) closed(ctx context.Context) {
+	n.ch = nil
+	if ctx.Err() == nil {
+		n.retry = time.After(time.Second)
+	}
+}
+
+func (n *nodeWatch) stop() { n.cancel() }
