@@ -8,8 +8,6 @@ import (
 	"net"
 	"strings"
 
-	"github.com/vxlan6/vxlan6/internal/ipnet"
-
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -266,12 +264,4 @@ func (s *Snapshot) Without(vtep net.IP) []Lease {
 		}
 	}
 	return out
-}
-
-// Equal reports whether two leases describe the same peer (ignoring
-// revision and etcd lease), i.e. whether the data path needs no change.
-func (l *Lease) Equal(o *Lease) bool {
-	return l.VTEP.Equal(o.VTEP) && ipnet.Same(l.IPv6Subnet, o.IPv6Subnet) &&
-		ipnet.Same(l.IPv4Subnet, o.IPv4Subnet) && l.VtepMAC.String() == o.VtepMAC.String() &&
-		l.NodeName == o.NodeName && l.PublicIPv4.Equal(o.PublicIPv4) && l.Reserved == o.Reserved
 }

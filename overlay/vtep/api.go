@@ -52,37 +52,40 @@ type Choice struct {
 // NAT reports whether the advertised address differs from the local one.
 func (c *Choice) NAT() bool { return !c.Local.Equal(c.Public) }
 
-// Values of Choice.Source.
+// Values of Choice.Source (shown as text in logs, metrics and status; the
+// constants stay inside the package).
 const (
-	SourcePublicIPv6   = "flag --public-ipv6"
-	SourcePublicIP     = "flag --public-ip"
-	SourceAnnotation   = "annotation vxlan6.io/public-ipv6"
-	SourceIfaceAddress = "flag --iface address"
-	SourceIface        = "flag --iface"
-	SourceIfaceRegex   = "flag --iface-regex"
-	SourceCanReach     = "flag --iface-can-reach"
-	SourceDefaultRoute = "default route"
+	sourcePublicIPv6   = "flag --public-ipv6"
+	sourcePublicIP     = "flag --public-ip"
+	sourceAnnotation   = "annotation vxlan6.io/public-ipv6"
+	sourceIfaceAddress = "flag --iface address"
+	sourceIface        = "flag --iface"
+	sourceIfaceRegex   = "flag --iface-regex"
+	sourceCanReach     = "flag --iface-can-reach"
+	sourceDefaultRoute = "default route"
 )
 
 // Errors returned by Choose and Options.Validate wrap one of these, so the
-// daemon (and tests) can tell the cases apart; the message names the value.
+// package's tests can tell the cases apart; the message names the value.
+// Nothing outside the package needs errors.Is on them yet: export one when
+// a caller does.
 var (
-	ErrMalformed      = errors.New("malformed")
-	ErrNotIPv6        = errors.New("not IPv6 (the underlay is IPv6-only)")
-	ErrLinkLocal      = errors.New("link-local address cannot be a VTEP")
-	ErrNotUnicast     = errors.New("not a global unicast address")
-	ErrBadIfaceName   = errors.New("not a valid interface name")
-	ErrBadRegex       = errors.New("regex does not compile")
-	ErrNotOwned       = errors.New("owned by no interface")
-	ErrNoSuchIface    = errors.New("no such interface")
-	ErrNoUsableAddr   = errors.New("no usable global IPv6 address")
-	ErrNoMatch        = errors.New("matches no interface with a usable global IPv6 address")
-	ErrNoRoute        = errors.New("no IPv6 route")
-	ErrNoDefaultRoute = errors.New("no IPv6 default route in the main table; pass --iface or --public-ipv6 to name the underlay")
-	ErrDADFailed      = errors.New("duplicate address detection failed (another host uses it)")
-	ErrTentative      = errors.New("still tentative (duplicate address detection not finished)")
-	ErrLoopback       = errors.New("loopback interface cannot carry VXLAN")
-	ErrLocalDest      = errors.New("is a local address, not a destination to reach")
+	errMalformed      = errors.New("malformed")
+	errNotIPv6        = errors.New("not IPv6 (the underlay is IPv6-only)")
+	errLinkLocal      = errors.New("link-local address cannot be a VTEP")
+	errNotUnicast     = errors.New("not a global unicast address")
+	errBadIfaceName   = errors.New("not a valid interface name")
+	errBadRegex       = errors.New("regex does not compile")
+	errNotOwned       = errors.New("owned by no interface")
+	errNoSuchIface    = errors.New("no such interface")
+	errNoUsableAddr   = errors.New("no usable global IPv6 address")
+	errNoMatch        = errors.New("matches no interface with a usable global IPv6 address")
+	errNoRoute        = errors.New("no IPv6 route")
+	errNoDefaultRoute = errors.New("no IPv6 default route in the main table; pass --iface or --public-ipv6 to name the underlay")
+	errDADFailed      = errors.New("duplicate address detection failed (another host uses it)")
+	errTentative      = errors.New("still tentative (duplicate address detection not finished)")
+	errLoopback       = errors.New("loopback interface cannot carry VXLAN")
+	errLocalDest      = errors.New("is a local address, not a destination to reach")
 )
 
 // Choose applies the table in the current network namespace. Every invalid

@@ -239,18 +239,18 @@ func TestTrapSeveralAddresses(t *testing.T) {
 				t.Fatalf("kernel lists %s first, want the newest %s: the trap is not set", kernel[0], want)
 			}
 			for _, a := range addrs {
-				e.want(Options{PublicIPv6: a}, "up0", a, a, SourcePublicIPv6, true)
-				e.want(Options{PublicIP: a}, "up0", a, a, SourcePublicIP, true)
-				e.want(Options{Iface: []string{a}}, "up0", a, a, SourceIfaceAddress, true)
-				e.want(Options{Annotation: a}, "up0", a, a, SourceAnnotation, true)
-				e.want(Options{PublicIPv6: a, Iface: []string{"up0"}}, "up0", a, a, SourcePublicIPv6, true)
-				e.want(Options{Annotation: a, Iface: []string{"up0"}}, "up0", a, a, SourceAnnotation, true)
-				e.want(Options{IfaceRegex: []string{regexp.QuoteMeta(a) + "$"}}, "up0", a, a, SourceIfaceRegex, false)
+				e.want(Options{PublicIPv6: a}, "up0", a, a, sourcePublicIPv6, true)
+				e.want(Options{PublicIP: a}, "up0", a, a, sourcePublicIP, true)
+				e.want(Options{Iface: []string{a}}, "up0", a, a, sourceIfaceAddress, true)
+				e.want(Options{Annotation: a}, "up0", a, a, sourceAnnotation, true)
+				e.want(Options{PublicIPv6: a, Iface: []string{"up0"}}, "up0", a, a, sourcePublicIPv6, true)
+				e.want(Options{Annotation: a, Iface: []string{"up0"}}, "up0", a, a, sourceAnnotation, true)
+				e.want(Options{IfaceRegex: []string{regexp.QuoteMeta(a) + "$"}}, "up0", a, a, sourceIfaceRegex, false)
 			}
 			// Autodetection: the lowest, whatever the kernel lists first.
-			e.want(Options{Iface: []string{"up0"}}, "up0", addrs[0], addrs[0], SourceIface, false)
-			e.want(Options{}, "up0", addrs[0], addrs[0], SourceDefaultRoute, false)
-			e.want(Options{IfaceRegex: []string{"^up"}}, "up0", addrs[0], addrs[0], SourceIfaceRegex, false)
+			e.want(Options{Iface: []string{"up0"}}, "up0", addrs[0], addrs[0], sourceIface, false)
+			e.want(Options{}, "up0", addrs[0], addrs[0], sourceDefaultRoute, false)
+			e.want(Options{IfaceRegex: []string{"^up"}}, "up0", addrs[0], addrs[0], sourceIfaceRegex, false)
 		})
 	}
 }
@@ -259,17 +259,17 @@ func TestFlagBeatsAnnotation(t *testing.T) {
 	e := newEnv(t)
 	e.dummy("up0")
 	e.addr("up0", "2001:db8:10::b/64", "2001:db8:10::a/64")
-	e.want(Options{Annotation: "2001:db8:10::b", PublicIPv6: "2001:db8:10::a"}, "up0", "2001:db8:10::a", "2001:db8:10::a", SourcePublicIPv6, true)
-	e.want(Options{Annotation: "2001:db8:10::a", PublicIP: "2001:db8:10::b"}, "up0", "2001:db8:10::b", "2001:db8:10::b", SourcePublicIP, true)
+	e.want(Options{Annotation: "2001:db8:10::b", PublicIPv6: "2001:db8:10::a"}, "up0", "2001:db8:10::a", "2001:db8:10::a", sourcePublicIPv6, true)
+	e.want(Options{Annotation: "2001:db8:10::a", PublicIP: "2001:db8:10::b"}, "up0", "2001:db8:10::b", "2001:db8:10::b", sourcePublicIP, true)
 	// --public-ipv6 wins over an IPv6 --public-ip.
-	e.want(Options{PublicIPv6: "2001:db8:10::b", PublicIP: "2001:db8:10::a"}, "up0", "2001:db8:10::b", "2001:db8:10::b", SourcePublicIPv6, true)
+	e.want(Options{PublicIPv6: "2001:db8:10::b", PublicIP: "2001:db8:10::a"}, "up0", "2001:db8:10::b", "2001:db8:10::b", sourcePublicIPv6, true)
 	// An IPv4 --public-ip is no IPv6 flag: the annotation still applies.
-	c := e.want(Options{Annotation: "2001:db8:10::b", PublicIP: "198.51.100.7"}, "up0", "2001:db8:10::b", "2001:db8:10::b", SourceAnnotation, true)
+	c := e.want(Options{Annotation: "2001:db8:10::b", PublicIP: "198.51.100.7"}, "up0", "2001:db8:10::b", "2001:db8:10::b", sourceAnnotation, true)
 	if c.PublicIPv4.String() != "198.51.100.7" {
 		t.Fatalf("PublicIPv4 = %v", c.PublicIPv4)
 	}
 	// A flag wins even over a malformed annotation.
-	e.want(Options{Annotation: "garbage", PublicIPv6: "2001:db8:10::b"}, "up0", "2001:db8:10::b", "2001:db8:10::b", SourcePublicIPv6, true)
+	e.want(Options{Annotation: "garbage", PublicIPv6: "2001:db8:10::b"}, "up0", "2001:db8:10::b", "2001:db8:10::b", sourcePublicIPv6, true)
 }
 
 func TestNAT(t *testing.T) {
@@ -278,17 +278,17 @@ func TestNAT(t *testing.T) {
 	e.addr("up0", "2001:db8:10::b/64", "2001:db8:10::a/64")
 	e.addr("other0", "2001:db8:20::1/64")
 	// A is on no interface: advertised, up0's chosen address is local.
-	c := e.want(Options{PublicIPv6: "2001:db8:99::1", Iface: []string{"up0"}}, "up0", "2001:db8:10::a", "2001:db8:99::1", SourcePublicIPv6, true)
+	c := e.want(Options{PublicIPv6: "2001:db8:99::1", Iface: []string{"up0"}}, "up0", "2001:db8:10::a", "2001:db8:99::1", sourcePublicIPv6, true)
 	if !c.NAT() {
 		t.Fatal("NAT() = false")
 	}
 	// A is on another interface: same rule.
-	e.want(Options{PublicIPv6: "2001:db8:20::1", Iface: []string{"up0"}}, "up0", "2001:db8:10::a", "2001:db8:20::1", SourcePublicIPv6, true)
+	e.want(Options{PublicIPv6: "2001:db8:20::1", Iface: []string{"up0"}}, "up0", "2001:db8:10::a", "2001:db8:20::1", sourcePublicIPv6, true)
 	// --iface ADDR picks the underlay and the local address.
-	e.want(Options{PublicIPv6: "2001:db8:99::1", Iface: []string{"2001:db8:10::b"}}, "up0", "2001:db8:10::b", "2001:db8:99::1", SourcePublicIPv6, true)
-	e.want(Options{Annotation: "2001:db8:99::1", IfaceRegex: []string{"^up0$"}}, "up0", "2001:db8:10::a", "2001:db8:99::1", SourceAnnotation, true)
+	e.want(Options{PublicIPv6: "2001:db8:99::1", Iface: []string{"2001:db8:10::b"}}, "up0", "2001:db8:10::b", "2001:db8:99::1", sourcePublicIPv6, true)
+	e.want(Options{Annotation: "2001:db8:99::1", IfaceRegex: []string{"^up0$"}}, "up0", "2001:db8:10::a", "2001:db8:99::1", sourceAnnotation, true)
 	// Without a selector an unowned address is an error.
-	e.wantErr(Options{PublicIPv6: "2001:db8:99::1"}, ErrNotOwned, "2001:db8:99::1")
+	e.wantErr(Options{PublicIPv6: "2001:db8:99::1"}, errNotOwned, "2001:db8:99::1")
 }
 
 func TestAutodetectSkipsUnusable(t *testing.T) {
@@ -302,7 +302,7 @@ func TestAutodetectSkipsUnusable(t *testing.T) {
 	e.addr("v0", "10.1.0.1/24", "fe80::1/64")
 	e.addrWith("v0", "2001:db8:10::4/64", unix.IFA_F_NODAD, 3600, 3600) // dynamic (like SLAAC/DHCPv6): after permanent ones
 	t.Logf("kernel lists %v", e.kernelOrder("v0"))
-	e.want(Options{Iface: []string{"v0"}}, "v0", "2001:db8:10::3", "2001:db8:10::3", SourceIface, false)
+	e.want(Options{Iface: []string{"v0"}}, "v0", "2001:db8:10::3", "2001:db8:10::3", sourceIface, false)
 
 	// Insertion order does not matter: the same set added the other way round.
 	e2 := newEnv(t)
@@ -312,7 +312,7 @@ func TestAutodetectSkipsUnusable(t *testing.T) {
 	e2.addrWith("v0", "2001:db8:10::2/64", 0, 0, 0)
 	e2.addrWith("v0", "2001:db8:10::1/64", unix.IFA_F_NODAD, 0, forever)
 	t.Logf("kernel lists %v", e2.kernelOrder("v0"))
-	e2.want(Options{Iface: []string{"v0"}}, "v0", "2001:db8:10::3", "2001:db8:10::3", SourceIface, false)
+	e2.want(Options{Iface: []string{"v0"}}, "v0", "2001:db8:10::3", "2001:db8:10::3", sourceIface, false)
 
 	// Only dynamic addresses: the numerically lowest.
 	e3 := newEnv(t)
@@ -320,13 +320,13 @@ func TestAutodetectSkipsUnusable(t *testing.T) {
 	e3.addrWith("d0", "2001:db8:10::7/64", unix.IFA_F_NODAD, 3600, 3600)
 	e3.addrWith("d0", "2001:db8:10::6/64", unix.IFA_F_NODAD, 3600, 3600)
 	e3.addrWith("d0", "2001:db8:10::8/64", unix.IFA_F_NODAD, 3600, 3600)
-	e3.want(Options{Iface: []string{"d0"}}, "d0", "2001:db8:10::6", "2001:db8:10::6", SourceIface, false)
+	e3.want(Options{Iface: []string{"d0"}}, "d0", "2001:db8:10::6", "2001:db8:10::6", sourceIface, false)
 
 	// Named explicitly, a deprecated address is accepted (warned about); a
 	// tentative one is waited for and then refused.
-	e.want(Options{PublicIPv6: "2001:db8:10::1"}, "v0", "2001:db8:10::1", "2001:db8:10::1", SourcePublicIPv6, true)
+	e.want(Options{PublicIPv6: "2001:db8:10::1"}, "v0", "2001:db8:10::1", "2001:db8:10::1", sourcePublicIPv6, true)
 	start := time.Now()
-	e.wantErr(Options{PublicIPv6: "2001:db8:10::2", DADTimeout: 300 * time.Millisecond}, ErrTentative, "2001:db8:10::2")
+	e.wantErr(Options{PublicIPv6: "2001:db8:10::2", DADTimeout: 300 * time.Millisecond}, errTentative, "2001:db8:10::2")
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Fatalf("gave up after %v, before DADTimeout", d)
 	}
@@ -336,8 +336,8 @@ func TestAutodetectSkipsUnusable(t *testing.T) {
 	e4.addrWith("v1", "2001:db8:10::2/64", 0, 0, 0)
 	e4.addrWith("v1", "2001:db8:10::1/64", unix.IFA_F_NODAD, 0, forever)
 	e4.addr("v1", "10.1.0.1/24")
-	e4.wantErr(Options{Iface: []string{"v1"}, DADTimeout: -1}, ErrNoUsableAddr, "v1")
-	e4.wantErr(Options{Iface: []string{"v1"}, DADTimeout: 200 * time.Millisecond}, ErrNoUsableAddr, "2001:db8:10::2 tentative")
+	e4.wantErr(Options{Iface: []string{"v1"}, DADTimeout: -1}, errNoUsableAddr, "v1")
+	e4.wantErr(Options{Iface: []string{"v1"}, DADTimeout: 200 * time.Millisecond}, errNoUsableAddr, "2001:db8:10::2 tentative")
 }
 
 // Privacy addresses made by the kernel itself (use_tempaddr=2 with a
@@ -361,10 +361,10 @@ func TestAutodetectSkipsTemporary(t *testing.T) {
 		t.Skip("kernel made no temporary address")
 	}
 	t.Logf("temporary address %s, kernel lists %v", temp, e.kernelOrder("t0"))
-	e.want(Options{Iface: []string{"t0"}}, "t0", "2001:db8:7:0:ffff:ffff:ffff:fff0", "2001:db8:7:0:ffff:ffff:ffff:fff0", SourceIface, false)
-	e.want(Options{IfaceRegex: []string{"^2001:db8:7:"}}, "t0", "2001:db8:7:0:ffff:ffff:ffff:fff0", "2001:db8:7:0:ffff:ffff:ffff:fff0", SourceIfaceRegex, false)
+	e.want(Options{Iface: []string{"t0"}}, "t0", "2001:db8:7:0:ffff:ffff:ffff:fff0", "2001:db8:7:0:ffff:ffff:ffff:fff0", sourceIface, false)
+	e.want(Options{IfaceRegex: []string{"^2001:db8:7:"}}, "t0", "2001:db8:7:0:ffff:ffff:ffff:fff0", "2001:db8:7:0:ffff:ffff:ffff:fff0", sourceIfaceRegex, false)
 	// Named, it is used (with a warning): the operator asked for it.
-	e.want(Options{PublicIPv6: temp}, "t0", temp, temp, SourcePublicIPv6, true)
+	e.want(Options{PublicIPv6: temp}, "t0", temp, temp, sourcePublicIPv6, true)
 }
 
 // A tentative address named at start is waited for until DAD completes.
@@ -376,7 +376,7 @@ func TestNamedTentativeWaitsForDAD(t *testing.T) {
 		t.Fatalf("addresses %v", k)
 	}
 	start := time.Now()
-	e.want(Options{PublicIPv6: "2001:db8:30::5", DADTimeout: 10 * time.Second}, "w0", "2001:db8:30::5", "2001:db8:30::5", SourcePublicIPv6, true)
+	e.want(Options{PublicIPv6: "2001:db8:30::5", DADTimeout: 10 * time.Second}, "w0", "2001:db8:30::5", "2001:db8:30::5", sourcePublicIPv6, true)
 	t.Logf("DAD finished after %v", time.Since(start))
 }
 
@@ -405,9 +405,9 @@ func TestNamedDADFailed(t *testing.T) {
 	if !dadfailed {
 		t.Fatal("DAD did not fail within 6s")
 	}
-	e.wantErr(Options{PublicIPv6: "2001:db8:40::1"}, ErrDADFailed, "2001:db8:40::1")
-	e.wantErr(Options{Iface: []string{"2001:db8:40::1"}}, ErrDADFailed, "2001:db8:40::1")
-	e.want(Options{Iface: []string{"x0"}}, "x0", "2001:db8:40::2", "2001:db8:40::2", SourceIface, false)
+	e.wantErr(Options{PublicIPv6: "2001:db8:40::1"}, errDADFailed, "2001:db8:40::1")
+	e.wantErr(Options{Iface: []string{"2001:db8:40::1"}}, errDADFailed, "2001:db8:40::1")
+	e.want(Options{Iface: []string{"x0"}}, "x0", "2001:db8:40::2", "2001:db8:40::2", sourceIface, false)
 }
 
 func TestDefaultRoute(t *testing.T) {
@@ -418,16 +418,16 @@ func TestDefaultRoute(t *testing.T) {
 	e.addr("a0", "10.9.0.2/24")
 	// Dual-stack host with only an IPv4 default route: IPv6 needs its own.
 	e.route(&netlink.Route{Gw: net.ParseIP("10.9.0.1")}, "a0")
-	e.wantErr(Options{}, ErrNoDefaultRoute, "--iface")
+	e.wantErr(Options{}, errNoDefaultRoute, "--iface")
 	e.route(&netlink.Route{Gw: net.ParseIP("2001:db8:a::ff"), Priority: 100}, "a0")
-	e.want(Options{}, "a0", "2001:db8:a::1", "2001:db8:a::1", SourceDefaultRoute, false)
+	e.want(Options{}, "a0", "2001:db8:a::1", "2001:db8:a::1", sourceDefaultRoute, false)
 	e.route(&netlink.Route{Gw: net.ParseIP("2001:db8:b::ff"), Priority: 50}, "b0")
-	e.want(Options{}, "b0", "2001:db8:b::1", "2001:db8:b::1", SourceDefaultRoute, false)
+	e.want(Options{}, "b0", "2001:db8:b::1", "2001:db8:b::1", sourceDefaultRoute, false)
 	// A default route in another table is not the main table's.
 	e.dummy("c0")
 	e.addr("c0", "2001:db8:c::1/64")
 	e.route(&netlink.Route{Gw: net.ParseIP("2001:db8:c::ff"), Priority: 1, Table: 100}, "c0")
-	e.want(Options{}, "b0", "2001:db8:b::1", "2001:db8:b::1", SourceDefaultRoute, false)
+	e.want(Options{}, "b0", "2001:db8:b::1", "2001:db8:b::1", sourceDefaultRoute, false)
 }
 
 // An ECMP default route: its first nexthop's interface.
@@ -442,7 +442,7 @@ func TestDefaultRouteMultipath(t *testing.T) {
 		{LinkIndex: b0, Gw: net.ParseIP("2001:db8:b::ff")},
 		{LinkIndex: a0, Gw: net.ParseIP("2001:db8:a::ff")},
 	}}, "")
-	e.want(Options{}, "b0", "2001:db8:b::1", "2001:db8:b::1", SourceDefaultRoute, false)
+	e.want(Options{}, "b0", "2001:db8:b::1", "2001:db8:b::1", sourceDefaultRoute, false)
 }
 
 // An address on lo names no underlay.
@@ -452,10 +452,10 @@ func TestNamedAddressOnLoopback(t *testing.T) {
 	e.addr("up0", "2001:db8:10::a/64")
 	e.do(func() error { return setUp("lo") })
 	e.addr("lo", "2001:db8:ffff::1/128")
-	e.wantErr(Options{PublicIPv6: "2001:db8:ffff::1"}, ErrLoopback, "2001:db8:ffff::1")
-	e.wantErr(Options{Iface: []string{"2001:db8:ffff::1"}}, ErrLoopback, "2001:db8:ffff::1")
-	e.want(Options{PublicIPv6: "2001:db8:ffff::1", Iface: []string{"up0"}}, "up0", "2001:db8:10::a", "2001:db8:ffff::1", SourcePublicIPv6, true)
-	e.wantErr(Options{IfaceRegex: []string{"ffff"}}, ErrNoMatch, "ffff")
+	e.wantErr(Options{PublicIPv6: "2001:db8:ffff::1"}, errLoopback, "2001:db8:ffff::1")
+	e.wantErr(Options{Iface: []string{"2001:db8:ffff::1"}}, errLoopback, "2001:db8:ffff::1")
+	e.want(Options{PublicIPv6: "2001:db8:ffff::1", Iface: []string{"up0"}}, "up0", "2001:db8:10::a", "2001:db8:ffff::1", sourcePublicIPv6, true)
+	e.wantErr(Options{IfaceRegex: []string{"ffff"}}, errNoMatch, "ffff")
 }
 
 func TestDefaultRouteInterfaceWithoutAddress(t *testing.T) {
@@ -464,7 +464,7 @@ func TestDefaultRouteInterfaceWithoutAddress(t *testing.T) {
 	e.addr("b0", "2001:db8:b::1/64")
 	e.route(&netlink.Route{Gw: net.ParseIP("fe80::1"), Priority: 1}, "a0")
 	e.route(&netlink.Route{Gw: net.ParseIP("2001:db8:b::ff"), Priority: 100}, "b0")
-	e.wantErr(Options{}, ErrNoUsableAddr, "a0")
+	e.wantErr(Options{}, errNoUsableAddr, "a0")
 }
 
 func TestCanReach(t *testing.T) {
@@ -477,8 +477,8 @@ func TestCanReach(t *testing.T) {
 	_, far2, _ := net.ParseCIDR("2001:db8:fe::/48")
 	e.route(&netlink.Route{Dst: far2, Gw: net.ParseIP("2001:db8:20::ff")}, "other0")
 	// The route's src is the second address: that one, not the first.
-	e.want(Options{IfaceCanReach: "2001:db8:ff::1"}, "up0", "2001:db8:10::b", "2001:db8:10::b", SourceCanReach, false)
-	e.want(Options{IfaceCanReach: "2001:db8:fe::1"}, "other0", "2001:db8:20::1", "2001:db8:20::1", SourceCanReach, false)
+	e.want(Options{IfaceCanReach: "2001:db8:ff::1"}, "up0", "2001:db8:10::b", "2001:db8:10::b", sourceCanReach, false)
+	e.want(Options{IfaceCanReach: "2001:db8:fe::1"}, "other0", "2001:db8:20::1", "2001:db8:20::1", sourceCanReach, false)
 	// On-link destination without src: the kernel's choice, which is usable.
 	c, err := e.choose(Options{IfaceCanReach: "2001:db8:10::77"})
 	if err != nil || c.IfName != "up0" || !slices.Contains([]string{"2001:db8:10::a", "2001:db8:10::b"}, c.Local.String()) {
@@ -488,10 +488,10 @@ func TestCanReach(t *testing.T) {
 	// Local, the route's device is the underlay.
 	_, far3, _ := net.ParseCIDR("2001:db8:fd::/48")
 	e.route(&netlink.Route{Dst: far3, Gw: net.ParseIP("2001:db8:10::1"), Src: net.ParseIP("2001:db8:20::1")}, "up0")
-	e.want(Options{IfaceCanReach: "2001:db8:fd::1"}, "up0", "2001:db8:20::1", "2001:db8:20::1", SourceCanReach, false)
-	e.wantErr(Options{IfaceCanReach: "2001:db8:77::1"}, ErrNoRoute, "2001:db8:77::1")
-	e.wantErr(Options{IfaceCanReach: "2001:db8:10::a"}, ErrLocalDest, "2001:db8:10::a")
-	e.wantErr(Options{IfaceCanReach: "10.0.0.1"}, ErrNotIPv6, "10.0.0.1")
+	e.want(Options{IfaceCanReach: "2001:db8:fd::1"}, "up0", "2001:db8:20::1", "2001:db8:20::1", sourceCanReach, false)
+	e.wantErr(Options{IfaceCanReach: "2001:db8:77::1"}, errNoRoute, "2001:db8:77::1")
+	e.wantErr(Options{IfaceCanReach: "2001:db8:10::a"}, errLocalDest, "2001:db8:10::a")
+	e.wantErr(Options{IfaceCanReach: "10.0.0.1"}, errNotIPv6, "10.0.0.1")
 }
 
 func TestRegexAddressesBeforeNames(t *testing.T) {
@@ -500,12 +500,12 @@ func TestRegexAddressesBeforeNames(t *testing.T) {
 	e.addr("eth1", "2001:db8:10::a/64")
 	e.addr("up1", "2001:db8:1::1/64")
 	// "1" in up1's address matches before the name eth1 (which has a lower ifindex).
-	e.want(Options{IfaceRegex: []string{"db8:1:"}}, "up1", "2001:db8:1::1", "2001:db8:1::1", SourceIfaceRegex, false)
-	e.want(Options{IfaceRegex: []string{"eth1"}}, "eth1", "2001:db8:10::a", "2001:db8:10::a", SourceIfaceRegex, false)
-	e.want(Options{IfaceRegex: []string{"^nothing", "^up"}}, "up1", "2001:db8:1::1", "2001:db8:1::1", SourceIfaceRegex, false)
-	e.wantErr(Options{IfaceRegex: []string{"^nothing"}}, ErrNoMatch, "^nothing")
-	e.wantErr(Options{IfaceRegex: []string{"^lo$"}}, ErrNoMatch, "^lo$")
-	e.wantErr(Options{IfaceRegex: []string{"(unclosed"}}, ErrBadRegex, "(unclosed")
+	e.want(Options{IfaceRegex: []string{"db8:1:"}}, "up1", "2001:db8:1::1", "2001:db8:1::1", sourceIfaceRegex, false)
+	e.want(Options{IfaceRegex: []string{"eth1"}}, "eth1", "2001:db8:10::a", "2001:db8:10::a", sourceIfaceRegex, false)
+	e.want(Options{IfaceRegex: []string{"^nothing", "^up"}}, "up1", "2001:db8:1::1", "2001:db8:1::1", sourceIfaceRegex, false)
+	e.wantErr(Options{IfaceRegex: []string{"^nothing"}}, errNoMatch, "^nothing")
+	e.wantErr(Options{IfaceRegex: []string{"^lo$"}}, errNoMatch, "^lo$")
+	e.wantErr(Options{IfaceRegex: []string{"(unclosed"}}, errBadRegex, "(unclosed")
 }
 
 func TestIfaceList(t *testing.T) {
@@ -513,10 +513,10 @@ func TestIfaceList(t *testing.T) {
 	e.dummy("a0", "b0", "empty0")
 	e.addr("a0", "2001:db8:a::1/64")
 	e.addr("b0", "2001:db8:b::2/64", "2001:db8:b::1/64")
-	e.want(Options{Iface: []string{"missing0", "empty0", "2001:db8:99::1", "b0", "a0"}}, "b0", "2001:db8:b::1", "2001:db8:b::1", SourceIface, false)
-	e.want(Options{Iface: []string{"missing0", "2001:db8:b::2", "a0"}}, "b0", "2001:db8:b::2", "2001:db8:b::2", SourceIfaceAddress, true)
-	e.want(Options{Iface: []string{"missing0,a0"}}, "a0", "2001:db8:a::1", "2001:db8:a::1", SourceIface, false)
-	e.want(Options{Iface: []string{"missing0"}, IfaceRegex: []string{"^b"}}, "b0", "2001:db8:b::1", "2001:db8:b::1", SourceIfaceRegex, false)
+	e.want(Options{Iface: []string{"missing0", "empty0", "2001:db8:99::1", "b0", "a0"}}, "b0", "2001:db8:b::1", "2001:db8:b::1", sourceIface, false)
+	e.want(Options{Iface: []string{"missing0", "2001:db8:b::2", "a0"}}, "b0", "2001:db8:b::2", "2001:db8:b::2", sourceIfaceAddress, true)
+	e.want(Options{Iface: []string{"missing0,a0"}}, "a0", "2001:db8:a::1", "2001:db8:a::1", sourceIface, false)
+	e.want(Options{Iface: []string{"missing0"}, IfaceRegex: []string{"^b"}}, "b0", "2001:db8:b::1", "2001:db8:b::1", sourceIfaceRegex, false)
 }
 
 func TestErrorsNameTheValue(t *testing.T) {
@@ -525,21 +525,21 @@ func TestErrorsNameTheValue(t *testing.T) {
 	e.addr("up0", "2001:db8:10::a/64", "10.0.0.1/24")
 	e.addr("empty0", "fe80::5/64")
 	for _, tc := range []errCase{
-		{Options{PublicIPv6: "2001:db8::zz"}, ErrMalformed, "2001:db8::zz"},
-		{Options{PublicIPv6: "10.0.0.1"}, ErrNotIPv6, "10.0.0.1"},
-		{Options{Iface: []string{"10.0.0.1"}}, ErrNotIPv6, "10.0.0.1"},
-		{Options{PublicIPv6: "fe80::5"}, ErrLinkLocal, "fe80::5"},
-		{Options{Annotation: "fe80::5"}, ErrLinkLocal, "fe80::5"},
-		{Options{Iface: []string{"fe80::5"}}, ErrLinkLocal, "fe80::5"},
-		{Options{PublicIPv6: "2001:db8:99::1"}, ErrNotOwned, "2001:db8:99::1"},
-		{Options{Annotation: "2001:db8:99::1"}, ErrNotOwned, "2001:db8:99::1"},
-		{Options{Iface: []string{"2001:db8:99::1"}}, ErrNotOwned, "2001:db8:99::1"},
-		{Options{Iface: []string{"nosuch0"}}, ErrNoSuchIface, "nosuch0"},
-		{Options{Iface: []string{"empty0"}}, ErrNoUsableAddr, "empty0"},
-		{Options{Iface: []string{"lo"}}, ErrLoopback, "lo"},
-		{Options{IfaceRegex: []string{"^empty"}}, ErrNoUsableAddr, "empty0"},
-		{Options{IfaceCanReach: "2001:db8:77::1"}, ErrNoRoute, "2001:db8:77::1"},
-		{Options{}, ErrNoDefaultRoute, "--public-ipv6"},
+		{Options{PublicIPv6: "2001:db8::zz"}, errMalformed, "2001:db8::zz"},
+		{Options{PublicIPv6: "10.0.0.1"}, errNotIPv6, "10.0.0.1"},
+		{Options{Iface: []string{"10.0.0.1"}}, errNotIPv6, "10.0.0.1"},
+		{Options{PublicIPv6: "fe80::5"}, errLinkLocal, "fe80::5"},
+		{Options{Annotation: "fe80::5"}, errLinkLocal, "fe80::5"},
+		{Options{Iface: []string{"fe80::5"}}, errLinkLocal, "fe80::5"},
+		{Options{PublicIPv6: "2001:db8:99::1"}, errNotOwned, "2001:db8:99::1"},
+		{Options{Annotation: "2001:db8:99::1"}, errNotOwned, "2001:db8:99::1"},
+		{Options{Iface: []string{"2001:db8:99::1"}}, errNotOwned, "2001:db8:99::1"},
+		{Options{Iface: []string{"nosuch0"}}, errNoSuchIface, "nosuch0"},
+		{Options{Iface: []string{"empty0"}}, errNoUsableAddr, "empty0"},
+		{Options{Iface: []string{"lo"}}, errLoopback, "lo"},
+		{Options{IfaceRegex: []string{"^empty"}}, errNoUsableAddr, "empty0"},
+		{Options{IfaceCanReach: "2001:db8:77::1"}, errNoRoute, "2001:db8:77::1"},
+		{Options{}, errNoDefaultRoute, "--public-ipv6"},
 	} {
 		e.wantErr(tc.o, tc.err, tc.names)
 	}

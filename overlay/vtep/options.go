@@ -45,14 +45,14 @@ func (o Options) parse() (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.public, p.publicSrc, p.publicArg = ip, SourcePublicIPv6, fmt.Sprintf("--public-ipv6 %q", s)
+		p.public, p.publicSrc, p.publicArg = ip, sourcePublicIPv6, fmt.Sprintf("--public-ipv6 %q", s)
 	}
 	if s := strings.TrimSpace(o.PublicIP); s != "" {
 		a, err := netip.ParseAddr(s)
 		switch {
 		case err == nil && a.Is4():
 			if !a.IsGlobalUnicast() {
-				return nil, fmt.Errorf("--public-ip %q: %w", s, ErrNotUnicast)
+				return nil, fmt.Errorf("--public-ip %q: %w", s, errNotUnicast)
 			}
 			p.publicV4 = net.IP(a.AsSlice())
 		default:
@@ -61,7 +61,7 @@ func (o Options) parse() (*plan, error) {
 				return nil, err
 			}
 			if p.public == nil {
-				p.public, p.publicSrc, p.publicArg = ip, SourcePublicIP, fmt.Sprintf("--public-ip %q", s)
+				p.public, p.publicSrc, p.publicArg = ip, sourcePublicIP, fmt.Sprintf("--public-ip %q", s)
 			} else if !p.public.Equal(ip) {
 				slog.Warn("vtep: --public-ip ignored, --public-ipv6 wins", "public-ip", s, "public-ipv6", p.public.String())
 			}
@@ -77,7 +77,7 @@ func (o Options) parse() (*plan, error) {
 			if err != nil {
 				return nil, err
 			}
-			p.public, p.publicSrc, p.publicArg = ip, SourceAnnotation, fmt.Sprintf("annotation vxlan6.io/public-ipv6 %q", s)
+			p.public, p.publicSrc, p.publicArg = ip, sourceAnnotation, fmt.Sprintf("annotation vxlan6.io/public-ipv6 %q", s)
 		}
 	}
 	for _, v := range o.Iface {
@@ -99,7 +99,7 @@ func (o Options) parse() (*plan, error) {
 		}
 		re, err := regexp.Compile(s)
 		if err != nil {
-			return nil, fmt.Errorf("--iface-regex %q: %w: %w", s, ErrBadRegex, err)
+			return nil, fmt.Errorf("--iface-regex %q: %w: %w", s, errBadRegex, err)
 		}
 		p.regexes = append(p.regexes, re)
 	}
@@ -126,7 +126,7 @@ func parseIfaceArg(s string) (ifaceArg, error) {
 	}
 	// The kernel's dev_valid_name: at most 15 bytes, no '/', no whitespace.
 	if len(s) > 15 || s == "." || s == ".." || strings.ContainsAny(s, "/ \t\n\r") {
-		return ifaceArg{}, fmt.Errorf("--iface %q: %w", s, ErrBadIfaceName)
+		return ifaceArg{}, fmt.Errorf("--iface %q: %w", s, errBadIfaceName)
 	}
 	return ifaceArg{raw: s}, nil
 }
@@ -137,19 +137,19 @@ func parseNamedAddr(what, s string) (net.IP, error) {
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		if strings.Contains(s, "/") {
-			return nil, fmt.Errorf("%s %q: %w address: want a bare address, not a prefix", what, s, ErrMalformed)
+			return nil, fmt.Errorf("%s %q: %w address: want a bare address, not a prefix", what, s, errMalformed)
 		}
-		return nil, fmt.Errorf("%s %q: %w IPv6 address", what, s, ErrMalformed)
+		return nil, fmt.Errorf("%s %q: %w IPv6 address", what, s, errMalformed)
 	}
 	switch {
 	case a.Is4() || a.Is4In6():
-		return nil, fmt.Errorf("%s %q: %w", what, s, ErrNotIPv6)
+		return nil, fmt.Errorf("%s %q: %w", what, s, errNotIPv6)
 	case a.IsLinkLocalUnicast():
-		return nil, fmt.Errorf("%s %q: %w", what, s, ErrLinkLocal)
+		return nil, fmt.Errorf("%s %q: %w", what, s, errLinkLocal)
 	case a.Zone() != "":
-		return nil, fmt.Errorf("%s %q: %w IPv6 address: a zone is only meaningful for link-local addresses", what, s, ErrMalformed)
+		return nil, fmt.Errorf("%s %q: %w IPv6 address: a zone is only meaningful for link-local addresses", what, s, errMalformed)
 	case a.IsLoopback() || a.IsMulticast() || a.IsUnspecified():
-		return nil, fmt.Errorf("%s %q: %w", what, s, ErrNotUnicast)
+		return nil, fmt.Errorf("%s %q: %w", what, s, errNotUnicast)
 	}
 	return net.IP(a.AsSlice()), nil
 }

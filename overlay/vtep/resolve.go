@@ -32,7 +32,7 @@ func choose(p *plan, dadTimeout time.Duration, load func() (*host, error)) (*Cho
 		final := dadTimeout < 0 || !time.Now().Before(deadline)
 		r := &resolver{p: p, h: h, final: final}
 		c, err := r.resolve()
-		if err == nil || final || !errors.Is(err, ErrTentative) {
+		if err == nil || final || !errors.Is(err, errTentative) {
 			if err == nil {
 				logChoice(c)
 			}
@@ -60,7 +60,7 @@ func logChoice(c *Choice) {
 }
 
 // resolver applies the table to one host snapshot. In a non-final pass a
-// tentative address stops the search with ErrTentative so that choose waits
+// tentative address stops the search with errTentative so that choose waits
 // for it; in the final pass it is just one more reason a candidate failed, so
 // later --iface values may still win.
 type resolver struct {
@@ -139,14 +139,14 @@ func (r *resolver) byPublicOwner() (*Choice, error) {
 	p := r.p
 	owners := r.h.owners(p.public)
 	if len(owners) == 0 {
-		return nil, fmt.Errorf("%s: %w in this network namespace; add it to the underlay interface, or pass --iface to advertise it as a NAT public address", p.publicArg, ErrNotOwned)
+		return nil, fmt.Errorf("%s: %w in this network namespace; add it to the underlay interface, or pass --iface to advertise it as a NAT public address", p.publicArg, errNotOwned)
 	}
 	l := owners[0]
 	if len(owners) > 1 {
 		slog.Warn("vtep: address is on several interfaces, using the lowest ifindex", "address", p.public.String(), "interface", l.Attrs().Name)
 	}
 	if isLoopback(l) {
-		return nil, fmt.Errorf("%s: on %s: %w; pass --iface to name the underlay", p.publicArg, l.Attrs().Name, ErrLoopback)
+		return nil, fmt.Errorf("%s: on %s: %w; pass --iface to name the underlay", p.publicArg, l.Attrs().Name, errLoopback)
 	}
 	if err := r.checkNamed(p.publicArg, l, p.public); err != nil {
 		return nil, err
@@ -226,9 +226,9 @@ func (r *resolver) firstUsable(l netlink.Link) (net.IP, error) {
 		detail = "its IPv6 addresses: " + strings.Join(why, ", ")
 	}
 	if tentative && !r.final {
-		return nil, fmt.Errorf("interface %s: %w (%s)", l.Attrs().Name, ErrTentative, detail)
+		return nil, fmt.Errorf("interface %s: %w (%s)", l.Attrs().Name, errTentative, detail)
 	}
-	return nil, fmt.Errorf("interface %s: %w (%s)", l.Attrs().Name, ErrNoUsableAddr, detail)
+	return nil, fmt.Errorf("interface %s: %w (%s)", l.Attrs().Name, errNoUsableAddr, detail)
 }
 
 // selectors tries --iface, then --iface-regex, then --iface-can-reach; the
@@ -244,7 +244,7 @@ func (r *resolver) selectors() (*Choice, error) {
 	}
 	stop := func(err error) bool {
 		var f fatal
-		return errors.As(err, &f) || !r.final && errors.Is(err, ErrTentative)
+		return errors.As(err, &f) || !r.final && errors.Is(err, errTentative)
 	}
 
 	for _, a := range r.p.ifaces {
@@ -266,7 +266,7 @@ func (r *resolver) selectors() (*Choice, error) {
 	for _, re := range r.p.regexes {
 		cands := r.regexCandidates(re)
 		if len(cands) == 0 {
-			why = append(why, fmt.Errorf("--iface-regex %q: %w", re.String(), ErrNoMatch))
+			why = append(why, fmt.Errorf("--iface-regex %q: %w", re.String(), errNoMatch))
 			continue
 		}
 		for _, c := range cands {
@@ -298,25 +298,25 @@ func (r *resolver) ifaceCandidate(a ifaceArg) (candidate, error) {
 	if a.addr == nil {
 		l := r.h.linkByName(a.raw)
 		if l == nil {
-			return candidate{}, fmt.Errorf("%s: %w", what, ErrNoSuchIface)
+			return candidate{}, fmt.Errorf("%s: %w", what, errNoSuchIface)
 		}
 		if isLoopback(l) {
-			return candidate{}, fmt.Errorf("%s: %w", what, ErrLoopback)
+			return candidate{}, fmt.Errorf("%s: %w", what, errLoopback)
 		}
-		return candidate{link: l, source: SourceIface, what: what}, nil
+		return candidate{link: l, source: sourceIface, what: what}, nil
 	}
 	owners := r.h.owners(a.addr)
 	if len(owners) == 0 {
-		return candidate{}, fmt.Errorf("%s: %w in this network namespace", what, ErrNotOwned)
+		return candidate{}, fmt.Errorf("%s: %w in this network namespace", what, errNotOwned)
 	}
 	l := owners[0]
 	if isLoopback(l) {
-		return candidate{}, fmt.Errorf("%s: on %s: %w", what, l.Attrs().Name, ErrLoopback)
+		return candidate{}, fmt.Errorf("%s: on %s: %w", what, l.Attrs().Name, errLoopback)
 	}
 	if err := r.checkNamed(what, l, a.addr); err != nil {
 		return candidate{}, err
 	}
-	return candidate{link: l, addr: a.addr, source: SourceIfaceAddress, byAddr: true, what: what}, nil
+	return candidate{link: l, addr: a.addr, source: sourceIfaceAddress, byAddr: true, what: what}, nil
 }
 
 // regexCandidates: every usable address matching re (interfaces by ifindex,
@@ -330,13 +330,13 @@ func (r *resolver) regexCandidates(re *regexp.Regexp) []candidate {
 		}
 		for _, a := range UsableAddrs(r.h.addrs[l.Attrs().Index]) {
 			if re.MatchString(a.IP.String()) {
-				out = append(out, candidate{link: l, addr: a.IP, source: SourceIfaceRegex, what: what})
+				out = append(out, candidate{link: l, addr: a.IP, source: sourceIfaceRegex, what: what})
 			}
 		}
 	}
 	for _, l := range r.h.links {
 		if !isLoopback(l) && re.MatchString(l.Attrs().Name) {
-			out = append(out, candidate{link: l, source: SourceIfaceRegex, what: what})
+			out = append(out, candidate{link: l, source: sourceIfaceRegex, what: what})
 		}
 	}
 	return out
@@ -350,24 +350,24 @@ func (r *resolver) canReachCandidate() (candidate, error) {
 	// Checked on the snapshot as well as by the route type: the kernel adds
 	// the local route of a new address asynchronously.
 	if owners := r.h.owners(d); len(owners) > 0 {
-		return candidate{}, fmt.Errorf("%s: %w (on %s)", what, ErrLocalDest, owners[0].Attrs().Name)
+		return candidate{}, fmt.Errorf("%s: %w (on %s)", what, errLocalDest, owners[0].Attrs().Name)
 	}
 	routes, err := r.h.routeGet(d)
 	if err != nil {
-		return candidate{}, fmt.Errorf("%s: %w: %w", what, ErrNoRoute, err)
+		return candidate{}, fmt.Errorf("%s: %w: %w", what, errNoRoute, err)
 	}
 	if len(routes) == 0 {
-		return candidate{}, fmt.Errorf("%s: %w", what, ErrNoRoute)
+		return candidate{}, fmt.Errorf("%s: %w", what, errNoRoute)
 	}
 	rt := routes[0]
 	l := r.h.linkByIndex(rt.LinkIndex)
 	if l == nil {
-		return candidate{}, fmt.Errorf("%s: %w: route via unknown ifindex %d", what, ErrNoRoute, rt.LinkIndex)
+		return candidate{}, fmt.Errorf("%s: %w: route via unknown ifindex %d", what, errNoRoute, rt.LinkIndex)
 	}
 	if isLoopback(l) || rt.Type == unix.RTN_LOCAL {
-		return candidate{}, fmt.Errorf("%s: %w (routed to %s)", what, ErrLocalDest, l.Attrs().Name)
+		return candidate{}, fmt.Errorf("%s: %w (routed to %s)", what, errLocalDest, l.Attrs().Name)
 	}
-	c := candidate{link: l, source: SourceCanReach, what: what}
+	c := candidate{link: l, source: sourceCanReach, what: what}
 	if rt.Src != nil {
 		reason := "on no interface"
 		if owners := r.h.owners(rt.Src); len(owners) > 0 {
@@ -410,7 +410,7 @@ func (r *resolver) defaultRoute() (*Choice, error) {
 		drs = append(drs, dr{l, rt.Priority})
 	}
 	if len(drs) == 0 {
-		return nil, ErrNoDefaultRoute
+		return nil, errNoDefaultRoute
 	}
 	slices.SortStableFunc(drs, func(a, b dr) int {
 		if a.metric != b.metric {
@@ -419,7 +419,7 @@ func (r *resolver) defaultRoute() (*Choice, error) {
 		return a.link.Attrs().Index - b.link.Attrs().Index
 	})
 	l := drs[0].link
-	ch, err := r.finish(candidate{link: l, source: SourceDefaultRoute, what: "IPv6 default route via " + l.Attrs().Name})
+	ch, err := r.finish(candidate{link: l, source: sourceDefaultRoute, what: "IPv6 default route via " + l.Attrs().Name})
 	if err != nil {
 		return nil, fmt.Errorf("%w; pass --iface or --public-ipv6 to name the underlay", err)
 	}

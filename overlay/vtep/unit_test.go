@@ -150,31 +150,31 @@ type errCase struct {
 
 func TestValidateErrors(t *testing.T) {
 	for _, tc := range []errCase{
-		{Options{PublicIPv6: "2001:db8::zz"}, ErrMalformed, "2001:db8::zz"},
-		{Options{PublicIPv6: "2001:db8::1/64"}, ErrMalformed, "2001:db8::1/64"},
-		{Options{PublicIPv6: "192.0.2.1"}, ErrNotIPv6, "192.0.2.1"},
-		{Options{PublicIPv6: "::ffff:192.0.2.1"}, ErrNotIPv6, "::ffff:192.0.2.1"},
-		{Options{PublicIPv6: "fe80::1"}, ErrLinkLocal, "fe80::1"},
-		{Options{PublicIPv6: "fe80::1%eth0"}, ErrLinkLocal, "fe80::1%eth0"},
-		{Options{PublicIPv6: "2001:db8::1%eth0"}, ErrMalformed, "2001:db8::1%eth0"},
-		{Options{PublicIPv6: "::1"}, ErrNotUnicast, "::1"},
-		{Options{PublicIPv6: "::"}, ErrNotUnicast, "::"},
-		{Options{PublicIPv6: "ff02::1"}, ErrNotUnicast, "ff02::1"},
-		{Options{PublicIP: "not-an-ip"}, ErrMalformed, "not-an-ip"},
-		{Options{PublicIP: "fe80::2"}, ErrLinkLocal, "fe80::2"},
-		{Options{PublicIP: "0.0.0.0"}, ErrNotUnicast, "0.0.0.0"},
-		{Options{Annotation: "nonsense"}, ErrMalformed, "nonsense"},
-		{Options{Annotation: "10.1.2.3"}, ErrNotIPv6, "10.1.2.3"},
-		{Options{Annotation: "fe80::3"}, ErrLinkLocal, "fe80::3"},
-		{Options{Iface: []string{"eth0", "10.0.0.1"}}, ErrNotIPv6, "10.0.0.1"},
-		{Options{Iface: []string{"fe80::4"}}, ErrLinkLocal, "fe80::4"},
-		{Options{Iface: []string{"2001:db8:::1"}}, ErrMalformed, "2001:db8:::1"},
-		{Options{Iface: []string{"averyveryverylongname"}}, ErrBadIfaceName, "averyveryverylongname"},
-		{Options{Iface: []string{"a/b"}}, ErrBadIfaceName, "a/b"},
-		{Options{IfaceRegex: []string{"eth[0-"}}, ErrBadRegex, "eth[0-"},
-		{Options{IfaceCanReach: "192.0.2.9"}, ErrNotIPv6, "192.0.2.9"},
-		{Options{IfaceCanReach: "bogus"}, ErrMalformed, "bogus"},
-		{Options{IfaceCanReach: "fe80::9"}, ErrLinkLocal, "fe80::9"},
+		{Options{PublicIPv6: "2001:db8::zz"}, errMalformed, "2001:db8::zz"},
+		{Options{PublicIPv6: "2001:db8::1/64"}, errMalformed, "2001:db8::1/64"},
+		{Options{PublicIPv6: "192.0.2.1"}, errNotIPv6, "192.0.2.1"},
+		{Options{PublicIPv6: "::ffff:192.0.2.1"}, errNotIPv6, "::ffff:192.0.2.1"},
+		{Options{PublicIPv6: "fe80::1"}, errLinkLocal, "fe80::1"},
+		{Options{PublicIPv6: "fe80::1%eth0"}, errLinkLocal, "fe80::1%eth0"},
+		{Options{PublicIPv6: "2001:db8::1%eth0"}, errMalformed, "2001:db8::1%eth0"},
+		{Options{PublicIPv6: "::1"}, errNotUnicast, "::1"},
+		{Options{PublicIPv6: "::"}, errNotUnicast, "::"},
+		{Options{PublicIPv6: "ff02::1"}, errNotUnicast, "ff02::1"},
+		{Options{PublicIP: "not-an-ip"}, errMalformed, "not-an-ip"},
+		{Options{PublicIP: "fe80::2"}, errLinkLocal, "fe80::2"},
+		{Options{PublicIP: "0.0.0.0"}, errNotUnicast, "0.0.0.0"},
+		{Options{Annotation: "nonsense"}, errMalformed, "nonsense"},
+		{Options{Annotation: "10.1.2.3"}, errNotIPv6, "10.1.2.3"},
+		{Options{Annotation: "fe80::3"}, errLinkLocal, "fe80::3"},
+		{Options{Iface: []string{"eth0", "10.0.0.1"}}, errNotIPv6, "10.0.0.1"},
+		{Options{Iface: []string{"fe80::4"}}, errLinkLocal, "fe80::4"},
+		{Options{Iface: []string{"2001:db8:::1"}}, errMalformed, "2001:db8:::1"},
+		{Options{Iface: []string{"averyveryverylongname"}}, errBadIfaceName, "averyveryverylongname"},
+		{Options{Iface: []string{"a/b"}}, errBadIfaceName, "a/b"},
+		{Options{IfaceRegex: []string{"eth[0-"}}, errBadRegex, "eth[0-"},
+		{Options{IfaceCanReach: "192.0.2.9"}, errNotIPv6, "192.0.2.9"},
+		{Options{IfaceCanReach: "bogus"}, errMalformed, "bogus"},
+		{Options{IfaceCanReach: "fe80::9"}, errLinkLocal, "fe80::9"},
 	} {
 		err := tc.o.Validate()
 		if !errors.Is(err, tc.err) || !strings.Contains(fmt.Sprint(err), tc.names) {
@@ -226,57 +226,57 @@ func TestTableFake(t *testing.T) {
 		t.Run(fmt.Sprint("order", i), func(t *testing.T) {
 			f := trapHost(order...)
 			c, err := f.choose(t, Options{PublicIPv6: "2001:db8::b"})
-			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", SourcePublicIPv6, true)
+			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", sourcePublicIPv6, true)
 			c, err = f.choose(t, Options{PublicIP: "2001:db8::b"})
-			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", SourcePublicIP, true)
+			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", sourcePublicIP, true)
 			c, err = f.choose(t, Options{Iface: []string{"2001:db8::b"}})
-			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", SourceIfaceAddress, true)
+			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", sourceIfaceAddress, true)
 			c, err = f.choose(t, Options{Annotation: "2001:db8::b"})
-			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", SourceAnnotation, true)
+			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", sourceAnnotation, true)
 			c, err = f.choose(t, Options{Annotation: "2001:db8::b", PublicIPv6: "2001:db8::c"})
-			check(t, c, err, "eth0", "2001:db8::c", "2001:db8::c", SourcePublicIPv6, true)
+			check(t, c, err, "eth0", "2001:db8::c", "2001:db8::c", sourcePublicIPv6, true)
 			c, err = f.choose(t, Options{Annotation: "2001:db8::b", PublicIP: "2001:db8::c"})
-			check(t, c, err, "eth0", "2001:db8::c", "2001:db8::c", SourcePublicIP, true)
+			check(t, c, err, "eth0", "2001:db8::c", "2001:db8::c", sourcePublicIP, true)
 			// IPv4 --public-ip does not override the annotation.
 			c, err = f.choose(t, Options{Annotation: "2001:db8::b", PublicIP: "192.0.2.77"})
-			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", SourceAnnotation, true)
+			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", sourceAnnotation, true)
 			if c.PublicIPv4.String() != "192.0.2.77" {
 				t.Errorf("PublicIPv4 = %v", c.PublicIPv4)
 			}
 			c, err = f.choose(t, Options{Iface: []string{"eth0"}})
-			check(t, c, err, "eth0", "2001:db8::a", "2001:db8::a", SourceIface, false)
+			check(t, c, err, "eth0", "2001:db8::a", "2001:db8::a", sourceIface, false)
 			c, err = f.choose(t, Options{})
-			check(t, c, err, "eth0", "2001:db8::a", "2001:db8::a", SourceDefaultRoute, false)
+			check(t, c, err, "eth0", "2001:db8::a", "2001:db8::a", sourceDefaultRoute, false)
 			if c.MTU != 1402 || c.IfIndex != 2 {
 				t.Errorf("mtu/index = %d/%d", c.MTU, c.IfIndex)
 			}
 			// --public-ipv6 + --iface owning it; and the NAT case.
 			c, err = f.choose(t, Options{PublicIPv6: "2001:db8::c", Iface: []string{"eth0"}})
-			check(t, c, err, "eth0", "2001:db8::c", "2001:db8::c", SourcePublicIPv6, true)
+			check(t, c, err, "eth0", "2001:db8::c", "2001:db8::c", sourcePublicIPv6, true)
 			c, err = f.choose(t, Options{PublicIPv6: "2001:db8::c", Iface: []string{"eth1"}})
-			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8::c", SourcePublicIPv6, true)
+			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8::c", sourcePublicIPv6, true)
 			c, err = f.choose(t, Options{PublicIPv6: "2001:db8:ffff::1", Iface: []string{"eth1"}})
-			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:ffff::1", SourcePublicIPv6, true)
+			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:ffff::1", sourcePublicIPv6, true)
 			if !c.NAT() {
 				t.Error("NAT() false")
 			}
 			c, err = f.choose(t, Options{Annotation: "2001:db8:ffff::1", Iface: []string{"eth1"}})
-			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:ffff::1", SourceAnnotation, true)
+			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:ffff::1", sourceAnnotation, true)
 			// regex: addresses first, then names.
 			c, err = f.choose(t, Options{IfaceRegex: []string{`::b$`}})
-			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", SourceIfaceRegex, false)
+			check(t, c, err, "eth0", "2001:db8::b", "2001:db8::b", sourceIfaceRegex, false)
 			c, err = f.choose(t, Options{IfaceRegex: []string{`^eth1$`}})
-			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:1::1", SourceIfaceRegex, false)
+			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:1::1", sourceIfaceRegex, false)
 			c, err = f.choose(t, Options{IfaceRegex: []string{`^nomatch`, `eth`}})
-			check(t, c, err, "eth0", "2001:db8::a", "2001:db8::a", SourceIfaceRegex, false)
+			check(t, c, err, "eth0", "2001:db8::a", "2001:db8::a", sourceIfaceRegex, false)
 			// "1" matches addresses of eth1 (2001:db8:1::1) before names.
 			c, err = f.choose(t, Options{IfaceRegex: []string{`db8:1:`}})
-			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:1::1", SourceIfaceRegex, false)
+			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:1::1", sourceIfaceRegex, false)
 			// --iface list: first that resolves wins.
 			c, err = f.choose(t, Options{Iface: []string{"nosuch0", "2001:db8::99", "eth1", "eth0"}})
-			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:1::1", SourceIface, false)
+			check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:1::1", sourceIface, false)
 			c, err = f.choose(t, Options{Iface: []string{"nosuch0"}, IfaceRegex: []string{"eth0"}})
-			check(t, c, err, "eth0", "2001:db8::a", "2001:db8::a", SourceIfaceRegex, false)
+			check(t, c, err, "eth0", "2001:db8::a", "2001:db8::a", sourceIfaceRegex, false)
 		})
 	}
 }
@@ -287,24 +287,24 @@ func TestErrorsFake(t *testing.T) {
 	f.link(5, "dad0", net.FlagUp, mkAddr("2001:db8:5::1/64", unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED|perm),
 		mkAddr("2001:db8:5::2/64", unix.IFA_F_TENTATIVE|perm))
 	for _, tc := range []errCase{
-		{Options{PublicIPv6: "2001:db8::99"}, ErrNotOwned, "2001:db8::99"},
-		{Options{Annotation: "2001:db8::99"}, ErrNotOwned, "2001:db8::99"},
-		{Options{Iface: []string{"2001:db8::99"}}, ErrNotOwned, "2001:db8::99"},
-		{Options{PublicIPv6: "::1:2"}, ErrNotOwned, "::1:2"},
-		{Options{Iface: []string{"nosuch0"}}, ErrNoSuchIface, "nosuch0"},
-		{Options{Iface: []string{"lo"}}, ErrLoopback, "lo"},
-		{Options{Iface: []string{"empty0"}}, ErrNoUsableAddr, "empty0"},
-		{Options{Iface: []string{"nosuch0", "empty0"}}, ErrNoSuchIface, "nosuch0"},
-		{Options{Iface: []string{"nosuch0", "empty0"}}, ErrNoUsableAddr, "empty0"},
-		{Options{Iface: []string{"dad0"}}, ErrNoUsableAddr, "2001:db8:5::1 dadfailed"},
-		{Options{PublicIPv6: "2001:db8:5::1"}, ErrDADFailed, "2001:db8:5::1"},
-		{Options{PublicIPv6: "2001:db8:5::2"}, ErrTentative, "2001:db8:5::2"},
-		{Options{Iface: []string{"2001:db8:5::1"}}, ErrDADFailed, "2001:db8:5::1"},
+		{Options{PublicIPv6: "2001:db8::99"}, errNotOwned, "2001:db8::99"},
+		{Options{Annotation: "2001:db8::99"}, errNotOwned, "2001:db8::99"},
+		{Options{Iface: []string{"2001:db8::99"}}, errNotOwned, "2001:db8::99"},
+		{Options{PublicIPv6: "::1:2"}, errNotOwned, "::1:2"},
+		{Options{Iface: []string{"nosuch0"}}, errNoSuchIface, "nosuch0"},
+		{Options{Iface: []string{"lo"}}, errLoopback, "lo"},
+		{Options{Iface: []string{"empty0"}}, errNoUsableAddr, "empty0"},
+		{Options{Iface: []string{"nosuch0", "empty0"}}, errNoSuchIface, "nosuch0"},
+		{Options{Iface: []string{"nosuch0", "empty0"}}, errNoUsableAddr, "empty0"},
+		{Options{Iface: []string{"dad0"}}, errNoUsableAddr, "2001:db8:5::1 dadfailed"},
+		{Options{PublicIPv6: "2001:db8:5::1"}, errDADFailed, "2001:db8:5::1"},
+		{Options{PublicIPv6: "2001:db8:5::2"}, errTentative, "2001:db8:5::2"},
+		{Options{Iface: []string{"2001:db8:5::1"}}, errDADFailed, "2001:db8:5::1"},
 		{Options{PublicIPv6: "2001:db8:5::1", Iface: []string{"eth0"}}, nil, ""}, // NAT: fine
-		{Options{PublicIPv6: "2001:db8:5::1", Iface: []string{"dad0"}}, ErrDADFailed, "2001:db8:5::1"},
-		{Options{IfaceRegex: []string{"^zzz"}}, ErrNoMatch, "^zzz"},
-		{Options{IfaceRegex: []string{"^empty"}}, ErrNoUsableAddr, "empty0"},
-		{Options{IfaceCanReach: "2001:db8:99::1"}, ErrNoRoute, "2001:db8:99::1"},
+		{Options{PublicIPv6: "2001:db8:5::1", Iface: []string{"dad0"}}, errDADFailed, "2001:db8:5::1"},
+		{Options{IfaceRegex: []string{"^zzz"}}, errNoMatch, "^zzz"},
+		{Options{IfaceRegex: []string{"^empty"}}, errNoUsableAddr, "empty0"},
+		{Options{IfaceCanReach: "2001:db8:99::1"}, errNoRoute, "2001:db8:99::1"},
 	} {
 		_, err := f.choose(t, tc.o)
 		if tc.err == nil {
@@ -319,17 +319,17 @@ func TestErrorsFake(t *testing.T) {
 	}
 	// A deprecated address named explicitly is accepted (with a warning).
 	c, err := f.choose(t, Options{PublicIPv6: "2001:db8:4::1"})
-	check(t, c, err, "empty0", "2001:db8:4::1", "2001:db8:4::1", SourcePublicIPv6, true)
+	check(t, c, err, "empty0", "2001:db8:4::1", "2001:db8:4::1", sourcePublicIPv6, true)
 	// The last --iface value that is tentative is given up on only in the final pass.
 	c, err = f.choose(t, Options{Iface: []string{"2001:db8:5::2", "eth1"}})
-	check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:1::1", SourceIface, false)
+	check(t, c, err, "eth1", "2001:db8:1::1", "2001:db8:1::1", sourceIface, false)
 }
 
 func TestDefaultRouteFake(t *testing.T) {
 	f := newFake()
 	f.link(2, "a0", net.FlagUp, mkAddr("2001:db8:a::1/64", perm))
 	f.link(3, "b0", net.FlagUp, mkAddr("2001:db8:b::1/64", perm), mkAddr("192.0.2.1/24", perm))
-	if _, err := f.choose(t, Options{}); !errors.Is(err, ErrNoDefaultRoute) || !strings.Contains(err.Error(), "--iface") {
+	if _, err := f.choose(t, Options{}); !errors.Is(err, errNoDefaultRoute) || !strings.Contains(err.Error(), "--iface") {
 		t.Fatalf("no routes: %v", err)
 	}
 	_, ll, _ := net.ParseCIDR("::/0")
@@ -340,13 +340,13 @@ func TestDefaultRouteFake(t *testing.T) {
 		{Dst: &net.IPNet{IP: net.ParseIP("2001:db8::"), Mask: net.CIDRMask(32, 128)}, LinkIndex: 2, Type: unix.RTN_UNICAST, Priority: 1},
 	}
 	c, err := f.choose(t, Options{})
-	check(t, c, err, "b0", "2001:db8:b::1", "2001:db8:b::1", SourceDefaultRoute, false)
+	check(t, c, err, "b0", "2001:db8:b::1", "2001:db8:b::1", sourceDefaultRoute, false)
 	f.routes[2].Priority = 200 // tie: lowest ifindex
 	c, err = f.choose(t, Options{})
-	check(t, c, err, "a0", "2001:db8:a::1", "2001:db8:a::1", SourceDefaultRoute, false)
+	check(t, c, err, "a0", "2001:db8:a::1", "2001:db8:a::1", sourceDefaultRoute, false)
 	f.routes = []netlink.Route{{Type: unix.RTN_UNICAST, MultiPath: []*netlink.NexthopInfo{{LinkIndex: 3}, {LinkIndex: 2}}}}
 	c, err = f.choose(t, Options{})
-	check(t, c, err, "b0", "2001:db8:b::1", "2001:db8:b::1", SourceDefaultRoute, false)
+	check(t, c, err, "b0", "2001:db8:b::1", "2001:db8:b::1", sourceDefaultRoute, false)
 }
 
 func TestCanReachFake(t *testing.T) {
@@ -358,13 +358,13 @@ func TestCanReachFake(t *testing.T) {
 	f.get["2001:db8:f::3"] = netlink.Route{LinkIndex: 2, Type: unix.RTN_UNICAST}
 	f.get["2001:db8:f::9"] = netlink.Route{LinkIndex: 1, Type: unix.RTN_LOCAL}
 	c, err := f.choose(t, Options{IfaceCanReach: "2001:db8:f::1"})
-	check(t, c, err, "eth0", "2001:db8::2", "2001:db8::2", SourceCanReach, false)
+	check(t, c, err, "eth0", "2001:db8::2", "2001:db8::2", sourceCanReach, false)
 	c, err = f.choose(t, Options{IfaceCanReach: "2001:db8:f::2"}) // temporary src: not used
-	check(t, c, err, "eth0", "2001:db8::1", "2001:db8::1", SourceCanReach, false)
+	check(t, c, err, "eth0", "2001:db8::1", "2001:db8::1", sourceCanReach, false)
 	c, err = f.choose(t, Options{IfaceCanReach: "2001:db8:f::3"})
-	check(t, c, err, "eth0", "2001:db8::1", "2001:db8::1", SourceCanReach, false)
+	check(t, c, err, "eth0", "2001:db8::1", "2001:db8::1", sourceCanReach, false)
 	for _, d := range []string{"2001:db8:f::9", "2001:db8::1"} { // by route type; by own address
-		if _, err := f.choose(t, Options{IfaceCanReach: d}); !errors.Is(err, ErrLocalDest) || !strings.Contains(err.Error(), d) {
+		if _, err := f.choose(t, Options{IfaceCanReach: d}); !errors.Is(err, errLocalDest) || !strings.Contains(err.Error(), d) {
 			t.Errorf("local destination %s: %v", d, err)
 		}
 	}
@@ -383,12 +383,12 @@ func TestDADWaitFake(t *testing.T) {
 		}
 		return f.host, nil
 	})
-	check(t, c, err, "eth0", "2001:db8::1", "2001:db8::1", SourcePublicIPv6, true)
+	check(t, c, err, "eth0", "2001:db8::1", "2001:db8::1", sourcePublicIPv6, true)
 	t.Logf("waited %v over %d looks", time.Since(start), loads)
 	f.addrs[2][0].Flags = unix.IFA_F_TENTATIVE | perm
 	start = time.Now()
 	_, err = choose(p, 300*time.Millisecond, func() (*host, error) { return f.host, nil })
-	if !errors.Is(err, ErrTentative) || time.Since(start) < 300*time.Millisecond {
+	if !errors.Is(err, errTentative) || time.Since(start) < 300*time.Millisecond {
 		t.Fatalf("still tentative: %v after %v", err, time.Since(start))
 	}
 }

@@ -76,11 +76,11 @@ func CompareAddrs(a, b netlink.Addr) int {
 func namedState(a netlink.Addr) (warning string, err error) {
 	switch {
 	case a.Flags&unix.IFA_F_DADFAILED != 0:
-		return "", ErrDADFailed
+		return "", errDADFailed
 	case a.Flags&unix.IFA_F_TENTATIVE != 0:
-		return "", ErrTentative
+		return "", errTentative
 	case a.Scope != unix.RT_SCOPE_UNIVERSE:
-		return "", fmt.Errorf("%w: scope %d on its interface", ErrNotUnicast, a.Scope)
+		return "", fmt.Errorf("%w: scope %d on its interface", errNotUnicast, a.Scope)
 	case a.Flags&unix.IFA_F_DEPRECATED != 0 || a.PreferedLft == 0:
 		return "deprecated (preferred lifetime over): used because it was named explicitly", nil
 	case a.Flags&unix.IFA_F_TEMPORARY != 0:
