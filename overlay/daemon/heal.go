@@ -98,6 +98,9 @@ func (d *daemon) heal(ctx context.Context) bool {
 		return true
 	}
 	if dev.Index != d.dev.Index {
+		// Recreated by us: mark it (an unchanged device keeps whatever
+		// mark it has, also one an operator changed).
+		markOwned(d.log, dev.Name)
 		d.log.Warn("vxlan device was gone and has been recreated; programming every peer again",
 			"name", dev.Name, "oldIndex", d.dev.Index, "index", dev.Index, "mtu", dev.MTU)
 	}

@@ -17,6 +17,7 @@ func (d *daemon) loop(ctx context.Context, snap *lease.Snapshot) error {
 	defer n.stop()
 	// The annotation may have changed between the first read and the watch.
 	d.readAnnotations(ctx, false)
+	configCh := d.reg.WatchConfig(ctx)
 	moveRetry := time.NewTicker(moveRetryEvery)
 	defer moveRetry.Stop()
 	d.healer.start()
@@ -51,6 +52,12 @@ func (d *daemon) loop(ctx context.Context, snap *lease.Snapshot) error {
 			d.readAnnotations(ctx, false)
 		case <-moveRetry.C:
 			d.retryMove(ctx)
+		case c, ok := <-configCh:
+			if !ok {
+				configCh = nil // ctx ended; the next round returns
+				continue
+			}
+			d.onConfig(ctx, c)
 		}
 	}
 }

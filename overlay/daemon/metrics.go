@@ -40,6 +40,9 @@ type metrics struct {
 	// lostSubnet is the previous subnet(s) the node did not get back; set,
 	// the daemon is not ready.
 	lostSubnet string
+	// configProblem: why the network config in etcd is not the one in use
+	// (not ready while set).
+	configProblem string
 }
 
 func newMetrics(ttl time.Duration) *metrics {
@@ -71,6 +74,9 @@ func (m *metrics) ready() (bool, string) {
 	}
 	if m.lostSubnet != "" {
 		missing = append(missing, "the previous subnet "+m.lostSubnet+" (held by another node; containers using it are cut off)")
+	}
+	if m.configProblem != "" {
+		missing = append(missing, "network config in use ("+m.configProblem+")")
 	}
 	return len(missing) == 0, strings.Join(missing, ", ")
 }
@@ -110,7 +116,7 @@ func (m *metrics) write(w io.Writer) {
 	for _, k := range ops {
 		fmt.Fprintf(w, "vxlan6d_errors_total{op=%q} %d\n", k, m.errors[k])
 	}
-	fmt.Fprintf(w, "# HELP vxlan6d_ready 1 once lease, device and subnet file are ready.\n# TYPE vxlan6d_ready gauge\nvxlan6d_ready %d\n", b(m.haveLease && m.haveDevice && m.haveSubnetFile && m.lostSubnet == ""))
+	fmt.Fprintf(w, "# HELP vxlan6d_ready 1 once lease, device and subnet file are ready (and the network config in etcd is the one in use).\n# TYPE vxlan6d_ready gauge\nvxlan6d_ready %d\n", b(m.haveLease && m.haveDevice && m.haveSubnetFile && m.lostSubnet == "" && m.configProblem == ""))
 	fmt.Fprintf(w, "# HELP vxlan6d_previous_subnet_lost 1 when this node did not get its previous subnet back at start (another node holds it).\n# TYPE vxlan6d_previous_subnet_lost gauge\nvxlan6d_previous_subnet_lost %d\n", b(m.lostSubnet != ""))
 }
 

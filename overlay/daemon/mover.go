@@ -9,7 +9,6 @@ import (
 
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vtep"
-	"github.com/vxlan6/vxlan6/overlay/vxlan"
 )
 
 // mover owns the VTEP choice after start: the current choice (cur, written
@@ -107,7 +106,7 @@ func (d *daemon) move(ctx context.Context, c *vtep.Choice) error {
 	if err := d.moveLease(ctx, c); err != nil {
 		return err
 	}
-	dev, err := vxlan.EnsureDevice(d.deviceConfig(c))
+	dev, err := d.ensureDevice(c)
 	if err != nil {
 		// The current choice stays the old one, so the retry moves the
 		// device again (the lease is already where it should be).

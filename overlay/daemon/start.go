@@ -239,11 +239,13 @@ func (d *daemon) ownLeaseAt(ctx context.Context, vtep net.IP, attrs lease.Attrs)
 
 // createDevice makes (or adopts) the VXLAN device for the chosen VTEP.
 func (d *daemon) createDevice(c *vtep.Choice) error {
-	dev, err := vxlan.EnsureDevice(d.deviceConfig(c))
+	dev, err := d.ensureDevice(c)
 	if err != nil {
 		d.m.incError("device")
 		return fmt.Errorf("vxlan device for VTEP %s on %s: %w", c.Local, c.IfName, err)
 	}
+	// A VNI change while the daemon was stopped left the old device.
+	removeStale(d.log, dev.Name)
 	d.dev = dev
 	d.m.update(func(m *metrics) { m.haveDevice = true })
 	d.log.Info("vxlan device ready", "name", dev.Name, "index", dev.Index, "mtu", dev.MTU, "mac", dev.MAC.String(), "local", ipStr(dev.Local))
