@@ -40,10 +40,22 @@ func (o Options) Validate() error {
 
 func (o Options) parse() (*plan, error) {
 	p := &plan{}
+	if err := o.parsePublic(p); err != nil {
+		return nil, err
+	}
+	if err := o.parseIfaces(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// parsePublic fills the advertised address from --public-ipv6, --public-ip
+// and the annotation, in that order of precedence.
+func (o Options) parsePublic(p *plan) error {
 	if s := strings.TrimSpace(o.PublicIPv6); s != "" {
 		ip, err := parseNamedAddr("--public-ipv6", s)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.public, p.publicSrc, p.publicArg = ip, sourcePublicIPv6, fmt.Sprintf("--public-ipv6 %q", s)
 	}
@@ -52,13 +64,13 @@ func (o Options) parse() (*plan, error) {
 		switch {
 		case err == nil && a.Is4():
 			if !a.IsGlobalUnicast() {
-				return nil, fmt.Errorf("--public-ip %q: %w", s, errNotUnicast)
+				return fmt.Errorf("--public-ip %q: %w", s, errNotUnicast)
 			}
 			p.publicV4 = net.IP(a.AsSlice())
 		default:
 			ip, err := parseNamedAddr("--public-ip", s)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if p.public == nil {
 				p.public, p.publicSrc, p.publicArg = ip, sourcePublicIP, fmt.Sprintf("--public-ip %q", s)
@@ -75,11 +87,17 @@ func (o Options) parse() (*plan, error) {
 		} else {
 			ip, err := parseNamedAddr("annotation vxlan6.io/public-ipv6", s)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			p.public, p.publicSrc, p.publicArg = ip, sourceAnnotation, fmt.Sprintf("annotation vxlan6.io/public-ipv6 %q", s)
 		}
 	}
+	return nil
+}
+
+// parseIfaces fills the interface selectors: --iface, --iface-regex,
+// --iface-can-reach.
+func (o Options) parseIfaces(p *plan) error {
 	for _, v := range o.Iface {
 		for _, s := range strings.Split(v, ",") {
 			s = strings.TrimSpace(s)
@@ -88,7 +106,7 @@ func (o Options) parse() (*plan, error) {
 			}
 			arg, err := parseIfaceArg(s)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			p.ifaces = append(p.ifaces, arg)
 		}
@@ -99,18 +117,18 @@ func (o Options) parse() (*plan, error) {
 		}
 		re, err := regexp.Compile(s)
 		if err != nil {
-			return nil, fmt.Errorf("--iface-regex %q: %w: %w", s, errBadRegex, err)
+			return fmt.Errorf("--iface-regex %q: %w: %w", s, errBadRegex, err)
 		}
 		p.regexes = append(p.regexes, re)
 	}
 	if s := strings.TrimSpace(o.IfaceCanReach); s != "" {
 		ip, err := parseNamedAddr("--iface-can-reach", s)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.canReach = ip
 	}
-	return p, nil
+	return nil
 }
 
 // parseIfaceArg tells an address from an interface name: Linux forbids ':'
