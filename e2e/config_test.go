@@ -66,7 +66,8 @@ func waitDevice(t *testing.T, h *testbed.Host, name string, local net.IP, port i
 // naming old and new, not ready, data path kept); a new VNI, then a new
 // port, is followed on both hosts (new device, same VTEP, peers moved, the
 // old marked device and its routes gone, an unmarked one kept); a VNI
-// changed while a daemon was stopped leaves no old device after its start.
+// changed while the daemons were stopped leaves no old marked device after
+// their start, and takes our routes off an unmarked one.
 func TestConfigChangesWhileRunning(t *testing.T) {
 	t.Parallel()
 	const net6, port = testbed.IPv6Network, testbed.Port
@@ -158,15 +159,31 @@ func TestConfigChangesWhileRunning(t *testing.T) {
 	})
 
 	t.Run("VNI changed while stopped", func(t *testing.T) {
-		if code := h1.Daemon().Stop(); code != 0 {
-			t.Errorf("exit code on SIGTERM: %d", code)
+		// h1's vxlan6.2 is vxlan6d's; h2's is marked as the operator's.
+		h2.MustExec("ip", "link", "set", "dev", "vxlan6.2", "alias", "operator")
+		for _, h := range []*testbed.Host{h1, h2} {
+			if code := h.Daemon().Stop(); code != 0 {
+				t.Errorf("%s: exit code on SIGTERM: %d", h.Name, code)
+			}
 		}
 		b.PutConfig(configWith(3, 4789, 0, net6))
-		waitDevice(t, h2, "vxlan6.3", sf2.VTEP, 4789)
-		h1.StartDaemon().WaitReady(readyTimeout)
+		h1.StartDaemon()
+		h2.StartDaemon()
+		h1.Daemon().WaitReady(readyTimeout)
+		h2.Daemon().WaitReady(readyTimeout)
 		waitDevice(t, h1, "vxlan6.3", sf1.VTEP, 4789)
+		waitDevice(t, h2, "vxlan6.3", sf2.VTEP, 4789)
 		if l, _ := h1.Link("vxlan6.2"); l != nil {
 			t.Errorf("%s: the old vxlan6.2 stayed after a restart with VNI 3: %+v", h1.Name, l)
+		}
+		if l, _ := h2.Link("vxlan6.2"); l == nil || l.Alias != "operator" {
+			t.Errorf("%s: the unmarked vxlan6.2 was removed or changed: %+v", h2.Name, l)
+		}
+		if rs, _ := h2.RoutesVia("vxlan6.2"); len(rs) != 0 {
+			t.Errorf("%s: our routes still on the unmarked vxlan6.2: %v", h2.Name, rs)
+		}
+		if rs, _ := h2.RoutesVia("vxlan6.3"); len(rs) != 1 || rs[0] != sf1.SubnetV6.String() {
+			t.Errorf("%s: routes via vxlan6.3 %v, want only %s", h2.Name, rs, sf1.SubnetV6)
 		}
 		reachBoth(t, c1, c2, time.Now())
 	})

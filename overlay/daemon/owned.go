@@ -64,7 +64,9 @@ func removeOwned(log *slog.Logger, name string) error {
 }
 
 // removeStale deletes the marked vxlan6.N devices other than keep: what a
-// VNI change left behind while the daemon was stopped.
+// VNI change left behind while the daemon was stopped. From an unmarked one
+// (an operator's, or made before devices were marked) it only takes our
+// routes: the kernel would refuse the same onlink routes on keep.
 func removeStale(log *slog.Logger, keep string) {
 	links, err := netlinksafe.LinkList()
 	if err != nil {
@@ -73,11 +75,36 @@ func removeStale(log *slog.Logger, keep string) {
 	}
 	for _, l := range links {
 		name := l.Attrs().Name
-		if name == keep || !strings.HasPrefix(name, "vxlan6.") || l.Attrs().Alias != ownerMark {
+		if name == keep || !strings.HasPrefix(name, "vxlan6.") || l.Type() != "vxlan" {
+			continue
+		}
+		if l.Attrs().Alias != ownerMark {
+			dropOurRoutes(log, l)
 			continue
 		}
 		if err := removeOwned(log, name); err != nil {
 			log.Warn("cannot remove old vxlan device", "device", name, "err", err)
+		}
+	}
+}
+
+// dropOurRoutes deletes the routes on l that carry vxlan.RouteProtocol,
+// i.e. that vxlan6d installed.
+func dropOurRoutes(log *slog.Logger, l netlink.Link) {
+	for _, fam := range []int{netlink.FAMILY_V6, netlink.FAMILY_V4} {
+		rs, err := netlinksafe.RouteListFiltered(fam, &netlink.Route{LinkIndex: l.Attrs().Index, Protocol: vxlan.RouteProtocol},
+			netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
+		if err != nil {
+			log.Warn("cannot list routes of an old vxlan device", "device", l.Attrs().Name, "err", err)
+			continue
+		}
+		for i := range rs {
+			if err := netlink.RouteDel(&rs[i]); err != nil {
+				log.Warn("cannot delete a route of an old vxlan device", "device", l.Attrs().Name, "route", rs[i].Dst.String(), "err", err)
+			}
+		}
+		if len(rs) > 0 {
+			log.Info("routes taken off an old vxlan device not marked as vxlan6d's", "device", l.Attrs().Name, "routes", len(rs))
 		}
 	}
 }
