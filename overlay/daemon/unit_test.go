@@ -2,9 +2,13 @@ package daemon
 
 import (
 	"bytes"
+	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
 func TestMetricsText(t *testing.T) {
@@ -46,5 +50,73 @@ func TestFlagNamesAddress(t *testing.T) {
 		if got := c.o.FlagNamesAddress(); got != c.want {
 			t.Errorf("%+v: got %v", c.o, got)
 		}
+	}
+}
+
+func TestFixedDiff(t *testing.T) {
+	_, n6, _ := net.ParseCIDR("fd10:244::/48")
+	_, other, _ := net.ParseCIDR("fd10:245::/48")
+	old := &lease.Config{EnableIPv6: true, IPv6Network: n6, IPv6SubnetLen: 64, Backend: lease.Backend{VNI: 1, Port: 8472}}
+	same := *old
+	same.Backend.VNI, same.Backend.Port = 2, 4789 // followed live: not a fixed field
+	if d := fixedDiff(old, &same); d != "" {
+		t.Errorf("VNI and port changes reported as fixed: %q", d)
+	}
+	changed := *old
+	changed.IPv6Network, changed.Backend.MTU = other, 1300
+	if d := fixedDiff(old, &changed); d != "IPv6Network fd10:244::/48 -> fd10:245::/48, Backend.MTU 0 -> 1300" {
+		t.Errorf("fixedDiff = %q", d)
+	}
+}
+
+func TestHealerTimer(t *testing.T) {
+	h := newHealer(0)
+	h.start()
+	select {
+	case <-h.C():
+		t.Fatal("interval 0 fired")
+	case <-time.After(20 * time.Millisecond):
+	}
+	// A failed write arms the early retry once, and the timer is not
+	// reset while it is armed.
+	h.soon = true
+	h.arm()
+	if !h.armed {
+		t.Fatal("not armed after a failed write")
+	}
+	h.fired(false) // etcd unreadable: the next try a full interval later, still armed
+	if !h.armed {
+		t.Error("a failed heal disarmed a pending early retry")
+	}
+	h.soon = false
+	h.fired(true)
+	if h.armed {
+		t.Error("armed after a successful heal")
+	}
+	h.stop()
+}
+
+func TestBuildPeers(t *testing.T) {
+	_, sub1, _ := net.ParseCIDR("fd10:244:0:1::/64")
+	_, sub2, _ := net.ParseCIDR("fd10:244:0:2::/64")
+	own := net.ParseIP("2001:db8::1")
+	mk := func(vtep string, sub *net.IPNet, mac, node string) lease.Lease {
+		m, _ := net.ParseMAC(mac)
+		return lease.Lease{VTEP: net.ParseIP(vtep), IPv6Subnet: sub, VtepMAC: m, NodeName: node}
+	}
+	mine := mk("2001:db8::1", sub1, "02:00:00:00:00:01", "me")
+	snap := &lease.Snapshot{Leases: []lease.Lease{
+		mk("2001:db8::3", sub1, "02:00:00:00:00:03", "other"), // claims our subnet: skipped, counted
+		mk("2001:db8::2", sub2, "02:00:00:00:00:02", "peer"),
+		mine, // our own: not a peer, not counted
+	}}
+	s := lease.Self{VTEPs: []net.IP{own}, Lease: &mine}
+	isOwn := func(l *lease.Lease) bool { return l.VTEP.Equal(own) && l.NodeName == "me" }
+	tab, skipped := buildPeers(snap, s, isOwn, slog.New(slog.DiscardHandler), true)
+	if tab.len() != 1 || skipped != 1 {
+		t.Fatalf("peers %v, skipped %d; want only 2001:db8::2 and one skipped", tab.byVTEP, skipped)
+	}
+	if p, ok := tab.byVTEP["2001:db8::2"]; !ok || p.IPv6Subnet.String() != sub2.String() {
+		t.Errorf("table %v", tab.byVTEP)
 	}
 }
