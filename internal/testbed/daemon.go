@@ -54,6 +54,9 @@ func (h *Host) StartDaemon(args ...string) *Daemon {
 	}
 	d.cmd = exec.Command("nsenter", append([]string{"--net=" + h.NetnsPath(), "--", h.Bed.DaemonBin}, full...)...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if len(h.DaemonEnv) > 0 {
+		d.cmd.Env = append(os.Environ(), h.DaemonEnv...)
+	}
 	// Its own process group: a signal to the test does not reach it twice.
 	// Pdeathsig: if the test process dies without running Cleanup (killed,
 	// timed out), the daemon goes too instead of lingering (nsenter keeps

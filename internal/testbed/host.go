@@ -30,8 +30,11 @@ type Host struct {
 	SubnetFile   string // the daemon writes it, the plugin reads it
 	DataDir      string // plugin IPAM state
 	Bridge       string // node bridge name used by AddContainer
-	daemons      []*Daemon
-	nContainers  int
+	// DaemonEnv is added to the environment of daemons started from now
+	// on (e.g. NOTIFY_SOCKET for a systemd notify test).
+	DaemonEnv   []string
+	daemons     []*Daemon
+	nContainers int
 }
 
 // AddHost creates one more host on the switch.

@@ -24,6 +24,7 @@
 //	firewall.go    FORWARD accept rules for the pod networks; ra.go: accept_ra
 //	bounds.go      the bounds of every etcd and netlink call of the loop
 //	retry.go       retries through internal/backoff
+//	notify.go      systemd: READY=1, STATUS= lines, STOPPING=1, the watchdog
 //
 // The chosen VTEP goes from vtep.Choose through function parameters to the
 // lease attributes (attrsFor), the device (deviceConfig) and the subnet file
@@ -39,6 +40,7 @@ import (
 	"time"
 
 	"github.com/vxlan6/vxlan6/overlay/lease"
+	"github.com/vxlan6/vxlan6/overlay/notify"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
 )
 
@@ -58,6 +60,8 @@ type daemon struct {
 	healer *healer
 	// held: another node holds our subnet (see heldby.go).
 	held heldState
+	// wd pings systemd's watchdog (nil without WatchdogSec=; see notify.go).
+	wd *notify.Watchdog
 }
 
 const (
@@ -100,7 +104,12 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err := d.m.startServers(srvCtx, o.MetricsAddr, o.HealthzAddr, log); err != nil {
 		return err
 	}
+	d.wd = notify.NewWatchdog()
+	defer d.wd.Stop()
+	// STOPPING=1 as soon as shutdown starts, whatever Run is doing then.
+	defer context.AfterFunc(ctx, func() { d.notify(notify.Stopping) })()
 	if err := d.run(ctx); err != nil && !errors.Is(err, errStopped) {
+		d.status("failed: " + err.Error())
 		return err
 	}
 	return nil

@@ -28,6 +28,8 @@ func (d *daemon) loop(ctx context.Context, snap *lease.Snapshot) error {
 		select {
 		case <-d.healer.C():
 			d.healer.fired(d.heal(ctx))
+		case <-d.wd.C():
+			d.notify(d.wd.Ping)
 		case <-ctx.Done():
 			d.log.Info("stopping; the vxlan device, its peers and the lease stay in place")
 			return nil

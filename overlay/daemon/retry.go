@@ -16,6 +16,10 @@ func (d *daemon) retry(ctx context.Context, what string, f func() error) error {
 	err := backoff.Retry(ctx, backoff.New(500*time.Millisecond, 5*time.Second), f, func(attempt int, wait time.Duration, err error) {
 		d.m.incError(op)
 		d.log.Error(what+" failed, retrying", "attempt", attempt, "retryIn", wait.String(), "err", err)
+		d.status(what + " failed, retrying: " + err.Error())
+		// A retry can hold the loop for a whole etcd outage: waiting is
+		// not hanging, so keep the watchdog fed.
+		d.notify(d.wd.Ping)
 	})
 	if err != nil {
 		return errStopped

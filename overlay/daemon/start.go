@@ -25,6 +25,8 @@ import (
 // keep-alive, peers, subnet file) and then runs the loop. The chosen VTEP
 // travels through the parameters of each step.
 func (d *daemon) run(ctx context.Context) error {
+	stopPings := d.pingWhileStarting()
+	defer stopPings()
 	// An address named by flag is checked before etcd is contacted: a typo
 	// must fail fast even while etcd is down, and it writes nothing.
 	byFlag := d.o.FlagNamesAddress()
@@ -75,12 +77,15 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	d.log.Info("ready", "vtep", ipStr(choice.Public), "subnetV6", netStr(l.IPv6Subnet), "subnetV4", netStr(l.IPv4Subnet),
 		"mtu", d.dev.MTU, "peers", d.peers.len(), "subnetFile", d.o.SubnetFile, "resyncInterval", d.o.ResyncInterval.String())
+	d.ready(fmt.Sprintf("ready: VTEP %s, subnet %s, %d peers", ipStr(choice.Public), netStr(l.IPv6Subnet), d.peers.len()))
+	stopPings()
 	return d.loop(ctx, snap)
 }
 
 // connect dials etcd (etcdclient retries until it answers or ctx ends).
 func (d *daemon) connect(ctx context.Context) (*clientv3.Client, error) {
 	d.log.Info("connecting to etcd", "endpoints", strings.Join(d.o.Etcd.Endpoints, ","), "prefix", d.o.Etcd.Prefix)
+	d.status("waiting for etcd at " + strings.Join(d.o.Etcd.Endpoints, ","))
 	cli, err := d.o.Etcd.Connect(ctx, d.log)
 	if err != nil && ctx.Err() != nil {
 		return nil, errStopped
@@ -122,12 +127,14 @@ func (d *daemon) chooseByAnnotation(ctx context.Context) (*vtep.Choice, string, 
 // retried here.
 func (d *daemon) waitConfig(ctx context.Context, c *vtep.Choice) error {
 	d.log.Info("waiting for network config", "key", d.reg.ConfigKey())
+	d.status("waiting for the network config at " + d.reg.ConfigKey())
 	failed := func(attempt int, wait time.Duration, err error) {
 		d.m.incError("read_network_config")
 		if errors.Is(err, lease.ErrInvalidConfig) {
 			err = fmt.Errorf("%w (fix it with 'vxlan6d config put')", err)
 		}
 		d.log.Error("read network config failed, retrying", "attempt", attempt, "retryIn", wait.String(), "err", err)
+		d.status("waiting for a valid network config: " + err.Error())
 	}
 	var cfg *lease.Config
 	err := backoff.Retry(ctx, backoff.New(500*time.Millisecond, 5*time.Second), func() (err error) {
@@ -150,6 +157,7 @@ func (d *daemon) waitConfig(ctx context.Context, c *vtep.Choice) error {
 // the attributes it was acquired with (the keep-alive re-acquires with them).
 func (d *daemon) acquireLease(ctx context.Context, c *vtep.Choice) (*lease.Lease, lease.Attrs, error) {
 	attrs, prevVTEP := d.withHints(attrsFor(c, d.o.NodeName))
+	d.status("acquiring a subnet lease for VTEP " + ipStr(c.Public))
 	var l *lease.Lease
 	if err := d.retry(ctx, "acquire lease", func() (err error) {
 		actx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
