@@ -64,7 +64,7 @@ func TestConfdFilesParse(t *testing.T) {
 	// `vxlan6d run`.
 	help, _ := exec.Command(testutil.Binary(t, "vxlan6d"), "run", "-h").CombinedOutput()
 	flags := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^\s+-([a-z0-9-]+)`).FindAllStringSubmatch(string(help), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\s+(?:-[a-z], )?--([a-z0-9-]+)`).FindAllStringSubmatch(string(help), -1) {
 		flags[m[1]] = true
 	}
 	if len(flags) < 10 {

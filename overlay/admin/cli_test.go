@@ -2,11 +2,12 @@ package admin
 
 import (
 	"bytes"
-	"flag"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/vxlan6/vxlan6/overlay/daemon"
 	"github.com/vxlan6/vxlan6/overlay/lease"
@@ -16,7 +17,7 @@ import (
 func parseRun(t *testing.T, args []string, env map[string]string) (runOptions, error) {
 	t.Helper()
 	var o runOptions
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SetOutput(&bytes.Buffer{})
 	addRunFlags(fs, &o)
 	err := parseFlags(fs, args, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
@@ -122,8 +123,8 @@ func TestMainCommands(t *testing.T) {
 		t.Errorf("unknown command: exit %d", code)
 	}
 	errb.Reset()
-	if code := Main([]string{"annotate", "node-only"}, "v9", &out, &errb); code != ExitUsage {
-		t.Errorf("annotate without KEY=VALUE: exit %d %q", code, errb.String())
+	if code := Main([]string{"annotate"}, "v9", &out, &errb); code != ExitUsage {
+		t.Errorf("annotate without NODE: exit %d %q", code, errb.String())
 	}
 	errb.Reset()
 	if code := Main([]string{"config", "put", "/nonexistent/file.json"}, "v9", &out, &errb); code != ExitError || !strings.Contains(errb.String(), "/nonexistent/file.json") {

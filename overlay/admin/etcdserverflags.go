@@ -2,10 +2,11 @@ package admin
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/url"
+
+	"github.com/spf13/pflag"
 
 	"github.com/vxlan6/vxlan6/overlay/etcdserver"
 )
@@ -16,7 +17,7 @@ import (
 const DefaultEtcdListen = "http://127.0.0.1:2379"
 
 // addEtcdServerFlags are the flags of `vxlan6d etcd`, named like etcd's own.
-func addEtcdServerFlags(fs *flag.FlagSet, c *etcdserver.Config) {
+func addEtcdServerFlags(fs *pflag.FlagSet, c *etcdserver.Config) {
 	fs.StringVar(&c.DataDir, "data-dir", "", "etcd data directory (required)")
 	fs.Var(listFlag{&c.ClientURLs, true}, "listen-client-urls", "client URLs, comma list (default "+DefaultEtcdListen+"; e.g. unix:///run/vxlan6-etcd/etcd.sock, https://[2001:db8::10]:2379)")
 	fs.Var(listFlag{&c.AdvertiseClientURLs, true}, "advertise-client-urls", "client URLs announced to the other members (default: the TCP --listen-client-urls)")

@@ -1,10 +1,11 @@
 package admin
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/vxlan6/vxlan6/overlay/daemon"
 	"github.com/vxlan6/vxlan6/overlay/etcdclient"
@@ -32,6 +33,9 @@ func (l listFlag) String() string {
 	return strings.Join(*l.v, ",")
 }
 
+// Type is the value's name in the help ("--iface list").
+func (l listFlag) Type() string { return "list" }
+
 func (l listFlag) Set(s string) error {
 	parts := []string{s}
 	if l.split {
@@ -45,7 +49,7 @@ func (l listFlag) Set(s string) error {
 	return nil
 }
 
-func addEtcdFlags(fs *flag.FlagSet, e *etcdclient.Options) {
+func addEtcdFlags(fs *pflag.FlagSet, e *etcdclient.Options) {
 	fs.Var(listFlag{&e.Endpoints, true}, "etcd-endpoints", "etcd endpoints, comma list (default http://127.0.0.1:2379); unix:///path works too")
 	fs.StringVar(&e.Prefix, "etcd-prefix", lease.DefaultPrefix, "etcd key prefix")
 	fs.StringVar(&e.CAFile, "etcd-cafile", "", "CA file to verify etcd's TLS certificate")
@@ -56,20 +60,19 @@ func addEtcdFlags(fs *flag.FlagSet, e *etcdclient.Options) {
 	fs.StringVar(&e.PasswordFile, "etcd-password-file", "", "file holding the etcd password (mode 0600 or stricter)")
 }
 
-func addLogFlags(fs *flag.FlagSet, level, format *string) {
+func addLogFlags(fs *pflag.FlagSet, level, format *string) {
 	fs.StringVar(level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(format, "log-format", "text", "log format: text or json")
 }
 
-func addRunFlags(fs *flag.FlagSet, o *runOptions) {
+func addRunFlags(fs *pflag.FlagSet, o *runOptions) {
 	addEtcdFlags(fs, &o.Etcd)
 	fs.Var(listFlag{&o.Iface, true}, "iface", "underlay interface name or one of its addresses; repeatable or comma list, tried in order")
 	fs.Var(listFlag{&o.IfaceRegex, false}, "iface-regex", "regex matched against addresses, then interface names; repeatable")
 	fs.StringVar(&o.IfaceCanReach, "iface-can-reach", "", "IPv6 destination: use the preferred source of the route to it")
 	fs.StringVar(&o.PublicIPv6, "public-ipv6", "", "the VTEP address (IPv6); wins over the node annotation "+lease.AnnotationPublicIPv6)
 	fs.StringVar(&o.PublicIP, "public-ip", "", "an IPv6 value acts as --public-ipv6; an IPv4 value is only advertised")
-	host, _ := os.Hostname()
-	fs.StringVar(&o.NodeName, "node-name", host, "node name (annotations live under <prefix>/nodes/<node-name>)")
+	fs.StringVar(&o.NodeName, "node-name", "", "node name (annotations live under <prefix>/nodes/<node-name>; default: the hostname)")
 	fs.StringVar(&o.SubnetFile, "subnet-file", subnetfile.DefaultPath, "subnet file read by the vxlan6 CNI plugin")
 	fs.StringVar(&o.LeaseFile, "lease-file", lastlease.DefaultPath, "file keeping this node's last lease across reboots, so it asks for its old subnet first (empty: off)")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", lease.DefaultTTL, "TTL of the subnet lease in etcd, renewed while the daemon runs (Go duration, e.g. 24h, 5s)")
@@ -87,28 +90,37 @@ func envName(flagName string) string {
 
 // parseFlags parses args, then fills every flag not given on the command line
 // from its environment variable. Errors name the flag (and the variable).
-func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) (string, bool)) error {
-	if err := fs.Parse(args); err != nil {
-		return err
+func parseFlags(fs *pflag.FlagSet, args []string, getenv func(string) (string, bool)) error {
+	if err := fs.Parse(fixSingleDash(args, longFlags(fs))); err != nil {
+		return flagError(err)
 	}
-	return applyEnv(fs, getenv)
+	return applyEnv(fs, getenv, nil)
 }
 
-// applyEnv sets every flag not given on the command line from its variable.
-func applyEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+// noEnv are the flags that no variable sets: they steer the CLI itself.
+var noEnv = map[string]bool{"help": true, "version": true, "env-file": true}
+
+// applyEnv sets every flag not given on the command line from its variable:
+// first the process environment, then the env file (file may be nil), so
+// the precedence is flag > environment > env file.
+func applyEnv(fs *pflag.FlagSet, getenv func(string) (string, bool), file map[string]string) error {
 	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || given[f.Name] {
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || noEnv[f.Name] {
 			return
 		}
-		v, ok := getenv(envName(f.Name))
+		name := envName(f.Name)
+		v, ok := getenv(name)
+		src := name
+		if !ok || v == "" {
+			v, ok = file[name]
+			src = name + " (env file)"
+		}
 		if !ok || v == "" {
 			return
 		}
 		if serr := fs.Set(f.Name, v); serr != nil {
-			err = fmt.Errorf("invalid value %q in %s for flag --%s: %v", v, envName(f.Name), f.Name, serr)
+			err = fmt.Errorf("invalid value %q in %s for flag --%s: %v", v, src, f.Name, serr)
 		}
 	})
 	return err
@@ -124,6 +136,11 @@ type runOptions struct {
 
 // validate checks the log flags, then the daemon's options.
 func (o *runOptions) validate() error {
+	if o.NodeName == "" {
+		// Not the flag's default: help and man pages must not show the
+		// host that built them.
+		o.NodeName, _ = os.Hostname()
+	}
 	if _, err := parseLevel(o.LogLevel); err != nil {
 		return err
 	}

@@ -38,6 +38,8 @@ type Options struct {
 	// path of hosts whose firewall drops forwarded traffic (see package
 	// firewall); --forward-rules defaults it to true, false removes them.
 	ForwardRules bool
+	// Version is the build's version, shown by vxlan6d_build_info.
+	Version string
 }
 
 // vtepOptions maps the flags onto vtep.Options; the annotation is filled in

@@ -1,0 +1,247 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxlan6/vxlan6/overlay/lease"
+)
+
+// leaseView is one lease as the listing commands show it.
+type leaseView struct {
+	VTEP        string `json:"vtep"`
+	Node        string `json:"node,omitempty"`
+	IPv6Subnet  string `json:"ipv6Subnet"`
+	IPv4Subnet  string `json:"ipv4Subnet,omitempty"`
+	VtepMAC     string `json:"vtepMAC"`
+	PublicIPv4  string `json:"publicIPv4,omitempty"`
+	Reserved    bool   `json:"reserved"`
+	State       string `json:"state"` // live, reserved, expired, unknown
+	TTLSeconds  int64  `json:"ttlSeconds,omitempty"`
+	EtcdLease   string `json:"etcdLease,omitempty"`
+	ModRevision int64  `json:"modRevision"`
+}
+
+// ttl is the column text: the remaining TTL, "reserved" or the state.
+func (v leaseView) ttl() string {
+	if v.State == "live" {
+		return (time.Duration(v.TTLSeconds) * time.Second).String()
+	}
+	return v.State
+}
+
+// listLeases reads the config and every valid lease, sorted by VTEP, with
+// their remaining TTL.
+func listLeases(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) ([]leaseView, *lease.Config, int, error) {
+	cfg, err := reg.GetConfig(ctx)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("read network config: %w", err)
+	}
+	snap, err := reg.List(ctx, cfg)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("list leases: %w", err)
+	}
+	ttls := ttlCache{cli: cli, m: map[clientv3.LeaseID]ttlState{}}
+	views := make([]leaseView, 0, len(snap.Leases))
+	for _, l := range snap.Leases {
+		v := leaseView{VTEP: ipStr(l.VTEP), Node: l.NodeName, IPv6Subnet: netStr(l.IPv6Subnet), IPv4Subnet: netStr(l.IPv4Subnet),
+			VtepMAC: l.VtepMAC.String(), PublicIPv4: ipStr(l.PublicIPv4), Reserved: l.Reserved, ModRevision: l.ModRevision, State: "reserved"}
+		if !l.Reserved {
+			st := ttls.get(ctx, l.EtcdLease)
+			v.State, v.TTLSeconds, v.EtcdLease = st.state, st.ttl, fmt.Sprintf("%x", int64(l.EtcdLease))
+		}
+		views = append(views, v)
+	}
+	sort.Slice(views, func(i, j int) bool { return views[i].VTEP < views[j].VTEP })
+	return views, cfg, snap.Skipped, nil
+}
+
+func (c *cli) leasesCmd() *cobra.Command {
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:   "leases",
+		Short: "list the subnet leases: VTEP, node, subnets, MAC, TTL",
+		Args:  c.noArgs(),
+	}
+	ec := c.newEtcdCommand(cmd)
+	addOutputFlag(cmd.Flags(), &out)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cli, reg, err := ec.connect(cmd)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		ctx, cancel := opContext()
+		defer cancel()
+		views, _, skipped, err := listLeases(ctx, cli, reg)
+		if err != nil {
+			return c.fail(cmd, err)
+		}
+		t := &table{header: []string{"VTEP", "NODE", "IPV6 SUBNET", "IPV4 SUBNET", "MAC", "TTL", "PUBLIC IPV4", "ETCD LEASE", "REVISION"}, narrow: 6}
+		for _, v := range views {
+			t.add(v.VTEP, v.Node, v.IPv6Subnet, v.IPv4Subnet, v.VtepMAC, v.ttl(), v.PublicIPv4, v.EtcdLease, fmt.Sprint(v.ModRevision))
+		}
+		if err := writeOutput(c.stdout, out, t, views); err != nil {
+			return c.fail(cmd, err)
+		}
+		if skipped > 0 {
+			fmt.Fprintf(c.stderr, "%d invalid lease record(s) skipped (see the warnings above)\n", skipped)
+		}
+		return nil
+	}
+	return cmd
+}
+
+// nodeView is one node: its annotations and the lease(s) naming it.
+type nodeView struct {
+	Name        string            `json:"name"`
+	PublicIPv6  string            `json:"publicIPv6Annotation,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Leases      []leaseView       `json:"leases,omitempty"`
+}
+
+func (c *cli) nodesCmd() *cobra.Command {
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:   "nodes",
+		Short: "list the nodes: annotations and the leases that name them",
+		Args:  c.noArgs(),
+	}
+	ec := c.newEtcdCommand(cmd)
+	addOutputFlag(cmd.Flags(), &out)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cli, reg, err := ec.connect(cmd)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		ctx, cancel := opContext()
+		defer cancel()
+		nodes, err := listNodes(ctx, cli, reg)
+		if err != nil {
+			return c.fail(cmd, err)
+		}
+		t := &table{header: []string{"NODE", "VTEP", "IPV6 SUBNET", "IPV4 SUBNET", "TTL", "PUBLIC-IPV6 ANNOTATION", "ANNOTATIONS"}, narrow: 6}
+		for _, n := range nodes {
+			var vteps, s6, s4, ttl []string
+			for _, l := range n.Leases {
+				vteps, s6, s4, ttl = append(vteps, l.VTEP), append(s6, l.IPv6Subnet), append(s4, l.IPv4Subnet), append(ttl, l.ttl())
+			}
+			var ann []string
+			for _, k := range sortedKeys(n.Annotations) {
+				ann = append(ann, k+"="+n.Annotations[k])
+			}
+			t.add(n.Name, join(vteps), join(s6), join(s4), join(ttl), n.PublicIPv6, strings.Join(ann, ","))
+		}
+		if err := writeOutput(c.stdout, out, t, nodes); err != nil {
+			return c.fail(cmd, err)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func join(s []string) string {
+	var keep []string
+	for _, v := range s {
+		if v != "" {
+			keep = append(keep, v)
+		}
+	}
+	return strings.Join(keep, ",")
+}
+
+// listNodes merges <prefix>/nodes/* with the node names of the leases.
+func listNodes(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) ([]nodeView, error) {
+	leases, _, _, err := listLeases(ctx, cli, reg)
+	if err != nil {
+		return nil, err
+	}
+	nodesPrefix := strings.TrimSuffix(reg.NodeKey("x"), "x")
+	resp, err := cli.Get(ctx, nodesPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", nodesPrefix, err)
+	}
+	byName := map[string]*nodeView{}
+	get := func(name string) *nodeView {
+		if byName[name] == nil {
+			byName[name] = &nodeView{Name: name}
+		}
+		return byName[name]
+	}
+	for _, kv := range resp.Kvs {
+		name := strings.TrimPrefix(string(kv.Key), nodesPrefix)
+		ann, err := reg.NodeAnnotations(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("read annotations of node %s: %w", name, err)
+		}
+		n := get(name)
+		n.Annotations, n.PublicIPv6 = ann, lease.PublicIPv6Annotation(ann)
+	}
+	for _, l := range leases {
+		n := get(l.Node)
+		n.Leases = append(n.Leases, l)
+	}
+	out := make([]nodeView, 0, len(byName))
+	for _, k := range sortedKeys(byName) {
+		out = append(out, *byName[k])
+	}
+	return out, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+type ttlState struct {
+	state string
+	ttl   int64
+}
+
+// ttlCache asks etcd for the remaining TTL of each etcd lease once (many
+// records may share one).
+type ttlCache struct {
+	cli *clientv3.Client
+	m   map[clientv3.LeaseID]ttlState
+}
+
+func (c *ttlCache) get(ctx context.Context, id clientv3.LeaseID) ttlState {
+	if id == 0 {
+		return ttlState{state: "reserved"}
+	}
+	if v, ok := c.m[id]; ok {
+		return v
+	}
+	v := ttlState{state: "expired"}
+	if t, err := c.cli.TimeToLive(ctx, id); err != nil {
+		v.state = "unknown"
+	} else if t.TTL >= 0 {
+		v = ttlState{state: "live", ttl: t.TTL}
+	}
+	c.m[id] = v
+	return v
+}
+
+// parseVTEP reads a VTEP argument (an IPv6 unicast address).
+func parseVTEP(s string) (net.IP, error) {
+	ip := net.ParseIP(s)
+	if ip == nil || ip.To4() != nil {
+		return nil, fmt.Errorf("VTEP %q is not an IPv6 address", s)
+	}
+	if !ip.IsGlobalUnicast() {
+		return nil, fmt.Errorf("VTEP %s is not a global unicast address", ip)
+	}
+	return ip, nil
+}

@@ -1,0 +1,6 @@
+package admin
+
+import "github.com/spf13/cobra"
+
+func (c *cli) statusCmd() *cobra.Command { return &cobra.Command{Use: "status", Hidden: true} }
+func (c *cli) ipamCmd() *cobra.Command   { return &cobra.Command{Use: "ipam", Hidden: true} }
