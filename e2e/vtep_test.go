@@ -89,7 +89,8 @@ func TestTwoAddressTrap(t *testing.T) {
 					if err != nil {
 						t.Fatalf("metrics: %v", err)
 					}
-					wantLine := fmt.Sprintf(`vxlan6d_vtep_info{address=%q,local=%q,source="flag --public-ipv6"`, want.String(), want.String())
+					// client_golang writes labels sorted by name.
+					wantLine := fmt.Sprintf(`vxlan6d_vtep_info{address=%q,interface=%q,local=%q,operator_chosen="true",source="flag --public-ipv6"`, want.String(), testbed.Uplink, want.String())
 					if !strings.Contains(out, wantLine) || !strings.Contains(out, "vxlan6d_peers 1") {
 						t.Errorf("metrics lack %s / peers 1:\n%s", wantLine, out)
 					}

@@ -93,7 +93,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		debug.SetGCPercent(50)
 	}
 	d := &daemon{
-		o: o, log: log, m: newMetrics(o.LeaseTTL),
+		o: o, log: log, m: newMetrics(o.LeaseTTL, o.Version),
 		peers:  newPeerTable(),
 		healer: newHealer(o.ResyncInterval),
 	}

@@ -120,4 +120,5 @@ func (d *daemon) replaceDevice(dev *vxlan.Device) {
 		d.dev.Close()
 	}
 	d.dev = dev
+	d.m.update(func(m *metrics) { m.deviceName = dev.Name })
 }

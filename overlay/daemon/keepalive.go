@@ -88,7 +88,7 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 }
 
 func (d *daemon) setLeaseMetrics(l *lease.Lease) {
-	d.m.update(func(m *metrics) { m.leaseSubnetV6, m.leaseSubnetV4 = netStr(l.IPv6Subnet), netStr(l.IPv4Subnet) })
+	d.m.setLease(netStr(l.IPv6Subnet), netStr(l.IPv4Subnet), l.Reserved)
 }
 
 func (d *daemon) logLease(msg string, l *lease.Lease) {

@@ -24,6 +24,7 @@ func (d *daemon) loop(ctx context.Context, snap *lease.Snapshot) error {
 	defer d.healer.stop()
 
 	for {
+		d.m.heartbeat()
 		d.healer.arm()
 		select {
 		case <-d.healer.C():

@@ -10,7 +10,7 @@ import (
 // TestLostSubnetNotReady: a node that did not get its previous subnet back
 // is not ready, and the metric says why.
 func TestLostSubnetNotReady(t *testing.T) {
-	m := newMetrics(time.Minute)
+	m := newMetrics(time.Minute, "")
 	m.update(func(m *metrics) { m.haveLease, m.haveDevice, m.haveSubnetFile = true, true, true })
 	if ok, _ := m.ready(); !ok {
 		t.Fatal("not ready with lease, device and subnet file")

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,16 +9,36 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 )
 
-// metrics is the daemon's state as shown on /metrics (Prometheus text
-// format, written by hand: a handful of series do not justify a module) and
-// /healthz.
+// livenessTimeout is how long the main loop may go without a beat before
+// /livez fails: far longer than anything the loop does in one go (a
+// 30s VTEP move, a reconcile of thousands of peers), so only a stuck loop
+// trips it.
+const livenessTimeout = 2 * time.Minute
+
+// etcdOps are the error ops that are etcd failures, also counted in
+// vxlan6d_etcd_errors_total.
+var etcdOps = map[string]bool{
+	"read_node_annotations": true, "read_network_config": true, "acquire_lease": true,
+	"list_leases": true, "move_lease": true, "periodic_resync": true, "move_vtep": true,
+}
+
+// metrics is the daemon's state as shown on /metrics (through
+// prometheus/client_golang: a collector reads these fields under the lock)
+// and on /livez, /readyz and /healthz.
 type metrics struct {
 	mu             sync.Mutex
 	vtepAddr       string
@@ -29,13 +50,17 @@ type metrics struct {
 	leaseSubnetV6  string
 	leaseSubnetV4  string
 	peers          int
+	ignoredPeers   int
 	reconciles     uint64
 	// periodicResyncs counts self-heals that read etcd (--resync-interval
 	// and the early retries after a failed data-path write).
 	periodicResyncs uint64
 	watchEvents     map[string]uint64
 	errors          map[string]uint64
-	// readiness: all three must hold for /healthz to say 200.
+	renewals        uint64
+	renewFailures   uint64
+
+	// readiness: each must hold for /readyz to say 200.
 	haveLease, haveDevice, haveSubnetFile bool
 	// lostSubnet is the previous subnet(s) the node did not get back; set,
 	// the daemon is not ready.
@@ -43,10 +68,37 @@ type metrics struct {
 	// configProblem: why the network config in etcd is not the one in use
 	// (not ready while set).
 	configProblem string
+	// leaseReserved: an operator's reservation, no TTL to renew.
+	leaseReserved bool
+	// leaseLost: KeepAlive lost the lease and is re-acquiring it.
+	leaseLost bool
+	lastRenew time.Time
+	// deviceName is checked in the kernel on each probe.
+	deviceName string
+	// subnetFile and subnetContent: the file must hold exactly this.
+	subnetFile    string
+	subnetContent []byte
+	// beat is the main loop's last sign of life (zero before it starts).
+	beat time.Time
+
+	reg       *prometheus.Registry
+	reconcile prometheus.Histogram
 }
 
-func newMetrics(ttl time.Duration) *metrics {
-	return &metrics{leaseTTL: ttl, watchEvents: map[string]uint64{}, errors: map[string]uint64{}}
+func newMetrics(ttl time.Duration, version string) *metrics {
+	m := &metrics{leaseTTL: ttl, watchEvents: map[string]uint64{}, errors: map[string]uint64{}, reg: prometheus.NewRegistry()}
+	m.reconcile = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "vxlan6d_reconcile_duration_seconds",
+		Help: "Time to reconcile the VXLAN device's peer entries to an etcd snapshot.",
+		// 1 ms .. ~65 s: one peer to tens of thousands.
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+	})
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vxlan6d_build_info", Help: "The vxlan6d build: version and Go version."},
+		[]string{"version", "goversion"})
+	build.WithLabelValues(version, runtime.Version()).Set(1)
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		build, m.reconcile, m)
+	return m
 }
 
 func (m *metrics) update(f func(m *metrics)) {
@@ -59,79 +111,195 @@ func (m *metrics) incError(op string) {
 	m.update(func(m *metrics) { m.errors[op]++ })
 }
 
-func (m *metrics) ready() (bool, string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var missing []string
-	if !m.haveLease {
-		missing = append(missing, "lease")
-	}
-	if !m.haveDevice {
-		missing = append(missing, "vxlan device")
-	}
-	if !m.haveSubnetFile {
-		missing = append(missing, "subnet file")
-	}
-	if m.lostSubnet != "" {
-		missing = append(missing, "the previous subnet "+m.lostSubnet+" (held by another node; containers using it are cut off)")
-	}
-	if m.configProblem != "" {
-		missing = append(missing, "network config in use ("+m.configProblem+")")
-	}
-	return len(missing) == 0, strings.Join(missing, ", ")
-}
-
-func (m *metrics) write(w io.Writer) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	b := func(v bool) int {
-		if v {
-			return 1
+// onRenew hears from lease.KeepAlive: a renewal etcd confirmed, or a lost
+// lease / failed re-acquire.
+func (m *metrics) onRenew(ok bool) {
+	m.update(func(m *metrics) {
+		if ok {
+			m.renewals++
+			m.lastRenew, m.leaseLost = time.Now(), false
+		} else {
+			m.renewFailures++
+			m.leaseLost = true
 		}
-		return 0
+	})
+}
+
+// setLease records a lease just acquired, moved or re-acquired.
+func (m *metrics) setLease(v6, v4 string, reserved bool) {
+	m.update(func(m *metrics) {
+		m.leaseSubnetV6, m.leaseSubnetV4, m.leaseReserved = v6, v4, reserved
+		m.haveLease, m.leaseLost, m.lastRenew = true, false, time.Now()
+	})
+}
+
+func (m *metrics) observeReconcile(d time.Duration, peers int) {
+	m.reconcile.Observe(d.Seconds())
+	m.update(func(m *metrics) { m.reconciles++; m.peers = peers })
+}
+
+func (m *metrics) heartbeat() { m.update(func(m *metrics) { m.beat = time.Now() }) }
+
+// check is one readiness condition: "" when it holds, else why not.
+type check struct{ name, problem string }
+
+// checks evaluates every readiness condition now: the lease from the
+// renewals KeepAlive reported, the device and the subnet file in the
+// kernel and on disk (someone may have deleted them since the loop last
+// looked), the config from the last time it was read.
+func (m *metrics) checks() []check {
+	m.mu.Lock()
+	haveLease, lost, reserved, last, ttl := m.haveLease, m.leaseLost, m.leaseReserved, m.lastRenew, m.leaseTTL
+	dev, file, content, cfgProblem, lostSubnet := m.deviceName, m.subnetFile, m.subnetContent, m.configProblem, m.lostSubnet
+	haveDevice, haveFile := m.haveDevice, m.haveSubnetFile
+	m.mu.Unlock()
+	cs := []check{{name: "lease"}, {name: "device"}, {name: "subnet-file"}, {name: "config"}, {name: "previous-subnet"}}
+	switch {
+	case !haveLease:
+		cs[0].problem = "no lease yet"
+	case lost:
+		cs[0].problem = "lease lost, re-acquiring"
+	case !reserved && !last.IsZero() && time.Since(last) >= ttl:
+		cs[0].problem = fmt.Sprintf("not renewed for %s (TTL %s): etcd unreachable?", time.Since(last).Round(time.Second), ttl)
 	}
-	fmt.Fprintf(w, "# HELP vxlan6d_vtep_info The VTEP in use: advertised address, device local address, how it was chosen.\n# TYPE vxlan6d_vtep_info gauge\n")
+	if !haveDevice {
+		cs[1].problem = "no vxlan device yet"
+	} else if _, err := netlinksafe.LinkByName(dev); dev != "" && err != nil {
+		cs[1].problem = fmt.Sprintf("vxlan device %s: %v", dev, err)
+	}
+	if !haveFile {
+		cs[2].problem = "subnet file not written yet"
+	} else if cur, err := os.ReadFile(file); file != "" && err != nil {
+		cs[2].problem = err.Error()
+	} else if file != "" && !bytes.Equal(cur, content) {
+		cs[2].problem = file + " differs from the lease"
+	}
+	if cfgProblem != "" {
+		cs[3].problem = "the network config in etcd is not the one in use: " + cfgProblem
+	}
+	if lostSubnet != "" {
+		cs[4].problem = "the previous subnet " + lostSubnet + " is held by another node; containers using it are cut off"
+	}
+	return cs
+}
+
+func (m *metrics) ready() (bool, string) {
+	var missing []string
+	for _, c := range m.checks() {
+		if c.problem != "" {
+			missing = append(missing, c.name+": "+c.problem)
+		}
+	}
+	return len(missing) == 0, strings.Join(missing, "; ")
+}
+
+func (m *metrics) live() (bool, string) {
+	m.mu.Lock()
+	beat := m.beat
+	m.mu.Unlock()
+	if !beat.IsZero() && time.Since(beat) > livenessTimeout {
+		return false, fmt.Sprintf("main loop silent for %s", time.Since(beat).Round(time.Second))
+	}
+	return true, ""
+}
+
+var (
+	descVTEP      = prometheus.NewDesc("vxlan6d_vtep_info", "The VTEP in use: advertised address, device local address, how it was chosen.", []string{"address", "local", "source", "interface", "operator_chosen"}, nil)
+	descLease     = prometheus.NewDesc("vxlan6d_lease_info", "The subnet(s) this node holds.", []string{"ipv6_subnet", "ipv4_subnet"}, nil)
+	descTTL       = prometheus.NewDesc("vxlan6d_lease_ttl_seconds", "TTL of this node's lease in etcd (renewed while running).", nil, nil)
+	descPeers     = prometheus.NewDesc("vxlan6d_peers", "Peers programmed on the VXLAN device.", nil, nil)
+	descPeerState = prometheus.NewDesc("vxlan6d_peer_leases", "Leases of other nodes at the last reconcile, by state (programmed, ignored: invalid or conflicting).", []string{"state"}, nil)
+	descRecon     = prometheus.NewDesc("vxlan6d_reconciles_total", "Full reconciles of the peers against an etcd snapshot.", nil, nil)
+	descResync    = prometheus.NewDesc("vxlan6d_periodic_resyncs_total", "Periodic self-heals (device, peers, subnet file) against an etcd snapshot.", nil, nil)
+	descWatch     = prometheus.NewDesc("vxlan6d_watch_events_total", "Lease watch events applied, by type.", []string{"type"}, nil)
+	descErrors    = prometheus.NewDesc("vxlan6d_errors_total", "Errors, by operation.", []string{"op"}, nil)
+	descEtcdErr   = prometheus.NewDesc("vxlan6d_etcd_errors_total", "Failed etcd operations, by operation.", []string{"op"}, nil)
+	descRenew     = prometheus.NewDesc("vxlan6d_lease_renewals_total", "Renewals of this node's etcd lease confirmed by etcd.", nil, nil)
+	descRenewFail = prometheus.NewDesc("vxlan6d_lease_renewal_failures_total", "Times this node's lease was lost or could not be re-acquired.", nil, nil)
+	descReady     = prometheus.NewDesc("vxlan6d_ready", "1 while every readiness condition holds (/readyz).", nil, nil)
+	descCond      = prometheus.NewDesc("vxlan6d_ready_condition", "1 while the readiness condition holds.", []string{"condition"}, nil)
+	descLost      = prometheus.NewDesc("vxlan6d_previous_subnet_lost", "1 when this node did not get its previous subnet back at start (another node holds it).", nil, nil)
+)
+
+// Describe sends nothing: the series depend on the state (an unchecked
+// collector), which the registry allows.
+func (m *metrics) Describe(chan<- *prometheus.Desc) {}
+
+// Collect turns the state into series.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	cs := m.checks()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
 	if m.vtepAddr != "" {
-		fmt.Fprintf(w, "vxlan6d_vtep_info{address=%s,local=%s,source=%s,interface=%s,operator_chosen=%q} 1\n",
-			strconv.Quote(m.vtepAddr), strconv.Quote(m.vtepLocal), strconv.Quote(m.vtepSource), strconv.Quote(m.vtepIface), strconv.FormatBool(m.operatorChosen))
+		gauge(descVTEP, 1, m.vtepAddr, m.vtepLocal, m.vtepSource, m.vtepIface, strconv.FormatBool(m.operatorChosen))
 	}
-	fmt.Fprintf(w, "# HELP vxlan6d_lease_info The subnet(s) this node holds.\n# TYPE vxlan6d_lease_info gauge\n")
 	if m.leaseSubnetV6 != "" {
-		fmt.Fprintf(w, "vxlan6d_lease_info{ipv6_subnet=%s,ipv4_subnet=%s} 1\n", strconv.Quote(m.leaseSubnetV6), strconv.Quote(m.leaseSubnetV4))
+		gauge(descLease, 1, m.leaseSubnetV6, m.leaseSubnetV4)
 	}
-	fmt.Fprintf(w, "# HELP vxlan6d_lease_ttl_seconds TTL of this node's lease in etcd (renewed while running).\n# TYPE vxlan6d_lease_ttl_seconds gauge\nvxlan6d_lease_ttl_seconds %g\n", m.leaseTTL.Seconds())
-	fmt.Fprintf(w, "# HELP vxlan6d_peers Peers programmed on the VXLAN device.\n# TYPE vxlan6d_peers gauge\nvxlan6d_peers %d\n", m.peers)
-	fmt.Fprintf(w, "# HELP vxlan6d_reconciles_total Full reconciles of the peers against an etcd snapshot.\n# TYPE vxlan6d_reconciles_total counter\nvxlan6d_reconciles_total %d\n", m.reconciles)
-	fmt.Fprintf(w, "# HELP vxlan6d_periodic_resyncs_total Periodic self-heals (device, peers, subnet file) against an etcd snapshot.\n# TYPE vxlan6d_periodic_resyncs_total counter\nvxlan6d_periodic_resyncs_total %d\n", m.periodicResyncs)
-	fmt.Fprintf(w, "# HELP vxlan6d_watch_events_total Lease watch events applied, by type.\n# TYPE vxlan6d_watch_events_total counter\n")
+	gauge(descTTL, m.leaseTTL.Seconds())
+	gauge(descPeers, float64(m.peers))
+	gauge(descPeerState, float64(m.peers), "programmed")
+	gauge(descPeerState, float64(m.ignoredPeers), "ignored")
+	counter(descRecon, m.reconciles)
+	counter(descResync, m.periodicResyncs)
 	for _, k := range []string{"added", "removed", "resync"} {
-		fmt.Fprintf(w, "vxlan6d_watch_events_total{type=%q} %d\n", k, m.watchEvents[k])
+		counter(descWatch, m.watchEvents[k], k)
 	}
-	fmt.Fprintf(w, "# HELP vxlan6d_errors_total Errors, by operation.\n# TYPE vxlan6d_errors_total counter\n")
-	ops := make([]string, 0, len(m.errors))
-	for k := range m.errors {
-		ops = append(ops, k)
+	for op, n := range m.errors {
+		counter(descErrors, n, op)
+		if etcdOps[op] {
+			counter(descEtcdErr, n, op)
+		}
 	}
-	sort.Strings(ops)
-	for _, k := range ops {
-		fmt.Fprintf(w, "vxlan6d_errors_total{op=%q} %d\n", k, m.errors[k])
+	counter(descRenew, m.renewals)
+	counter(descRenewFail, m.renewFailures)
+	ready := 1.0
+	for _, c := range cs {
+		v := 1.0
+		if c.problem != "" {
+			v, ready = 0, 0
+		}
+		gauge(descCond, v, c.name)
 	}
-	fmt.Fprintf(w, "# HELP vxlan6d_ready 1 once lease, device and subnet file are ready (and the network config in etcd is the one in use).\n# TYPE vxlan6d_ready gauge\nvxlan6d_ready %d\n", b(m.haveLease && m.haveDevice && m.haveSubnetFile && m.lostSubnet == "" && m.configProblem == ""))
-	fmt.Fprintf(w, "# HELP vxlan6d_previous_subnet_lost 1 when this node did not get its previous subnet back at start (another node holds it).\n# TYPE vxlan6d_previous_subnet_lost gauge\nvxlan6d_previous_subnet_lost %d\n", b(m.lostSubnet != ""))
+	gauge(descReady, ready)
+	lost := 0.0
+	if m.lostSubnet != "" {
+		lost = 1
+	}
+	gauge(descLost, lost)
 }
 
-func (m *metrics) serveMetrics(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	m.write(w)
+// write is the text exposition of every series (what /metrics serves to
+// a plain scraper).
+func (m *metrics) write(w io.Writer) error {
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		return err
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (m *metrics) serveHealthz(w http.ResponseWriter, _ *http.Request) {
-	ok, missing := m.ready()
-	if !ok {
-		http.Error(w, "not ready: waiting for "+missing, http.StatusServiceUnavailable)
-		return
+// probe serves one health endpoint: 200 and "ok" or 503 and the reasons.
+func probe(check func() (bool, string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := check(); !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
 	}
-	fmt.Fprintln(w, "ok")
 }
 
 // startServers listens on the metrics and healthz addresses (one server
@@ -146,10 +314,13 @@ func (m *metrics) startServers(ctx context.Context, metricsAddr, healthzAddr str
 		return muxes[addr]
 	}
 	if metricsAddr != "" {
-		mux(metricsAddr).HandleFunc("/metrics", m.serveMetrics)
+		mux(metricsAddr).Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	}
 	if healthzAddr != "" {
-		mux(healthzAddr).HandleFunc("/healthz", m.serveHealthz)
+		mx := mux(healthzAddr)
+		mx.Handle("/livez", probe(m.live))
+		mx.Handle("/readyz", probe(m.ready))
+		mx.Handle("/healthz", probe(m.ready))
 	}
 	var listeners []net.Listener
 	for addr := range muxes {

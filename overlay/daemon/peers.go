@@ -111,6 +111,7 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, c *vtep.Choice, quiet bool) {
 	d.reconcileDevice(peers, "reconcile peers")
 	added, removed, changed := diffPeers(d.peers.byVTEP, peers.byVTEP)
 	rev, skippedTotal := snap.Revision, snap.Skipped+skipped
+	d.m.update(func(m *metrics) { m.ignoredPeers = skipped })
 	d.peers = peers
 	// The snapshot's leases (thousands of records) and the five kernel
 	// dumps are garbage now (the caller keeps the snapshot only to start
@@ -131,11 +132,12 @@ func (d *daemon) reconcileTo(snap *lease.Snapshot, c *vtep.Choice, quiet bool) {
 // may be missing; the loop retries soon, and the table keeps what we know
 // about so later events diff against reality-ish.
 func (d *daemon) reconcileDevice(t *peerTable, what string) {
+	start := time.Now()
 	if err := d.dev.Reconcile(t.list()); err != nil {
 		d.dataPathFailed("reconcile")
 		d.log.Error(what, "device", d.dev.Name, "peers", t.len(), "err", err)
 	}
-	d.m.update(func(m *metrics) { m.reconciles++; m.peers = t.len() })
+	d.m.observeReconcile(time.Since(start), t.len())
 }
 
 // dataPathFailed counts a failed data-path write and asks the loop to

@@ -44,6 +44,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	defer cli.Close()
 	d.reg = lease.New(cli, d.o.Etcd.Prefix)
+	d.reg.SetRenewHook(d.m.onRenew)
 
 	annotation := ""
 	if !byFlag {
@@ -255,7 +256,7 @@ func (d *daemon) createDevice(c *vtep.Choice) error {
 	// A VNI change while the daemon was stopped left the old device.
 	removeStale(d.log, dev.Name)
 	d.dev = dev
-	d.m.update(func(m *metrics) { m.haveDevice = true })
+	d.m.update(func(m *metrics) { m.haveDevice, m.deviceName = true, dev.Name })
 	d.log.Info("vxlan device ready", "name", dev.Name, "index", dev.Index, "mtu", dev.MTU, "mac", dev.MAC.String(), "local", ipStr(dev.Local))
 	d.syncForwardRules(true)
 	return nil

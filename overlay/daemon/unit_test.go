@@ -12,7 +12,7 @@ import (
 )
 
 func TestMetricsText(t *testing.T) {
-	m := newMetrics(5 * time.Minute)
+	m := newMetrics(5*time.Minute, "v9")
 	m.update(func(m *metrics) {
 		m.vtepAddr, m.vtepLocal, m.vtepSource, m.vtepIface, m.operatorChosen = "2001:db8::2", "2001:db8::2", "flag --public-ipv6", "eth0", true
 		m.peers = 3
@@ -20,11 +20,17 @@ func TestMetricsText(t *testing.T) {
 		m.periodicResyncs = 7
 	})
 	var b bytes.Buffer
-	m.write(&b)
+	if err := m.write(&b); err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{
-		`vxlan6d_vtep_info{address="2001:db8::2",local="2001:db8::2",source="flag --public-ipv6",interface="eth0",operator_chosen="true"} 1`,
+		// client_golang writes labels sorted by name.
+		`vxlan6d_vtep_info{address="2001:db8::2",interface="eth0",local="2001:db8::2",operator_chosen="true",source="flag --public-ipv6"} 1`,
 		"vxlan6d_peers 3", "vxlan6d_lease_ttl_seconds 300", `vxlan6d_errors_total{op="list_leases"} 2`, "vxlan6d_ready 0",
 		"vxlan6d_periodic_resyncs_total 7",
+		`vxlan6d_build_info{goversion="go`, `version="v9"} 1`, "go_goroutines ", "process_resident_memory_bytes ",
+		"vxlan6d_reconcile_duration_seconds_bucket", `vxlan6d_etcd_errors_total{op="list_leases"} 2`,
+		`vxlan6d_peer_leases{state="programmed"} 3`, "vxlan6d_lease_renewals_total 0", `vxlan6d_ready_condition{condition="lease"} 0`,
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())

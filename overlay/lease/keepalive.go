@@ -17,6 +17,18 @@ import (
 // same VTEP from overwriting each other in a tight loop.
 const stableHold = 10 * time.Second
 
+// SetRenewHook makes KeepAlive call f(true) after each renewal etcd
+// confirmed (and after a re-acquire), f(false) when the lease was lost or a
+// re-acquire failed: the daemon's metrics and readiness. Set it before
+// KeepAlive runs; f must not block.
+func (r *Registry) SetRenewHook(f func(ok bool)) { r.renewHook = f }
+
+func (r *Registry) renewed(ok bool) {
+	if r.renewHook != nil {
+		r.renewHook(ok)
+	}
+}
+
 // KeepAlive keeps l's etcd lease alive until ctx ends. When the lease is lost
 // (revoked, expired, key deleted or overwritten by someone else) it
 // re-acquires (same subnet if possible) and calls onChange with the new lease
@@ -39,6 +51,7 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 			return
 		}
 		r.log.Warn("lease lost, re-acquiring", "vtep", cur.VTEP, "subnetV6", cur.IPv6Subnet, "why", why)
+		r.renewed(false)
 		if time.Since(start) >= stableHold {
 			bo.Reset()
 		} else if backoff.SleepCtx(ctx, bo.Next()) != nil {
@@ -58,6 +71,7 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 					r.log.Info("re-acquired lease", "vtep", nl.VTEP, "subnetV6", nl.IPv6Subnet, "subnetV4", nl.IPv4Subnet)
 				}
 				cur = nl
+				r.renewed(true)
 				if onChange != nil {
 					onChange(nl)
 				}
@@ -66,6 +80,7 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 			if ctx.Err() != nil {
 				return
 			}
+			r.renewed(false)
 			if time.Since(lastLog) >= 5*time.Second {
 				lastLog = time.Now()
 				r.log.Error("cannot re-acquire lease, retrying", "vtep", attrs.VTEP, "err", err)
@@ -105,6 +120,9 @@ func (r *Registry) hold(ctx context.Context, l *Lease) string {
 		case <-ctx.Done():
 			return ""
 		case _, ok := <-kaCh:
+			if ok {
+				r.renewed(true)
+			}
 			if !ok {
 				if ctx.Err() != nil {
 					return ""

@@ -108,6 +108,8 @@ type Registry struct {
 	// lowestFirst makes Acquire take the lowest free subnet instead of a
 	// random one: tests that assert exact allocations set it.
 	lowestFirst bool
+	// renewHook hears about renewals (see SetRenewHook).
+	renewHook func(ok bool)
 }
 
 // New returns a Registry; prefix "" means DefaultPrefix. A trailing slash is
