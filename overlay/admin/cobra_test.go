@@ -36,7 +36,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 		if code != ExitOK {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut)
 		}
-		for _, cmd := range []string{"run", "etcd", "config", "annotate", "leases", "nodes", "lease", "completion", "version"} {
+		for _, cmd := range []string{"run", "etcd", "config", "annotate", "leases", "nodes", "lease", "status", "completion", "version"} {
 			if !strings.Contains(out, "\n  "+cmd+" ") {
 				t.Errorf("%v does not list %q:\n%s", args, cmd, out)
 			}
@@ -45,7 +45,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 			t.Errorf("%v lists the hidden man command", args)
 		}
 	}
-	for _, args := range [][]string{{"lease", "--help"}, {"config", "put", "--help"}, {"leases", "-h"}} {
+	for _, args := range [][]string{{"lease", "--help"}, {"config", "put", "--help"}, {"leases", "-h"}, {"status", "--help"}} {
 		if code, out, errOut, _ := testCLI(t, nil, "", args...); code != ExitOK || !strings.Contains(out, "Usage:") {
 			t.Errorf("%v: exit %d %q %q", args, code, out, errOut)
 		}
@@ -66,7 +66,7 @@ func TestVersionAndCompletion(t *testing.T) {
 	if code, _, errOut, _ := testCLI(t, nil, "", "man", dir); code != ExitOK {
 		t.Fatalf("man: exit %d %s", code, errOut)
 	}
-	for _, page := range []string{"vxlan6d.8", "vxlan6d-run.8", "vxlan6d-lease-reserve.8"} {
+	for _, page := range []string{"vxlan6d.8", "vxlan6d-run.8", "vxlan6d-lease-reserve.8", "vxlan6d-status.8"} {
 		b, err := os.ReadFile(filepath.Join(dir, page))
 		if err != nil || !bytes.Contains(b, []byte(".TH")) {
 			t.Errorf("man page %s: %v", page, err)

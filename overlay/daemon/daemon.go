@@ -98,7 +98,10 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		healer: newHealer(o.ResyncInterval),
 	}
 	d.sf = &subnetWriter{path: o.SubnetFile, log: log, m: d.m}
-	d.sf.written = d.saveLastLease
+	d.sf.written = func() {
+		d.saveLastLease()
+		d.writeStatusFile()
+	}
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	defer stopSrv()
 	if err := d.m.startServers(srvCtx, o.MetricsAddr, o.HealthzAddr, log); err != nil {
