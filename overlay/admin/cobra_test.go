@@ -36,7 +36,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 		if code != ExitOK {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut)
 		}
-		for _, cmd := range []string{"run", "etcd", "config", "annotate", "leases", "nodes", "lease", "status", "completion", "version"} {
+		for _, cmd := range []string{"run", "etcd", "config", "annotate", "leases", "nodes", "lease", "status", "ipam", "completion", "version"} {
 			if !strings.Contains(out, "\n  "+cmd+" ") {
 				t.Errorf("%v does not list %q:\n%s", args, cmd, out)
 			}
