@@ -109,9 +109,30 @@ type pool struct {
 	subLen  int
 	v4      bool
 	held    []held
+	// lo..hi bound the indexes handed out (SubnetMin/SubnetMax); nil: all.
+	lo, hi *big.Int
 }
 
-func (p *pool) count() *big.Int { return subnetCount(p.network, p.subLen) }
+// count is one past the last index that may be handed out.
+func (p *pool) count() *big.Int {
+	if p.hi != nil {
+		return new(big.Int).Add(p.hi, big.NewInt(1))
+	}
+	return subnetCount(p.network, p.subLen)
+}
+
+// first is the first index that may be handed out.
+func (p *pool) first() *big.Int {
+	if p.lo != nil {
+		return p.lo
+	}
+	return big.NewInt(0)
+}
+
+// inRange: i may be handed out.
+func (p *pool) inRange(i *big.Int) bool {
+	return i != nil && i.Cmp(p.count()) < 0 && i.Cmp(p.first()) >= 0
+}
 
 // add records that the record at key holds subnet s. A record holds at most
 // one subnet: s must be exactly the configured length and inside the
@@ -177,17 +198,24 @@ func (p *pool) valid(s string) (*net.IPNet, error) {
 func (p *pool) pick(hint *net.IPNet, prefer *big.Int, except string, lowestFirst bool) (*net.IPNet, error) {
 	count := p.count()
 	if hint != nil {
-		if n, err := p.valid(hint.String()); err == nil && p.heldBy(p.index(n), except, 0) == "" {
+		if n, err := p.valid(hint.String()); err == nil && p.inRange(p.index(n)) && p.heldBy(p.index(n), except, 0) == "" {
 			return n, nil
 		}
 	}
-	if prefer != nil && prefer.Cmp(count) < 0 && p.heldBy(prefer, except, 0) == "" {
+	if prefer != nil && p.inRange(prefer) && p.heldBy(prefer, except, 0) == "" {
 		return nthSubnet(p.network, p.subLen, prefer), nil
 	}
-	taken := p.taken(except)
-	free := new(big.Int).Sub(count, big.NewInt(int64(len(taken))))
+	start := p.first()
+	var taken []*big.Int
+	for _, t := range p.taken(except) {
+		if p.inRange(t) {
+			taken = append(taken, t)
+		}
+	}
+	size := new(big.Int).Sub(count, start)
+	free := new(big.Int).Sub(size, big.NewInt(int64(len(taken))))
 	if free.Sign() <= 0 {
-		return nil, &NoFreeSubnetError{Family: p.family, Network: p.network, Total: count, Leased: big.NewInt(int64(len(taken)))}
+		return nil, &NoFreeSubnetError{Family: p.family, Network: p.network, Total: size, Leased: big.NewInt(int64(len(taken)))}
 	}
 	nth := big.NewInt(0)
 	if !lowestFirst {
@@ -196,9 +224,9 @@ func (p *pool) pick(hint *net.IPNet, prefer *big.Int, except string, lowestFirst
 			return nil, fmt.Errorf("choose a free subnet: %w", err)
 		}
 	}
-	// Walk the taken indexes in order: the nth free index is nth plus the
-	// number of taken indexes at or below it.
-	i := nth
+	// Walk the taken indexes in order: the nth free index is start + nth
+	// plus the number of taken indexes at or below it.
+	i := new(big.Int).Add(start, nth)
 	for _, t := range taken {
 		if t.Cmp(i) > 0 {
 			break
@@ -302,9 +330,11 @@ func (r *Registry) pools(ctx context.Context, cfg *Config) (p6, p4 *pool, all ma
 		return nil, nil, nil, 0, err
 	}
 	all = make(map[string]*keyValue, len(kvs))
-	p6 = &pool{family: "IPv6", network: cfg.IPv6Network, subLen: cfg.IPv6SubnetLen}
+	p6 = &pool{family: "IPv6", network: cfg.IPv6Network, subLen: cfg.IPv6SubnetLen,
+		lo: rangeIndex(cfg.IPv6Network, cfg.IPv6SubnetLen, cfg.IPv6SubnetMin), hi: rangeIndex(cfg.IPv6Network, cfg.IPv6SubnetLen, cfg.IPv6SubnetMax)}
 	if cfg.DualStack() {
-		p4 = &pool{family: "IPv4", network: cfg.Network, subLen: cfg.SubnetLen, v4: true}
+		p4 = &pool{family: "IPv4", network: cfg.Network, subLen: cfg.SubnetLen, v4: true,
+			lo: rangeIndex(cfg.Network, cfg.SubnetLen, cfg.SubnetMin), hi: rangeIndex(cfg.Network, cfg.SubnetLen, cfg.SubnetMax)}
 	}
 	for i := range kvs {
 		kv := &kvs[i]

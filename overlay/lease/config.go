@@ -291,7 +291,7 @@ func (r *Registry) getConfig(ctx context.Context) (*Config, int64, error) {
 	if len(resp.Kvs) == 0 {
 		return nil, resp.Header.Revision, fmt.Errorf("%w at %s", ErrNoConfig, key)
 	}
-	cfg, err := ParseConfig(resp.Kvs[0].Value)
+	cfg, err := parseStoredConfig(key, resp.Kvs[0].Value, r.log)
 	if err != nil {
 		return nil, resp.Header.Revision, &ConfigError{Key: key, Err: err}
 	}

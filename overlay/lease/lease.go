@@ -68,6 +68,11 @@ type Config struct {
 	Network       *net.IPNet // IPv4, only when EnableIPv4
 	SubnetLen     int
 	Backend       Backend
+	// IPv6SubnetMin..IPv6SubnetMax and SubnetMin..SubnetMax (flannel's
+	// keys, first and last subnet inclusive) bound what Acquire hands out;
+	// nil: from the start or to the end of the network.
+	IPv6SubnetMin, IPv6SubnetMax net.IP
+	SubnetMin, SubnetMax         net.IP
 }
 
 // Lease is one node's lease.
