@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/vxlan6/vxlan6/overlay/daemon"
+	"github.com/vxlan6/vxlan6/overlay/egress"
 	"github.com/vxlan6/vxlan6/overlay/etcdclient"
 	"github.com/vxlan6/vxlan6/overlay/firewall"
 	"github.com/vxlan6/vxlan6/overlay/lastlease"
@@ -78,8 +79,9 @@ func addRunFlags(fs *pflag.FlagSet, o *runOptions) {
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", lease.DefaultTTL, "TTL of the subnet lease in etcd, renewed while the daemon runs (Go duration, e.g. 24h, 5s)")
 	fs.DurationVar(&o.ResyncInterval, "resync-interval", daemon.DefaultResyncInterval, "how often to re-check the vxlan device, its peer entries and the subnet file against etcd and repair them (Go duration; 0 disables; failed peer updates are retried after 5s regardless)")
 	fs.BoolVar(&o.ForwardRules, "forward-rules", true, "keep iptables/ip6tables rules (chain "+firewall.Chain+", jumped to from FORWARD of the backend that drops) accepting forwarded pod traffic; false removes them")
+	fs.BoolVar(&o.IPMasq, "ip-masq", true, "masquerade pod traffic leaving the cluster network(s), both families (nat chain "+egress.Chain+"); false removes the rules (a routed pod prefix needs none: docs/egress.md)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "listen address for Prometheus /metrics (empty: off)")
-	fs.StringVar(&o.HealthzAddr, "healthz-addr", "", "listen address for /healthz (empty: off; may equal --metrics-addr)")
+	fs.StringVar(&o.HealthzAddr, "healthz-addr", "", "listen address for /livez, /readyz and /healthz (= /readyz) (empty: off; may equal --metrics-addr)")
 	addLogFlags(fs, &o.LogLevel, &o.LogFormat)
 }
 

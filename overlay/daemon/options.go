@@ -40,6 +40,10 @@ type Options struct {
 	ForwardRules bool
 	// Version is the build's version, shown by vxlan6d_build_info.
 	Version string
+	// IPMasq masquerades pod traffic leaving the cluster network(s)
+	// (package egress); --ip-masq defaults it to true, false removes the
+	// rules.
+	IPMasq bool
 }
 
 // vtepOptions maps the flags onto vtep.Options; the annotation is filled in

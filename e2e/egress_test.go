@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/vxlan6/vxlan6/internal/testbed"
+	"github.com/vxlan6/vxlan6/internal/testutil"
+	"github.com/vxlan6/vxlan6/overlay/egress"
+)
+
+// shippedContainer attaches a container on h through a conflist from
+// conf.d with only the host's paths filled in (chained portmap included).
+func shippedContainer(t *testing.T, h *testbed.Host, file, binDir string) *testbed.Container {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(confdDir(t), file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf map[string]any
+	if err := json.Unmarshal(raw, &conf); err != nil {
+		t.Fatal(err)
+	}
+	p := conf["plugins"].([]any)[0].(map[string]any)
+	p["subnetFile"], p["dataDir"], p["bridge"] = h.SubnetFile, h.DataDir, h.Bridge
+	list, _ := json.Marshal(conf)
+	cl, err := libcni.ConfListFromBytes(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testbed.Container{Host: h, Name: testutil.UniqueName(h.Name[:4] + "eg")}
+	h.Bed.AddNetns(c.Name)
+	rc := &libcni.RuntimeConf{ContainerID: c.Name, NetNS: testbed.NetnsPath(c.Name), IfName: "eth0"}
+	cn := libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(h.Dir, "egress-cache"), h.PluginExec())
+	res, err := cn.AddNetworkList(testutil.Context(t, time.Minute), cl, rc)
+	t.Cleanup(func() {
+		if err := cn.DelNetworkList(testutil.Context(t, time.Minute), cl, rc); err != nil {
+			t.Errorf("DEL %s: %v", c.Name, err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("ADD through %s on %s: %v", file, h.Name, err)
+	}
+	r, err := types100.NewResultFromResult(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range r.IPs {
+		if ip.Address.IP.To4() != nil {
+			c.IPv4 = ip.Address.IP
+		} else {
+			c.IPv6 = ip.Address.IP
+		}
+	}
+	return c
+}
+
+// TestPodEgressMasquerade: with the shipped conflists (no ipMasq) and the
+// daemon's defaults, a pod reaches addresses outside the cluster, the
+// underlay router (IPv6) and an IPv4 address on the same switch, because
+// vxlan6d masquerades pod egress; with --ip-masq=false the rules go and
+// the router, which has no route to the pod network, cannot answer.
+func TestPodEgressMasquerade(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Parallel()
+	portmap := refPlugin(t, "portmap")
+	b := newBed(t, 1, true)
+	h := b.Hosts[0]
+	// An IPv4 "outside": the switch and the host's uplink get 192.0.2.0/24.
+	router4 := net.ParseIP("192.0.2.1")
+	b.MustExec(b.Switch, "ip", "addr", "add", "192.0.2.1/24", "dev", "br0")
+	h.MustExec("ip", "addr", "add", "192.0.2.11/24", "dev", testbed.Uplink)
+	binDir := t.TempDir()
+	for src, name := range map[string]string{testutil.Binary(t, "vxlan6"): "vxlan6", portmap: "portmap"} {
+		if err := os.Symlink(src, filepath.Join(binDir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.StartDaemon()
+	h.Daemon().WaitReady(readyTimeout)
+	c6 := shippedContainer(t, h, "10-vxlan6.conflist", binDir)
+	c46 := shippedContainer(t, h, "10-vxlan6-dualstack.conflist", binDir)
+	for _, x := range []struct {
+		c   *testbed.Container
+		dst net.IP
+	}{{c6, testbed.Router}, {c46, testbed.Router}, {c46, router4}} {
+		if err := waitReach(x.c.Name, x.dst, meshTimeout); err != nil {
+			out, _ := h.Exec("ip6tables-save", "-t", "nat")
+			t.Errorf("pod %s: %v\n%s", x.c.IPv6, err, out)
+		}
+	}
+	out, _ := h.Exec("ip6tables", "-t", "nat", "-S", egress.Chain)
+	if !strings.Contains(out, "MASQUERADE") {
+		t.Errorf("no %s chain:\n%s", egress.Chain, out)
+	}
+
+	h.Daemon().Stop()
+	h.StartDaemon("--ip-masq=false")
+	h.Daemon().WaitReady(readyTimeout)
+	if err := testbed.Eventually(30*time.Second, 200*time.Millisecond, func() error {
+		if out, _ := h.Exec("ip6tables", "-t", "nat", "-S"); strings.Contains(out, egress.Chain) {
+			return errorString("chain still there")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("--ip-masq=false left %s in place", egress.Chain)
+	}
+	if err := pingOnce(c6.Name, testbed.Router); err == nil {
+		t.Errorf("pod %s reached the router without masquerade: the test proves nothing", c6.IPv6)
+	}
+}

@@ -1,0 +1,36 @@
+package daemon
+
+import (
+	"net"
+
+	"github.com/vxlan6/vxlan6/overlay/egress"
+)
+
+// syncMasq keeps the pod egress masquerade (--ip-masq) in place, or removes
+// it when turned off. Run at start and on every resync (a firewall reload
+// drops the rules); a failure is logged and counted, never fatal: pod to
+// pod traffic does not need it.
+func (d *daemon) syncMasq() {
+	if !d.o.IPMasq {
+		if changed, err := egress.Remove(); err != nil {
+			d.m.incError("masquerade")
+			d.log.Error("remove pod egress masquerade", "chain", egress.Chain, "err", err)
+		} else if changed {
+			d.log.Info("pod egress masquerade removed (--ip-masq=false)", "chain", egress.Chain)
+		}
+		return
+	}
+	nets := []*net.IPNet{d.cfg.IPv6Network}
+	if d.cfg.DualStack() {
+		nets = append(nets, d.cfg.Network)
+	}
+	changed, err := egress.Ensure(nets)
+	if err != nil {
+		d.m.incError("masquerade")
+		d.log.Error("pod egress masquerade", "chain", egress.Chain, "err", err)
+		return
+	}
+	if changed {
+		d.log.Info("pod egress masquerade in place", "chain", egress.Chain, "ipv6Network", netStr(d.cfg.IPv6Network), "ipv4Network", netStr(d.cfg.Network))
+	}
+}
