@@ -29,23 +29,20 @@ type allocationView struct {
 func (c *cli) ipamCmd() *cobra.Command {
 	var dataDir string
 	cmd := &cobra.Command{
-		Use:   "ipam",
+		Use:   "ipam [list|release]",
 		Short: "list or release the vxlan6 plugin's address allocations on this host",
 		Long: `List the allocations in the plugin's dataDir (container ID, ifname,
 addresses, live or stale) or release one. An allocation is live while the
 host end of its veth exists in this network namespace (run it where the
 runtime's containers are attached), stale when the runtime never sent DEL.`,
 		Args: c.noArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.usageErr(cmd, fmt.Errorf("want 'ipam list' or 'ipam release CONTAINER-ID IFNAME'"))
-		},
 	}
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", defaultDataDir, "the plugin's dataDir (conflist key dataDir)")
 
 	var out outputFormat
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "list allocations: container ID, ifname, addresses, live or stale",
+		Short: "list allocations: container ID, ifname, addresses, live or stale (the default)",
 		Args:  c.noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			views, err := listAllocations(dataDir)
@@ -62,7 +59,9 @@ runtime's containers are attached), stale when the runtime never sent DEL.`,
 			return nil
 		},
 	}
-	addOutputFlag(list.Flags(), &out)
+	addOutputFlag(cmd.PersistentFlags(), &out)
+	// A bare 'vxlan6d ipam' lists.
+	cmd.RunE = list.RunE
 
 	var force bool
 	release := &cobra.Command{

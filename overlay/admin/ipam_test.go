@@ -48,7 +48,7 @@ func TestIPAMListAndRelease(t *testing.T) {
 				t.Errorf("allocation %+v, want state %s", v, want)
 			}
 		}
-		if code, out, _, _ := testCLI(t, nil, "", "ipam", "list", "--data-dir", dir); code != 0 || !strings.Contains(out, "CONTAINER ID") || !strings.Contains(out, "stale") {
+		if code, out, _, _ := testCLI(t, nil, "", "ipam", "--data-dir", dir); code != 0 || !strings.Contains(out, "CONTAINER ID") || !strings.Contains(out, "stale") {
 			t.Errorf("ipam list table: %d %s", code, out)
 		}
 		if code, _, errOut, _ := testCLI(t, nil, "", "ipam", "release", "--data-dir", dir, "live1", "eth0"); code != ExitError || !strings.Contains(errOut, "--force") {
