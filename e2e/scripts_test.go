@@ -101,6 +101,7 @@ func TestDemoScript(t *testing.T) {
 		"operator: --iface <address> (honoured)",
 		"autodetected",
 		"h1/c1",
+		"vxlan6d status --probe on h1:", "(flag --public-ipv6, the operator's choice)", "PEER VTEP", "0%",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)

@@ -168,6 +168,12 @@ for s in $(seq 0 $((N - 1))); do
 	printf '\n'
 done
 say ""
+# What an operator runs on a host: this node, and every peer's lease against
+# the kernel's entries, with a probe through the overlay.
+say "vxlan6d status --probe on h1:"
+ip netns exec "$PREFIX-h1" "$BIN/vxlan6d" status --probe --probe-count 3 --subnet-file "$STATE_DIR/h1/subnet.env" \
+	--etcd-endpoints "unix://$STATE_DIR/etcd.sock" || say "(status reports a problem)"
+say ""
 if [ "$fails" = 0 ] && [ "$bad_vtep" = 0 ]; then
 	say "OK: all $pairs pairs reachable across $HOSTS hosts; every named VTEP honoured ($((SECONDS - START)) s)"
 	rc=0
