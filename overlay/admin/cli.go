@@ -122,9 +122,10 @@ func (c *cli) rootCmd() *cobra.Command {
 
 func (c *cli) versionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "print the version",
-		Args:  c.noArgs(),
+		Use:         "version",
+		Short:       "print the version",
+		Annotations: map[string]string{noEnvAnnotation: "true"},
+		Args:        c.noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(c.stdout, "vxlan6d %s\n", c.version)
 			return nil
@@ -132,9 +133,19 @@ func (c *cli) versionCmd() *cobra.Command {
 	}
 }
 
+// noEnvAnnotation marks commands that read no variables and no env file.
+const noEnvAnnotation = "vxlan6d/no-env"
+
 // applyEnvironment fills every flag of the command that is not on the
 // command line from VXLAN6D_<FLAG>, then from the env file.
 func (c *cli) applyEnvironment(cmd *cobra.Command, _ []string) error {
+	// Commands about the CLI itself need no settings: make dist runs them
+	// on a build host whose env file is none of their business.
+	for p := cmd; p != nil; p = p.Parent() {
+		if p.Annotations[noEnvAnnotation] != "" || p.Name() == "completion" {
+			return nil
+		}
+	}
 	path, explicit := c.envFile, c.envFile != ""
 	if !explicit {
 		if v, ok := c.getenv(EnvPrefix + "ENV_FILE"); ok && v != "" {

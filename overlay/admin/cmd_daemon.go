@@ -98,10 +98,11 @@ func (c *cli) etcdCmd() *cobra.Command {
 // because an operator reads them, not writes them.
 func (c *cli) manCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:    "man DIR",
-		Short:  "write the man pages of every command into DIR",
-		Hidden: true,
-		Args:   c.nArgs(1, 1),
+		Use:         "man DIR",
+		Short:       "write the man pages of every command into DIR",
+		Hidden:      true,
+		Annotations: map[string]string{noEnvAnnotation: "true"},
+		Args:        c.nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := os.MkdirAll(args[0], 0o755); err != nil {
 				return c.fail(cmd, fmt.Errorf("create man directory: %w", err))

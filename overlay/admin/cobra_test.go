@@ -62,8 +62,14 @@ func TestVersionAndCompletion(t *testing.T) {
 			t.Errorf("completion %s: exit %d, %d bytes, %s", sh, code, len(out), errOut)
 		}
 	}
+	// A broken env file on the build host does not stop them.
+	bad := filepath.Join(t.TempDir(), "bad.env")
+	os.WriteFile(bad, []byte("not a variable\n"), 0o644)
 	dir := t.TempDir()
-	if code, _, errOut, _ := testCLI(t, nil, "", "man", dir); code != ExitOK {
+	if code, out, errOut, _ := testCLI(t, nil, bad, "completion", "bash"); code != ExitOK || !strings.Contains(out, "vxlan6d") {
+		t.Errorf("completion bash with a bad env file: exit %d %s", code, errOut)
+	}
+	if code, _, errOut, _ := testCLI(t, nil, bad, "man", dir); code != ExitOK {
 		t.Fatalf("man: exit %d %s", code, errOut)
 	}
 	for _, page := range []string{"vxlan6d.8", "vxlan6d-run.8", "vxlan6d-lease-reserve.8", "vxlan6d-status.8"} {
