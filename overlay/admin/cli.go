@@ -133,8 +133,13 @@ func (c *cli) versionCmd() *cobra.Command {
 	}
 }
 
-// noEnvAnnotation marks commands that read no variables and no env file.
-const noEnvAnnotation = "vxlan6d/no-env"
+// noEnvAnnotation marks commands that read no variables and no env file;
+// ownEnvFileAnnotation marks a service with an env file of its own (the
+// lab etcd: vxlan6-etcd.env), which does not read the daemon's by default.
+const (
+	noEnvAnnotation      = "vxlan6d/no-env"
+	ownEnvFileAnnotation = "vxlan6d/own-env-file"
+)
 
 // applyEnvironment fills every flag of the command that is not on the
 // command line from VXLAN6D_<FLAG>, then from the env file.
@@ -150,7 +155,7 @@ func (c *cli) applyEnvironment(cmd *cobra.Command, _ []string) error {
 	if !explicit {
 		if v, ok := c.getenv(EnvPrefix + "ENV_FILE"); ok && v != "" {
 			path, explicit = v, true
-		} else {
+		} else if cmd.Annotations[ownEnvFileAnnotation] == "" {
 			path = c.defaultEnvFile
 		}
 	}

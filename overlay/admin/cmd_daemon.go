@@ -59,7 +59,9 @@ func (c *cli) etcdCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "etcd --data-dir D [--listen-client-urls U[,U]] [TLS, cluster flags]",
 		Short: "embedded etcd for labs and tests (default: loopback only)",
-		Args:  c.noArgs(),
+		// Its unit reads vxlan6-etcd.env; the daemon's file is not its own.
+		Annotations: map[string]string{ownEnvFileAnnotation: "true"},
+		Args:        c.noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			exposed, err := checkEtcdServer(&cfg)
 			if err != nil {
