@@ -2,6 +2,7 @@ package admin
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
@@ -77,9 +78,21 @@ runtime's containers are attached), stale when the runtime never sent DEL.`,
 	return cmd
 }
 
+// storeExists: ipam.Open creates a missing store, which a command that
+// only looks must not do.
+func storeExists(dataDir string) error {
+	if _, err := os.Stat(dataDir); err != nil {
+		return fmt.Errorf("IPAM store %s: %w (wrong --data-dir? the conflist's dataDir says where)", dataDir, err)
+	}
+	return nil
+}
+
 // listAllocations reads the store through ipam.Store.List (the package's
 // exported API, so record format changes stay the ipam package's business).
 func listAllocations(dataDir string) ([]allocationView, error) {
+	if err := storeExists(dataDir); err != nil {
+		return nil, err
+	}
 	s, err := ipam.Open(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("open IPAM store %s: %w", dataDir, err)
@@ -104,6 +117,9 @@ func listAllocations(dataDir string) ([]allocationView, error) {
 }
 
 func (c *cli) ipamRelease(cmd *cobra.Command, dataDir, id, ifname string, force bool) error {
+	if err := storeExists(dataDir); err != nil {
+		return c.fail(cmd, err)
+	}
 	s, err := ipam.Open(dataDir)
 	if err != nil {
 		return c.fail(cmd, fmt.Errorf("open IPAM store %s: %w", dataDir, err))

@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"net"
+	"os"
 	"strings"
 	"testing"
 
@@ -58,6 +59,13 @@ func TestIPAMListAndRelease(t *testing.T) {
 			if code, out, errOut, _ := testCLI(t, nil, "", append([]string{"ipam", "release", "--data-dir", dir}, args...)...); code != 0 || !strings.Contains(out, "released fd10:244:0:1::") {
 				t.Errorf("release %v: exit %d %s%s", args, code, out, errOut)
 			}
+		}
+		missing := dir + "/nonexistent"
+		if code, _, errOut, _ := testCLI(t, nil, "", "ipam", "--data-dir", missing); code != ExitError || !strings.Contains(errOut, missing) {
+			t.Errorf("ipam on a missing dataDir: exit %d %s", code, errOut)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Errorf("ipam list created %s", missing)
 		}
 		if code, _, errOut, _ := testCLI(t, nil, "", "ipam", "release", "--data-dir", dir, "stale1", "eth0"); code != ExitError || !strings.Contains(errOut, "no allocation") {
 			t.Errorf("release twice: exit %d %s", code, errOut)
