@@ -11,13 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/utils/sysctl"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -106,7 +106,7 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 		if created {
 			// Containers are on the other side of this bridge: it must
 			// never take their router advertisements.
-			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/accept_ra", []byte("0"), 0o644)
+			_, _ = sysctl.Sysctl("net/ipv6/conf/"+name+"/accept_ra", "0")
 			// The kernel sends a neighbour solicitation for a forwarded
 			// packet from the bridge's link-local address and sends none
 			// while that address is tentative; with DAD the first
@@ -117,7 +117,7 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 			// the create race attaches a port first: then DAD runs once).
 			// Best effort like accept_ra: failing ADD over it would leave
 			// a bridge no retry configures.
-			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/accept_dad", []byte("0"), 0o644)
+			_, _ = sysctl.Sysctl("net/ipv6/conf/"+name+"/accept_dad", "0")
 			// Only an explicit MTU change marks the bridge's MTU as set by
 			// the user; otherwise it falls back to 1500 when its last port
 			// leaves and follows its ports.
@@ -286,7 +286,7 @@ func SetupVeth(v Veth) (net.HardwareAddr, error) {
 	// 0.19-0.28 ms without them). The link-local would only appear once
 	// the container end is up, so writing now is in time. Best effort:
 	// without IPv6 in the host the file does not exist.
-	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+v.HostName+"/disable_ipv6", []byte("1"), 0o644)
+	_, _ = sysctl.Sysctl("net/ipv6/conf/"+v.HostName+"/disable_ipv6", "1")
 	return hostMAC, nil
 }
 
@@ -359,7 +359,7 @@ func ConfigureContainer(ifName string, addrs []*net.IPNet, routes []Route) (netl
 		if errors.Is(err, unix.EACCES) && a.IP.To4() == nil {
 			// IPv6 is disabled in this netns (some runtimes do that):
 			// enable it on this interface only and retry.
-			if werr := os.WriteFile("/proc/sys/net/ipv6/conf/"+ifName+"/disable_ipv6", []byte("0"), 0o644); werr == nil {
+			if _, werr := sysctl.Sysctl("net/ipv6/conf/"+ifName+"/disable_ipv6", "0"); werr == nil {
 				err = netlink.AddrAdd(l, addr)
 			}
 		}
