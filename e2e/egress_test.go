@@ -67,12 +67,14 @@ func shippedContainer(t *testing.T, h *testbed.Host, file, binDir string) *testb
 // daemon's defaults, a pod reaches addresses outside the cluster, the
 // underlay router (IPv6) and an IPv4 address on the same switch, because
 // vxlan6d masquerades pod egress; with --ip-masq=false the rules go and
-// the router, which has no route to the pod network, cannot answer.
+// the router, which has no route to the pod network, cannot answer. The
+// plugin's per-attachment ipMasq (chains VX6-*) works beside it and alone.
 func TestPodEgressMasquerade(t *testing.T) {
 	testutil.RequireRoot(t)
 	t.Parallel()
 	portmap := refPlugin(t, "portmap")
-	b := newBed(t, 1, true)
+	b := testbed.New(t, testbed.Options{Hosts: 1, ReverseAddrOrder: true, PluginExtra: map[string]any{"ipMasq": true}})
+	b.PutConfig(testbed.ConfigJSON(true))
 	h := b.Hosts[0]
 	// An IPv4 "outside": the switch and the host's uplink get 192.0.2.0/24.
 	router4 := net.ParseIP("192.0.2.1")
@@ -88,10 +90,11 @@ func TestPodEgressMasquerade(t *testing.T) {
 	h.Daemon().WaitReady(readyTimeout)
 	c6 := shippedContainer(t, h, "10-vxlan6.conflist", binDir)
 	c46 := shippedContainer(t, h, "10-vxlan6-dualstack.conflist", binDir)
+	cm := h.AddContainer() // the testbed's conflist, with "ipMasq": true
 	for _, x := range []struct {
 		c   *testbed.Container
 		dst net.IP
-	}{{c6, testbed.Router}, {c46, testbed.Router}, {c46, router4}} {
+	}{{c6, testbed.Router}, {c46, testbed.Router}, {c46, router4}, {cm, testbed.Router}} {
 		if err := waitReach(x.c.Name, x.dst, meshTimeout); err != nil {
 			out, _ := h.Exec("ip6tables-save", "-t", "nat")
 			t.Errorf("pod %s: %v\n%s", x.c.IPv6, err, out)
@@ -115,5 +118,9 @@ func TestPodEgressMasquerade(t *testing.T) {
 	}
 	if err := pingOnce(c6.Name, testbed.Router); err == nil {
 		t.Errorf("pod %s reached the router without masquerade: the test proves nothing", c6.IPv6)
+	}
+	if err := waitReach(cm.Name, testbed.Router, meshTimeout); err != nil {
+		out, _ := h.Exec("ip6tables-save", "-t", "nat")
+		t.Errorf("the plugin's ipMasq alone: %v\n%s", err, out)
 	}
 }
