@@ -15,7 +15,6 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -179,6 +178,9 @@ func (c *cli) applyEnvironment(cmd *cobra.Command, _ []string) error {
 // noArgs refuses positional arguments with a usage error naming the first.
 func (c *cli) noArgs() cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 && cmd.HasAvailableSubCommands() {
+			return c.usageErr(cmd, fmt.Errorf("unknown command %q", args[0]))
+		}
 		if len(args) > 0 {
 			return c.usageErr(cmd, fmt.Errorf("unexpected argument %q", args[0]))
 		}
@@ -196,23 +198,16 @@ func (c *cli) nArgs(min, max int) cobra.PositionalArgs {
 	}
 }
 
-// cmdName is the command's path without the binary: "config put".
-func cmdName(cmd *cobra.Command) string {
-	p := cmd.CommandPath()
-	if n, ok := strings.CutPrefix(p, "vxlan6d "); ok {
-		return n
-	}
-	return p
-}
+// cmdName is how messages name the command: "vxlan6d config put".
+func cmdName(cmd *cobra.Command) string { return cmd.CommandPath() }
 
 func (c *cli) usageErr(cmd *cobra.Command, err error) error {
-	name := cmdName(cmd)
-	fmt.Fprintf(c.stderr, "vxlan6d %s: %v\nRun '%s --help' for usage.\n", name, err, cmd.CommandPath())
+	fmt.Fprintf(c.stderr, "%s: %v\nRun '%s --help' for usage.\n", cmdName(cmd), err, cmd.CommandPath())
 	return &exitError{ExitUsage}
 }
 
 func (c *cli) fail(cmd *cobra.Command, err error) error {
-	fmt.Fprintf(c.stderr, "vxlan6d %s: %v\n", cmdName(cmd), err)
+	fmt.Fprintf(c.stderr, "%s: %v\n", cmdName(cmd), err)
 	return &exitError{ExitError}
 }
 
