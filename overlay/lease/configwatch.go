@@ -101,7 +101,7 @@ func (r *Registry) configChange(raw []byte) ConfigChange {
 	if raw == nil {
 		return ConfigChange{Err: fmt.Errorf("%w at %s (deleted)", ErrNoConfig, r.ConfigKey())}
 	}
-	cfg, err := ParseConfig(raw)
+	cfg, err := parseStoredConfig(r.ConfigKey(), raw, r.log)
 	if err != nil {
 		return ConfigChange{Err: &ConfigError{Key: r.ConfigKey(), Err: err}}
 	}
