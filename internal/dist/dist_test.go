@@ -93,8 +93,14 @@ func buildRelease() (*release, error) {
 
 // extras reports whether the CLI generated completion and man pages (it
 // does once it has the commands; see CompletionArgs, ManArgs).
-func (r *release) extras() (completion, man bool) {
-	return !strings.Contains(r.log, "bash completion left out"), !strings.Contains(r.log, "man pages left out")
+func (r *release) extras(t *testing.T) (completion, man bool) {
+	completion = !strings.Contains(r.log, "bash completion left out")
+	man = !strings.Contains(r.log, "man pages left out")
+	// The cobra CLI has both commands: a release without them is broken.
+	if !completion || !man {
+		t.Errorf("make dist left out completion (%v) or man pages (%v):\n%s", !completion, !man, r.log)
+	}
+	return completion, man
 }
 
 // TestTarballAndSums: the tarball holds both binaries, conf.d, docs and
@@ -122,7 +128,7 @@ func TestTarballAndSums(t *testing.T) {
 		}
 	}
 	got := tarFiles(t, r.a.Tarball, top)
-	completion, man := r.extras()
+	completion, man := r.extras(t)
 	for name, mode := range got {
 		switch {
 		case completion && name == "completion/vxlan6d.bash", man && strings.HasPrefix(name, "man/man"):
@@ -245,9 +251,7 @@ func TestDebPackage(t *testing.T) {
 	if out, err := exec.Command(d, "version").CombinedOutput(); err != nil || !strings.Contains(string(out), r.src.Version) {
 		t.Errorf("vxlan6d version: %q (%v), want it to name %s", out, err, r.src.Version)
 	}
-	if out, err := exec.Command(d, "--version").CombinedOutput(); err != nil {
-		t.Logf("vxlan6d --version not supported yet (the cobra CLI adds it): %v", err)
-	} else if !strings.Contains(string(out), r.src.Version) {
+	if out, err := exec.Command(d, "--version").CombinedOutput(); err != nil || !strings.Contains(string(out), r.src.Version) {
 		t.Errorf("vxlan6d --version: %q, want it to name %s", out, r.src.Version)
 	}
 	p := filepath.Join(r.pkg, PluginPath)
@@ -308,7 +312,7 @@ func checkDebFiles(t *testing.T, r *release) {
 	for _, d := range docs {
 		want[DocDir+"/docs/"+filepath.Base(d)] = "-rw-r--r--"
 	}
-	completion, man := r.extras()
+	completion, man := r.extras(t)
 	if completion {
 		want[CompletionPath] = "-rw-r--r--"
 	}
