@@ -379,8 +379,8 @@ func cmdCheck(args *skel.CmdArgs) error {
 	var ips []*current.IPConfig
 	for _, ipc := range prev.IPs {
 		if ipc.Interface != nil && *ipc.Interface == contIdx {
-			if nd.subnetFor(ipc.Address.IP) < 0 {
-				return fmt.Errorf("address %s of %s is outside the node subnets %v of %s (the node subnet changed)", ipc.Address.IP, args.IfName, nd.subnets, conf.SubnetFile)
+			if err := inNodeSubnet(ipc.Address.IP, args.IfName, nd, conf.SubnetFile); err != nil {
+				return err
 			}
 			ips = append(ips, ipc)
 		}
@@ -429,6 +429,29 @@ func cmdCheck(args *skel.CmdArgs) error {
 		}
 		return nil
 	})
+}
+
+// errOutsideNodeSubnet is CHECK's code for an attachment whose address lies
+// outside the node subnet: vxlan6d could not get the node's earlier subnet
+// back and now routes another one here, so the container is unreachable until
+// it is recreated. No well-known code fits (the config is valid, nothing is
+// transient, the container exists); the spec leaves 100+ to plugins.
+const errOutsideNodeSubnet uint = 100
+
+// inNodeSubnet fails with errOutsideNodeSubnet when ip is in no node subnet,
+// naming the node subnet of ip's family (all of them if it has none).
+func inNodeSubnet(ip net.IP, ifName string, nd *node, subnetFile string) error {
+	if nd.subnetFor(ip) >= 0 {
+		return nil
+	}
+	for _, s := range nd.subnets {
+		if (s.IP.To4() == nil) == (ip.To4() == nil) {
+			return cniErr(errOutsideNodeSubnet, "address %s of %s is outside the node subnet %s (subnet file %s): the node subnet changed (vxlan6d could not get the earlier one back); recreate the container",
+				ip, ifName, s, subnetFile)
+		}
+	}
+	return cniErr(errOutsideNodeSubnet, "address %s of %s is in none of the node subnets %v (subnet file %s): the node has no subnet of its family now; recreate the container",
+		ip, ifName, nd.subnets, subnetFile)
 }
 
 func cmdGC(args *skel.CmdArgs) error {
