@@ -132,16 +132,9 @@ func parseStatic(n *NetConf, cniArgs string) (*staticRequest, error) {
 	}
 	req := &staticRequest{}
 	for _, s := range ipSrc {
-		s = strings.TrimSpace(s)
-		ip := net.ParseIP(s)
-		if ip == nil {
-			var err error
-			if ip, _, err = net.ParseCIDR(s); err != nil {
-				return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("%s: %q is not an IP address or CIDR", ipName, s), "")
-			}
-		}
-		if v4 := ip.To4(); v4 != nil {
-			ip = v4
+		ip, err := parseRequestedIP(strings.TrimSpace(s))
+		if err != nil {
+			return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("%s: %v", ipName, err), "")
 		}
 		req.IPs = append(req.IPs, ip)
 	}
@@ -168,6 +161,29 @@ func parseStatic(n *NetConf, cniArgs string) (*staticRequest, error) {
 		req.MAC = mac
 	}
 	return req, nil
+}
+
+// parseRequestedIP reads one requested address, with or without a prefix
+// length; an IPv4 address comes back in its 4-byte form.
+func parseRequestedIP(s string) (net.IP, error) {
+	ip := net.ParseIP(s)
+	if ip == nil {
+		var err error
+		if ip, _, err = net.ParseCIDR(s); err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+	}
+	v4 := ip.To4()
+	if v4 == nil {
+		return ip, nil
+	}
+	// net reads ::ffff:a.b.c.d (and ::ffff:a00:1) as the IPv4 address
+	// a.b.c.d: written in IPv6 notation (a colon), it was meant as IPv6,
+	// and silently handing out an IPv4 address instead is never right.
+	if strings.Contains(s, ":") {
+		return nil, fmt.Errorf("%q is an IPv4-mapped IPv6 address, which vxlan6 does not assign; request %s (IPv4) or an IPv6 address", s, v4)
+	}
+	return v4, nil
 }
 
 // parseCNIArgs reads IP= and MAC= from CNI_ARGS. Unknown keys (K8S_POD_NAME,

@@ -77,8 +77,19 @@ func FuzzParseCNIArgs(f *testing.F) {
 		// Whatever it returns, the static request built from it is sane.
 		n := &NetConf{}
 		_ = json.Unmarshal([]byte(`{"cniVersion":"1.1.0","name":"n","type":"vxlan6"}`), n)
-		if _, err := parseStatic(n, s); err != nil && cniCode(err) == 0 {
-			t.Fatalf("parseStatic(%q) error without a CNI code: %v", s, err)
+		req, err := parseStatic(n, s)
+		if err != nil {
+			if cniCode(err) == 0 {
+				t.Fatalf("parseStatic(%q) error without a CNI code: %v", s, err)
+			}
+			return
+		}
+		// An address in IPv6 notation is never handed out as IPv4
+		// (::ffff:a.b.c.d is refused, not turned into a.b.c.d).
+		for i, part := range strings.Split(ip, ",") {
+			if ip != "" && strings.Contains(part, ":") && req.IPs[i].To4() != nil {
+				t.Fatalf("parseStatic(%q): %q accepted as IPv4 %s", s, part, req.IPs[i])
+			}
 		}
 	})
 }

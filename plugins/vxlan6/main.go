@@ -11,7 +11,6 @@ import (
 	"os"
 	"runtime"
 
-	cnins "github.com/containernetworking/cni/pkg/ns"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -19,7 +18,6 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 
-	"github.com/vxlan6/vxlan6/internal/forwarding"
 	"github.com/vxlan6/vxlan6/ipam"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/masq"
@@ -134,38 +132,17 @@ func ipamErr(err error) error {
 }
 
 func cmdAdd(args *skel.CmdArgs) (err error) {
-	conf, err := loadConf(args.StdinData)
+	conf, req, err := addRequest(args)
 	if err != nil {
 		return err
 	}
-	// skel's check lets % through, which the kernel would expand.
-	if err := validIfName(args.IfName); err != nil {
-		return cniErr(types.ErrInvalidEnvironmentVariables, "CNI_IFNAME %q: %v", args.IfName, err)
-	}
-	req, err := parseStatic(conf, args.Args)
-	if err != nil {
-		return err
-	}
-	netns, err := openNetNS(args.Netns)
+	netns, err := openContainerNetNS(args.Netns)
 	if err != nil {
 		return err
 	}
 	defer netns.Close()
-	if same, _ := cnins.CheckNetNS(args.Netns); same {
-		// skel would notice only after ADD has wired the host to itself.
-		return cniErr(types.ErrInvalidEnvironmentVariables, "CNI_NETNS %s is the host's own network namespace", args.Netns)
-	}
-	sf, err := readSubnetFile(conf.SubnetFile, types.ErrTryAgainLater)
+	sf, nd, err := addNode(conf, req)
 	if err != nil {
-		return err
-	}
-	if sf.Held() {
-		// Addresses from it would clash with the other node's pods.
-		return cniErr(types.ErrTryAgainLater, "node subnet %s is held by another node (%s); vxlan6d is sorting it out: try again later (subnet file %s)",
-			sf.SubnetV6, sf.HeldBy, conf.SubnetFile)
-	}
-	nd := nodeFrom(sf, conf.MTU)
-	if err := checkRequested(req, nd, conf.SubnetFile); err != nil {
 		return err
 	}
 	store, err := openStore(conf, types.ErrIOFailure)
@@ -189,62 +166,17 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	hostName := link.HostVethName(args.ContainerID, args.IfName)
 	// Every failure from here on must leave nothing behind.
 	defer func() {
-		if err == nil {
-			return
-		}
-		if conf.IPMasq {
-			_ = masq.Teardown(conf.Name, args.ContainerID, args.IfName)
-		}
-		if derr := link.DelHostVeth(hostName); derr != nil {
-			slog.Warn("rollback: delete host veth", "veth", hostName, "err", derr)
-		}
-		if rerr := store.Release(args.ContainerID, args.IfName); rerr != nil {
-			slog.Warn("rollback: release addresses", "container", args.ContainerID, "ifname", args.IfName, "err", rerr)
+		if err != nil {
+			rollbackAdd(conf, args, hostName, store)
 		}
 	}()
-
-	br, err := link.EnsureBridge(conf.Bridge, nd.mtu, nd.gatewayNets())
-	if errors.Is(err, link.ErrForeignBridge) {
-		return cniErr(types.ErrInvalidNetworkConfig, "%v", err)
-	}
+	br, err := prepareHost(conf.Bridge, sf, nd)
 	if err != nil {
 		return err
 	}
-	// Also when forwarding is on already: see package forwarding. The
-	// underlay is the link holding the VTEP (when the file names it).
-	if _, err := forwarding.Enable(sf.DualStack(), forwarding.Underlay{Addr: sf.VTEP}); err != nil {
-		return err
-	}
-	hostMAC, err := link.SetupVeth(link.Veth{
-		HostName:  hostName,
-		ContName:  args.IfName,
-		MTU:       nd.mtu,
-		ContMAC:   req.MAC,
-		Bridge:    br,
-		ContainNS: netns,
-	})
-	if err != nil {
-		if errors.Is(err, link.ErrIfaceExists) {
-			return cniErr(types.ErrInvalidEnvironmentVariables, "CNI_IFNAME %s already exists in netns %s", args.IfName, args.Netns)
-		}
-		return err
-	}
-
-	result, addrs, routes, err := attachmentFor(args, nd, ips)
+	result, addrs, err := attachContainer(args, netns, nd, br, req.MAC, ips)
 	if err != nil {
 		return err
-	}
-	result.Interfaces[0].Mac = hostMAC.String()
-	err = netns.Do(func(ns.NetNS) error {
-		cl, err := link.ConfigureContainer(args.IfName, addrs, routes)
-		if err != nil {
-			return err
-		}
-		result.Interfaces[1].Mac = cl.Attrs().HardwareAddr.String()
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("configure %s in %s: %w", args.IfName, args.Netns, err)
 	}
 	if conf.IPMasq {
 		if err := masq.Setup(masqNets(addrs, nd), conf.Name, args.ContainerID, args.IfName); err != nil {
@@ -355,80 +287,25 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if conf.PrevResult == nil {
-		return cniErr(types.ErrInvalidNetworkConfig, "CHECK needs prevResult")
-	}
-	prev, err := current.NewResultFromResult(conf.PrevResult)
+	prev, err := checkPrevResult(conf)
 	if err != nil {
-		return cniErr(types.ErrDecodingFailure, "convert prevResult: %v", err)
+		return err
 	}
 	sf, err := readSubnetFile(conf.SubnetFile, types.ErrTryAgainLater)
 	if err != nil {
 		return err
 	}
-	nd := nodeFrom(sf, conf.MTU)
-	contIdx := -1
-	for i, ifc := range prev.Interfaces {
-		if ifc.Name == args.IfName && ifc.Sandbox != "" {
-			contIdx = i
-		}
-	}
-	if contIdx < 0 {
-		return cniErr(types.ErrInvalidNetworkConfig, "prevResult has no interface %s with a sandbox", args.IfName)
-	}
-	var ips []*current.IPConfig
-	for _, ipc := range prev.IPs {
-		if ipc.Interface != nil && *ipc.Interface == contIdx {
-			if nd.subnetFor(ipc.Address.IP) < 0 {
-				return fmt.Errorf("address %s of %s is outside the node subnets %v of %s (the node subnet changed)", ipc.Address.IP, args.IfName, nd.subnets, conf.SubnetFile)
-			}
-			ips = append(ips, ipc)
-		}
-	}
-	store, err := openStore(conf, types.ErrIOFailure)
+	ips, err := containerIPs(args, prev, nodeFrom(sf, conf.MTU), conf.SubnetFile)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	alloc, err := store.Get(args.ContainerID, args.IfName)
-	if err != nil {
-		return cniErr(types.ErrIOFailure, "read IPAM store %s: %v", conf.DataDir, err)
-	}
-	for _, ipc := range ips {
-		held := false
-		if alloc != nil {
-			for _, a := range alloc.IPs {
-				held = held || a.Equal(ipc.Address.IP)
-			}
-		}
-		if !held {
-			return fmt.Errorf("IPAM in %s does not hold %s for %s/%s", conf.DataDir, ipc.Address.IP, args.ContainerID, args.IfName)
-		}
+	if err := checkIPAMHolds(conf, args, ips); err != nil {
+		return err
 	}
 	if err := link.HostVethOnBridge(link.HostVethName(args.ContainerID, args.IfName), conf.Bridge); err != nil {
 		return err
 	}
-	netns, err := openNetNS(args.Netns)
-	if err != nil {
-		return err
-	}
-	defer netns.Close()
-	var addrs []*net.IPNet
-	for _, ipc := range ips {
-		a := ipc.Address
-		addrs = append(addrs, &a)
-	}
-	var routes []link.Route
-	for _, r := range prev.Routes {
-		dst := r.Dst
-		routes = append(routes, link.Route{Dst: &dst, GW: r.GW})
-	}
-	return netns.Do(func(ns.NetNS) error {
-		if err := link.CheckContainer(args.IfName, addrs, routes); err != nil {
-			return fmt.Errorf("check %s in %s: %w", args.IfName, args.Netns, err)
-		}
-		return nil
-	})
+	return checkInContainer(args, prev, ips)
 }
 
 func cmdGC(args *skel.CmdArgs) error {
