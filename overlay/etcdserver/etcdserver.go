@@ -66,11 +66,35 @@ type Server struct {
 
 // Start launches the member and waits until it serves clients.
 func Start(cfg Config) (*Server, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("etcd: create data dir %s: %w", cfg.DataDir, err)
+	}
+	ec, level, err := embedConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: start member in %s: %w", cfg.DataDir, err)
+	}
+	if err := waitReady(e, cfg.StartTimeout); err != nil {
+		return nil, err
+	}
+	slog.Info("embedded etcd ready", "clientURLs", strings.Join(cfg.ClientURLs, ","), "dataDir", cfg.DataDir)
+	return &Server{etcd: e, level: level, Endpoints: append([]string(nil), cfg.ClientURLs...)}, nil
+}
+
+// withDefaults checks the required fields and fills the defaults.
+func withDefaults(cfg Config) (Config, error) {
 	if cfg.DataDir == "" {
-		return nil, errors.New("etcd: data dir is required")
+		return cfg, errors.New("etcd: data dir is required")
 	}
 	if len(cfg.ClientURLs) == 0 {
-		return nil, errors.New("etcd: at least one client URL is required")
+		return cfg, errors.New("etcd: at least one client URL is required")
 	}
 	if cfg.Name == "" {
 		cfg.Name = "vxlan6"
@@ -84,57 +108,66 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.PeerURL == "" {
 		port, err := FreePort()
 		if err != nil {
-			return nil, fmt.Errorf("etcd: pick peer port: %w", err)
+			return cfg, fmt.Errorf("etcd: pick peer port: %w", err)
 		}
 		cfg.PeerURL = "http://127.0.0.1:" + strconv.Itoa(port)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("etcd: create data dir %s: %w", cfg.DataDir, err)
-	}
+	return cfg, nil
+}
 
+// embedConfig is etcd's config for cfg, and the level of its logger.
+func embedConfig(cfg Config) (*embed.Config, zap.AtomicLevel, error) {
 	ec := embed.NewConfig()
 	ec.Name = cfg.Name
 	ec.Dir = cfg.DataDir
-	// Our own zap logger, so Close can silence it: etcd reports its
-	// listeners closing on a clean shutdown as errors with stack traces.
-	level, err := zap.ParseAtomicLevel(cfg.LogLevel)
+	level, lg, err := newLogger(cfg.LogLevel)
 	if err != nil {
-		return nil, fmt.Errorf("etcd: log level %q: %w", cfg.LogLevel, err)
-	}
-	zc := zap.NewProductionConfig()
-	zc.Level = level
-	zc.OutputPaths, zc.ErrorOutputPaths = []string{"stderr"}, []string{"stderr"}
-	lg, err := zc.Build()
-	if err != nil {
-		return nil, fmt.Errorf("etcd: build logger: %w", err)
+		return nil, level, err
 	}
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	ec.LogLevel = cfg.LogLevel
 	ec.LogOutputs = []string{"stderr"}
 	ec.UnsafeNoFsync = cfg.NoFsync
 	if err := applyURLs(ec, cfg); err != nil {
-		return nil, err
+		return nil, level, err
 	}
 	if err := applySecurity(ec, cfg); err != nil {
-		return nil, err
+		return nil, level, err
 	}
+	return ec, level, nil
+}
 
-	e, err := embed.StartEtcd(ec)
+// newLogger is our own zap logger for etcd, so Close can silence it: etcd
+// reports its listeners closing on a clean shutdown as errors with stack
+// traces.
+func newLogger(logLevel string) (zap.AtomicLevel, *zap.Logger, error) {
+	level, err := zap.ParseAtomicLevel(logLevel)
 	if err != nil {
-		return nil, fmt.Errorf("etcd: start member in %s: %w", cfg.DataDir, err)
+		return level, nil, fmt.Errorf("etcd: log level %q: %w", logLevel, err)
 	}
+	zc := zap.NewProductionConfig()
+	zc.Level = level
+	zc.OutputPaths, zc.ErrorOutputPaths = []string{"stderr"}, []string{"stderr"}
+	lg, err := zc.Build()
+	if err != nil {
+		return level, nil, fmt.Errorf("etcd: build logger: %w", err)
+	}
+	return level, lg, nil
+}
+
+// waitReady waits until e serves clients; on failure or timeout it stops e.
+func waitReady(e *embed.Etcd, timeout time.Duration) error {
 	select {
 	case <-e.Server.ReadyNotify():
+		return nil
 	case err := <-e.Err():
 		e.Close()
-		return nil, fmt.Errorf("etcd: member failed while starting: %w", err)
-	case <-time.After(cfg.StartTimeout):
+		return fmt.Errorf("etcd: member failed while starting: %w", err)
+	case <-time.After(timeout):
 		e.Server.Stop()
 		e.Close()
-		return nil, fmt.Errorf("etcd: member not ready after %s", cfg.StartTimeout)
+		return fmt.Errorf("etcd: member not ready after %s", timeout)
 	}
-	slog.Info("embedded etcd ready", "clientURLs", strings.Join(cfg.ClientURLs, ","), "dataDir", cfg.DataDir)
-	return &Server{etcd: e, level: level, Endpoints: append([]string(nil), cfg.ClientURLs...)}, nil
 }
 
 // Err reports a fatal error of the running member.

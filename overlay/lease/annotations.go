@@ -119,72 +119,90 @@ func (r *Registry) WatchNode(ctx context.Context, node string) <-chan map[string
 			<-ctx.Done()
 			return
 		}
-		key := r.NodeKey(node)
-		var last map[string]string
-		sent := false
-		send := func(ann map[string]string) bool {
-			if sent && maps.Equal(ann, last) {
-				return true
-			}
-			select {
-			case ch <- maps.Clone(ann):
-				last, sent = ann, true
-				return true
-			case <-ctx.Done():
-				return false
-			}
+		r.watchNode(ctx, node, annotationSender(ctx, ch))
+	}()
+	return ch
+}
+
+// annotationSender returns a send that passes a copy of ann to ch unless it
+// equals the last one sent; it returns false once ctx ended.
+func annotationSender(ctx context.Context, ch chan<- map[string]string) func(map[string]string) bool {
+	var last map[string]string
+	sent := false
+	return func(ann map[string]string) bool {
+		if sent && maps.Equal(ann, last) {
+			return true
 		}
-		bo := backoff.New(200*time.Millisecond, 5*time.Second)
-		var lastLog time.Time
-		for ctx.Err() == nil {
-			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
-			ann, _, rev, err := r.nodeAnnotations(opCtx, node)
-			cancel()
-			if err != nil && rev == 0 {
-				if time.Since(lastLog) >= 5*time.Second {
-					lastLog = time.Now()
-					r.log.Warn("cannot read node annotations, retrying", "key", key, "err", err)
-				}
-				if bo.Sleep(ctx) != nil {
-					return
-				}
-				continue
-			}
-			if err != nil {
-				r.log.Warn("ignoring invalid node record", "key", key, "err", err)
-			} else if !send(ann) {
-				return
-			}
-			start := time.Now()
-			wctx, wcancel := context.WithCancel(ctx)
-			for wr := range r.cli.Watch(clientv3.WithRequireLeader(wctx), key, clientv3.WithRev(rev+1)) {
-				if wr.Err() != nil || wr.CompactRevision != 0 {
-					break
-				}
-				for _, ev := range wr.Events {
-					if ev.Type == clientv3.EventTypeDelete {
-						ann, err = map[string]string{}, nil
-					} else {
-						ann, err = parseNode(key, ev.Kv.Value)
-					}
-					if err != nil {
-						r.log.Warn("ignoring invalid node record", "key", key, "err", err)
-						continue
-					}
-					if !send(ann) {
-						wcancel()
-						return
-					}
-				}
-			}
-			wcancel()
-			if time.Since(start) >= stableHold {
-				bo.Reset()
+		select {
+		case ch <- maps.Clone(ann):
+			last, sent = ann, true
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// watchNode reads the node's annotations and watches them from there,
+// again after each broken watch, until ctx ends or send fails.
+func (r *Registry) watchNode(ctx context.Context, node string, send func(map[string]string) bool) {
+	key := r.NodeKey(node)
+	bo := backoff.New(200*time.Millisecond, 5*time.Second)
+	var lastLog time.Time
+	for ctx.Err() == nil {
+		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+		ann, _, rev, err := r.nodeAnnotations(opCtx, node)
+		cancel()
+		switch {
+		case err != nil && rev == 0:
+			if time.Since(lastLog) >= 5*time.Second {
+				lastLog = time.Now()
+				r.log.Warn("cannot read node annotations, retrying", "key", key, "err", err)
 			}
 			if bo.Sleep(ctx) != nil {
 				return
 			}
+			continue
+		case err != nil:
+			r.log.Warn("ignoring invalid node record", "key", key, "err", err)
+		case !send(ann):
+			return
 		}
-	}()
-	return ch
+		start := time.Now()
+		if !r.watchNodeFrom(ctx, key, rev, send) {
+			return
+		}
+		if time.Since(start) >= stableHold {
+			bo.Reset()
+		}
+		if bo.Sleep(ctx) != nil {
+			return
+		}
+	}
+}
+
+// watchNodeFrom sends every change of key after rev until the watch breaks
+// (true: read again) or send fails (false).
+func (r *Registry) watchNodeFrom(ctx context.Context, key string, rev int64, send func(map[string]string) bool) bool {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for wr := range r.cli.Watch(clientv3.WithRequireLeader(wctx), key, clientv3.WithRev(rev+1)) {
+		if wr.Err() != nil || wr.CompactRevision != 0 {
+			break
+		}
+		for _, ev := range wr.Events {
+			ann, err := map[string]string{}, error(nil)
+			if ev.Type != clientv3.EventTypeDelete {
+				ann, err = parseNode(key, ev.Kv.Value)
+			}
+			if err != nil {
+				r.log.Warn("ignoring invalid node record", "key", key, "err", err)
+				continue
+			}
+			if !send(ann) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -47,18 +47,20 @@ func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig 
 // rawConfig is the JSON shape, flannel's field names. EnableIPv6 is a pointer
 // because its default depends on whether IPv6Network is given.
 type rawConfig struct {
-	EnableIPv6    *bool  `json:"EnableIPv6,omitempty"`
-	EnableIPv4    bool   `json:"EnableIPv4"`
-	IPv6Network   string `json:"IPv6Network,omitempty"`
-	IPv6SubnetLen int    `json:"IPv6SubnetLen,omitempty"`
-	Network       string `json:"Network,omitempty"`
-	SubnetLen     int    `json:"SubnetLen,omitempty"`
-	Backend       struct {
-		Type string `json:"Type,omitempty"`
-		VNI  int    `json:"VNI,omitempty"`
-		Port int    `json:"Port,omitempty"`
-		MTU  int    `json:"MTU,omitempty"`
-	} `json:"Backend"`
+	EnableIPv6    *bool      `json:"EnableIPv6,omitempty"`
+	EnableIPv4    bool       `json:"EnableIPv4"`
+	IPv6Network   string     `json:"IPv6Network,omitempty"`
+	IPv6SubnetLen int        `json:"IPv6SubnetLen,omitempty"`
+	Network       string     `json:"Network,omitempty"`
+	SubnetLen     int        `json:"SubnetLen,omitempty"`
+	Backend       rawBackend `json:"Backend"`
+}
+
+type rawBackend struct {
+	Type string `json:"Type,omitempty"`
+	VNI  int    `json:"VNI,omitempty"`
+	Port int    `json:"Port,omitempty"`
+	MTU  int    `json:"MTU,omitempty"`
 }
 
 // ParseConfig parses and validates config JSON (bad CIDR, subnet length not
@@ -72,13 +74,30 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("parse config JSON: %w", err)
 	}
 	cfg := &Config{EnableIPv4: raw.EnableIPv4}
+	if err := parseIPv6(&raw, cfg); err != nil {
+		return nil, err
+	}
+	if cfg.EnableIPv4 {
+		if err := parseIPv4(&raw, cfg); err != nil {
+			return nil, err
+		}
+	}
+	b, err := parseBackend(raw.Backend)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Backend = b
+	return cfg, nil
+}
 
+// parseIPv6 fills cfg's IPv6 network, which is required.
+func parseIPv6(raw *rawConfig, cfg *Config) error {
 	if raw.IPv6Network == "" {
-		return nil, errors.New("IPv6Network is required (vxlan6 is IPv6-first)")
+		return errors.New("IPv6Network is required (vxlan6 is IPv6-first)")
 	}
 	cfg.EnableIPv6 = raw.EnableIPv6 == nil || *raw.EnableIPv6
 	if !cfg.EnableIPv6 {
-		return nil, errors.New("EnableIPv6 is false: vxlan6 always needs the IPv6 network")
+		return errors.New("EnableIPv6 is false: vxlan6 always needs the IPv6 network")
 	}
 	cfg.IPv6SubnetLen = raw.IPv6SubnetLen
 	if cfg.IPv6SubnetLen == 0 {
@@ -86,60 +105,60 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	var err error
 	if cfg.IPv6Network, err = parseNetwork("IPv6Network", raw.IPv6Network, false); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkScope("IPv6Network", cfg.IPv6Network); err != nil {
-		return nil, err
+		return err
 	}
 	// An IPv6 pod subnet needs room for the gateway and at least a few pods.
-	if err := checkSubnetLen("IPv6SubnetLen", cfg.IPv6SubnetLen, "IPv6Network", cfg.IPv6Network, 126); err != nil {
-		return nil, err
-	}
+	return checkSubnetLen("IPv6SubnetLen", cfg.IPv6SubnetLen, "IPv6Network", cfg.IPv6Network, 126)
+}
 
-	if cfg.EnableIPv4 {
-		if raw.Network == "" {
-			return nil, errors.New("EnableIPv4 is true but Network (the IPv4 pod network) is missing")
-		}
-		if raw.SubnetLen == 0 {
-			return nil, errors.New("EnableIPv4 is true but SubnetLen (the IPv4 subnet length) is missing")
-		}
-		cfg.SubnetLen = raw.SubnetLen
-		if cfg.Network, err = parseNetwork("Network", raw.Network, true); err != nil {
-			return nil, err
-		}
-		if err := checkScope("Network", cfg.Network); err != nil {
-			return nil, err
-		}
-		if err := checkSubnetLen("SubnetLen", cfg.SubnetLen, "Network", cfg.Network, 30); err != nil {
-			return nil, err
-		}
+// parseIPv4 fills cfg's IPv4 network (EnableIPv4 is true).
+func parseIPv4(raw *rawConfig, cfg *Config) error {
+	if raw.Network == "" {
+		return errors.New("EnableIPv4 is true but Network (the IPv4 pod network) is missing")
 	}
+	if raw.SubnetLen == 0 {
+		return errors.New("EnableIPv4 is true but SubnetLen (the IPv4 subnet length) is missing")
+	}
+	cfg.SubnetLen = raw.SubnetLen
+	var err error
+	if cfg.Network, err = parseNetwork("Network", raw.Network, true); err != nil {
+		return err
+	}
+	if err := checkScope("Network", cfg.Network); err != nil {
+		return err
+	}
+	return checkSubnetLen("SubnetLen", cfg.SubnetLen, "Network", cfg.Network, 30)
+}
 
-	b := raw.Backend
-	cfg.Backend = Backend{Type: b.Type, VNI: b.VNI, Port: b.Port, MTU: b.MTU}
-	if cfg.Backend.Type == "" {
-		cfg.Backend.Type = DefaultBackendType
+// parseBackend applies the Backend defaults and checks the ranges.
+func parseBackend(b rawBackend) (Backend, error) {
+	out := Backend(b)
+	if out.Type == "" {
+		out.Type = DefaultBackendType
 	}
-	if !strings.EqualFold(cfg.Backend.Type, DefaultBackendType) {
-		return nil, fmt.Errorf("Backend.Type %q is not supported (only %q)", b.Type, DefaultBackendType)
+	if !strings.EqualFold(out.Type, DefaultBackendType) {
+		return Backend{}, fmt.Errorf("Backend.Type %q is not supported (only %q)", b.Type, DefaultBackendType)
 	}
-	cfg.Backend.Type = DefaultBackendType
-	if cfg.Backend.VNI == 0 {
-		cfg.Backend.VNI = DefaultVNI
+	out.Type = DefaultBackendType
+	if out.VNI == 0 {
+		out.VNI = DefaultVNI
 	}
-	if cfg.Backend.VNI < 1 || cfg.Backend.VNI > MaxVNI {
-		return nil, fmt.Errorf("Backend.VNI %d is out of range 1..%d", cfg.Backend.VNI, MaxVNI)
+	if out.VNI < 1 || out.VNI > MaxVNI {
+		return Backend{}, fmt.Errorf("Backend.VNI %d is out of range 1..%d", out.VNI, MaxVNI)
 	}
-	if cfg.Backend.Port == 0 {
-		cfg.Backend.Port = DefaultPort
+	if out.Port == 0 {
+		out.Port = DefaultPort
 	}
-	if cfg.Backend.Port < 1 || cfg.Backend.Port > 65535 {
-		return nil, fmt.Errorf("Backend.Port %d is out of range 1..65535", cfg.Backend.Port)
+	if out.Port < 1 || out.Port > 65535 {
+		return Backend{}, fmt.Errorf("Backend.Port %d is out of range 1..65535", out.Port)
 	}
-	if cfg.Backend.MTU != 0 && (cfg.Backend.MTU < MinMTU || cfg.Backend.MTU > 65535) {
-		return nil, fmt.Errorf("Backend.MTU %d is out of range %d..65535 (IPv6 needs at least %d)", cfg.Backend.MTU, MinMTU, MinMTU)
+	if out.MTU != 0 && (out.MTU < MinMTU || out.MTU > 65535) {
+		return Backend{}, fmt.Errorf("Backend.MTU %d is out of range %d..65535 (IPv6 needs at least %d)", out.MTU, MinMTU, MinMTU)
 	}
-	return cfg, nil
+	return out, nil
 }
 
 func parseNetwork(field, s string, wantV4 bool) (*net.IPNet, error) {
