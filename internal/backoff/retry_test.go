@@ -38,3 +38,21 @@ func TestRetryEndsWithContext(t *testing.T) {
 		t.Fatalf("Retry on a cancelled context: %v after %d calls, want context.Canceled after 1", err, calls)
 	}
 }
+
+func TestRetryStopsAtPermanent(t *testing.T) {
+	calls, told := 0, 0
+	bad := errors.New("bad input")
+	err := Retry(context.Background(), New(time.Millisecond, 2*time.Millisecond), func() error {
+		calls++
+		if calls < 2 {
+			return errors.New("not yet")
+		}
+		return Permanent(bad)
+	}, func(int, time.Duration, error) { told++ })
+	if err != bad || calls != 2 || told != 1 {
+		t.Fatalf("Retry: err %v after %d calls, %d failures told; want %v (unwrapped), 2, 1", err, calls, told, bad)
+	}
+	if Permanent(nil) != nil {
+		t.Fatal("Permanent(nil) is not nil")
+	}
+}

@@ -194,24 +194,23 @@ func (e *Options) Connect(ctx context.Context, log *slog.Logger) (*clientv3.Clie
 	if err != nil {
 		return nil, err
 	}
-	b := backoff.New(500*time.Millisecond, 5*time.Second)
-	for attempt := 1; ; attempt++ {
-		cli, err := e.dialOnce(ctx, cfg)
-		if err == nil {
-			if attempt > 1 {
-				log.Info("etcd reachable", "endpoints", strings.Join(e.Endpoints, ","), "attempts", attempt)
-			}
-			return cli, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		d := b.Next()
-		log.Warn("etcd unreachable, retrying", "endpoints", strings.Join(e.Endpoints, ","), "attempt", attempt, "retryIn", d.String(), "err", err)
-		if backoff.SleepCtx(ctx, d) != nil {
-			return nil, ctx.Err()
-		}
+	eps := strings.Join(e.Endpoints, ",")
+	var cli *clientv3.Client
+	attempts := 0
+	err = backoff.Retry(ctx, backoff.New(500*time.Millisecond, 5*time.Second), func() (err error) {
+		attempts++
+		cli, err = e.dialOnce(ctx, cfg)
+		return err
+	}, func(attempt int, wait time.Duration, err error) {
+		log.Warn("etcd unreachable, retrying", "endpoints", eps, "attempt", attempt, "retryIn", wait.String(), "err", err)
+	})
+	if err != nil {
+		return nil, err
 	}
+	if attempts > 1 {
+		log.Info("etcd reachable", "endpoints", eps, "attempts", attempts)
+	}
+	return cli, nil
 }
 
 // ConnectOnce is for the admin subcommands: one bounded try, a clear error.

@@ -4,18 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/vxlan6/vxlan6/internal/backoff"
 )
-
-// maxAcquireAttempts bounds the retries after lost races; every round some
-// contender wins, so this only ends pathological contention.
-const maxAcquireAttempts = 100
 
 // Acquire gets this node's lease: an existing one for attrs.VTEP (also a
 // reservation) is reused with the same subnet(s); otherwise the hint, else a
@@ -34,22 +29,23 @@ func (r *Registry) Acquire(ctx context.Context, cfg *Config, attrs Attrs, ttl ti
 	}
 	a := acquirer{r: r, cfg: cfg, attrs: attrs, key: r.LeaseKey(attrs.VTEP), ttl: ttl}
 	defer a.revokeUnused()
-	bo := backoff.New(10*time.Millisecond, time.Second)
-	for attempt := 1; ; attempt++ {
-		l, err := a.try(ctx)
-		if err != nil || l != nil {
-			if err != nil {
-				err = fmt.Errorf("acquire lease for VTEP %s: %w", attrs.VTEP, err)
-			}
-			return l, err
+	wrap := func(err error) error {
+		if errors.Is(err, errLostRace) {
+			err = fmt.Errorf("lost the race for a subnet %d times in a row", maxAcquireAttempts)
 		}
-		if attempt >= maxAcquireAttempts {
-			return nil, fmt.Errorf("acquire lease for VTEP %s: lost the race for a subnet %d times in a row", attrs.VTEP, attempt)
-		}
-		if err := bo.Sleep(ctx); err != nil {
-			return nil, fmt.Errorf("acquire lease for VTEP %s: %w", attrs.VTEP, err)
-		}
+		return fmt.Errorf("acquire lease for VTEP %s: %w", attrs.VTEP, err)
 	}
+	var l *Lease
+	err := retryRaces(ctx, func() (err error) {
+		if l, err = a.try(ctx); err != nil && !errors.Is(err, errLostRace) {
+			return wrap(err)
+		}
+		return err
+	}, wrap)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 func validateAttrs(a Attrs) error {
@@ -91,8 +87,8 @@ func readOwn(kv *keyValue) ownRecord {
 	return o
 }
 
-// try makes one attempt: (lease, nil) on success, (nil, nil) after a lost
-// race, (nil, err) when retrying cannot help.
+// try makes one attempt: the lease, errLostRace after a lost race, or an
+// error retrying cannot help.
 func (a *acquirer) try(ctx context.Context) (*Lease, error) {
 	p6, p4, all, rev, err := a.r.pools(ctx, a.cfg)
 	if err != nil {
@@ -113,7 +109,7 @@ func (a *acquirer) try(ctx context.Context) (*Lease, error) {
 		a.r.log.Info("using reserved lease", "vtep", a.attrs.VTEP, "subnetV6", s6, "subnetV4", s4)
 		return l, nil
 	}
-	if won, err := a.write(ctx, l, value, a.conditions(own, fresh, rev)); err != nil || !won {
+	if err := a.write(ctx, l, value, a.conditions(own, fresh, rev)); err != nil {
 		return nil, err
 	}
 	if own.kv != nil {
@@ -210,18 +206,19 @@ func (a *acquirer) conditions(own ownRecord, fresh bool, rev int64) []clientv3.C
 	return cmps
 }
 
-// write puts value at our key if cmps hold; false after a lost race.
-func (a *acquirer) write(ctx context.Context, l *Lease, value []byte, cmps []clientv3.Cmp) (bool, error) {
+// write puts value at our key if cmps hold; errLostRace if they do not.
+func (a *acquirer) write(ctx context.Context, l *Lease, value []byte, cmps []clientv3.Cmp) error {
 	opts, err := a.leaseOpts(ctx, l.Reserved)
 	if err != nil {
-		return false, err
+		return err
 	}
 	won, err := a.commit(ctx, l, cmps, clientv3.OpPut(a.key, string(value), opts...))
 	if err != nil {
-		return false, fmt.Errorf("write %s: %w", a.key, err)
+		return fmt.Errorf("write %s: %w", a.key, err)
 	}
 	if !won {
 		a.r.log.Debug("lost a race for a subnet, retrying", "key", a.key)
+		return errLostRace
 	}
-	return won, nil
+	return nil
 }

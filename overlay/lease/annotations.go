@@ -72,37 +72,45 @@ func (r *Registry) Annotate(ctx context.Context, node, key, value string) error 
 		return fmt.Errorf("annotate node %s: empty annotation key", node)
 	}
 	nodeKey := r.NodeKey(node)
-	bo := backoff.New(10*time.Millisecond, time.Second)
-	for attempt := 1; attempt <= maxAcquireAttempts; attempt++ {
-		ann, modRev, _, err := r.nodeAnnotations(ctx, node)
-		if err != nil {
-			return fmt.Errorf("annotate node %s: %w", node, err)
+	return retryRaces(ctx, func() error {
+		return r.annotateOnce(ctx, node, key, value)
+	}, func(err error) error {
+		if errors.Is(err, errLostRace) {
+			return fmt.Errorf("annotate node %s: %s kept changing under us", node, nodeKey)
 		}
-		if cur, ok := ann[key]; (value == "" && !ok) || (value != "" && ok && cur == value) {
-			return nil
-		}
-		if value == "" {
-			delete(ann, key)
-		} else {
-			ann[key] = value
-		}
-		data, err := json.Marshal(nodeRecord{Annotations: ann})
-		if err != nil {
-			return err
-		}
-		cmp := clientv3.Compare(clientv3.ModRevision(nodeKey), "=", modRev)
-		resp, err := r.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(nodeKey, string(data))).Commit()
-		if err != nil {
-			return fmt.Errorf("annotate node %s: write %s: %w", node, nodeKey, err)
-		}
-		if resp.Succeeded {
-			return nil
-		}
-		if err := bo.Sleep(ctx); err != nil {
-			return fmt.Errorf("annotate node %s: %w", node, err)
-		}
+		return fmt.Errorf("annotate node %s: %w", node, err)
+	})
+}
+
+// annotateOnce is one read-modify-write of Annotate; errLostRace when the
+// record changed under it.
+func (r *Registry) annotateOnce(ctx context.Context, node, key, value string) error {
+	nodeKey := r.NodeKey(node)
+	ann, modRev, _, err := r.nodeAnnotations(ctx, node)
+	if err != nil {
+		return fmt.Errorf("annotate node %s: %w", node, err)
 	}
-	return fmt.Errorf("annotate node %s: %s kept changing under us", node, nodeKey)
+	if cur, ok := ann[key]; (value == "" && !ok) || (value != "" && ok && cur == value) {
+		return nil
+	}
+	if value == "" {
+		delete(ann, key)
+	} else {
+		ann[key] = value
+	}
+	data, err := json.Marshal(nodeRecord{Annotations: ann})
+	if err != nil {
+		return err
+	}
+	cmp := clientv3.Compare(clientv3.ModRevision(nodeKey), "=", modRev)
+	resp, err := r.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(nodeKey, string(data))).Commit()
+	if err != nil {
+		return fmt.Errorf("annotate node %s: write %s: %w", node, nodeKey, err)
+	}
+	if !resp.Succeeded {
+		return errLostRace
+	}
+	return nil
 }
 
 // WatchNode sends the node's annotations each time they change, until ctx ends
@@ -150,22 +158,29 @@ func (r *Registry) watchNode(ctx context.Context, node string, send func(map[str
 	bo := backoff.New(200*time.Millisecond, 5*time.Second)
 	var lastLog time.Time
 	for ctx.Err() == nil {
-		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
-		ann, _, rev, err := r.nodeAnnotations(opCtx, node)
-		cancel()
-		switch {
-		case err != nil && rev == 0:
+		var ann map[string]string
+		var rev int64
+		var err error
+		// etcd unreachable (no revision read) is retried; an invalid
+		// record is skipped and watched until it is fixed.
+		if backoff.Retry(ctx, bo, func() error {
+			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+			defer cancel()
+			if ann, _, rev, err = r.nodeAnnotations(opCtx, node); err != nil && rev == 0 {
+				return err
+			}
+			return nil
+		}, func(_ int, _ time.Duration, err error) {
 			if time.Since(lastLog) >= 5*time.Second {
 				lastLog = time.Now()
 				r.log.Warn("cannot read node annotations, retrying", "key", key, "err", err)
 			}
-			if bo.Sleep(ctx) != nil {
-				return
-			}
-			continue
-		case err != nil:
+		}) != nil {
+			return
+		}
+		if err != nil {
 			r.log.Warn("ignoring invalid node record", "key", key, "err", err)
-		case !send(ann):
+		} else if !send(ann) {
 			return
 		}
 		start := time.Now()

@@ -3,6 +3,7 @@ package lease
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,12 +44,15 @@ func (r *Registry) WatchConfig(ctx context.Context) <-chan ConfigChange {
 		}
 		bo := backoff.New(200*time.Millisecond, 5*time.Second)
 		for ctx.Err() == nil {
-			rev, ok := r.readConfigOnce(ctx, send)
-			if !ok {
-				if bo.Sleep(ctx) != nil {
-					return
+			var rev int64
+			if backoff.Retry(ctx, bo, func() error {
+				var ok bool
+				if rev, ok = r.readConfigOnce(ctx, send); !ok {
+					return errNotRead
 				}
-				continue
+				return nil
+			}, nil) != nil {
+				return
 			}
 			bo.Reset()
 			if !r.watchConfigFrom(ctx, rev, send) {
@@ -58,6 +62,10 @@ func (r *Registry) WatchConfig(ctx context.Context) <-chan ConfigChange {
 	}()
 	return ch
 }
+
+// errNotRead is readConfigOnce's failure: etcd could not be read (or ctx
+// ended while sending).
+var errNotRead = errors.New("config not read")
 
 // readConfigOnce reads the config and sends it; it returns the revision to
 // watch from, and false when etcd could not be read.

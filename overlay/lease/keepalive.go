@@ -57,39 +57,43 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 		} else if backoff.SleepCtx(ctx, bo.Next()) != nil {
 			return
 		}
-		for {
-			hinted := attrs
-			hinted.HintIPv6, hinted.HintIPv4 = cur.IPv6Subnet, cur.IPv4Subnet
-			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
-			nl, err := r.Acquire(opCtx, cfg, hinted, ttl)
-			cancel()
-			if err == nil {
-				if !ipnet.Same(nl.IPv6Subnet, cur.IPv6Subnet) || !ipnet.Same(nl.IPv4Subnet, cur.IPv4Subnet) {
-					r.log.Warn("re-acquired lease with a different subnet", "vtep", nl.VTEP,
-						"oldSubnetV6", cur.IPv6Subnet, "subnetV6", nl.IPv6Subnet, "oldSubnetV4", cur.IPv4Subnet, "subnetV4", nl.IPv4Subnet)
-				} else {
-					r.log.Info("re-acquired lease", "vtep", nl.VTEP, "subnetV6", nl.IPv6Subnet, "subnetV4", nl.IPv4Subnet)
-				}
-				cur = nl
-				r.renewed(true)
-				if onChange != nil {
-					onChange(nl)
-				}
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			r.renewed(false)
-			if time.Since(lastLog) >= 5*time.Second {
-				lastLog = time.Now()
-				r.log.Error("cannot re-acquire lease, retrying", "vtep", attrs.VTEP, "err", err)
-			}
-			if backoff.SleepCtx(ctx, bo.Next()) != nil {
-				return
-			}
+		nl, err := r.reacquire(ctx, cfg, attrs, cur, ttl, bo, &lastLog)
+		if err != nil {
+			return
+		}
+		if !ipnet.Same(nl.IPv6Subnet, cur.IPv6Subnet) || !ipnet.Same(nl.IPv4Subnet, cur.IPv4Subnet) {
+			r.log.Warn("re-acquired lease with a different subnet", "vtep", nl.VTEP,
+				"oldSubnetV6", cur.IPv6Subnet, "subnetV6", nl.IPv6Subnet, "oldSubnetV4", cur.IPv4Subnet, "subnetV4", nl.IPv4Subnet)
+		} else {
+			r.log.Info("re-acquired lease", "vtep", nl.VTEP, "subnetV6", nl.IPv6Subnet, "subnetV4", nl.IPv4Subnet)
+		}
+		cur = nl
+		r.renewed(true)
+		if onChange != nil {
+			onChange(nl)
 		}
 	}
+}
+
+// reacquire acquires again, cur's subnets as hints, until it succeeds or
+// ctx ends (ctx's error), logging a failure at most every 5s (*lastLog).
+func (r *Registry) reacquire(ctx context.Context, cfg *Config, attrs Attrs, cur *Lease, ttl time.Duration, bo *backoff.Backoff, lastLog *time.Time) (*Lease, error) {
+	hinted := attrs
+	hinted.HintIPv6, hinted.HintIPv4 = cur.IPv6Subnet, cur.IPv4Subnet
+	var nl *Lease
+	err := backoff.Retry(ctx, bo, func() (err error) {
+		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		nl, err = r.Acquire(opCtx, cfg, hinted, ttl)
+		return err
+	}, func(_ int, _ time.Duration, err error) {
+		r.renewed(false)
+		if time.Since(*lastLog) >= 5*time.Second {
+			*lastLog = time.Now()
+			r.log.Error("cannot re-acquire lease, retrying", "vtep", attrs.VTEP, "err", err)
+		}
+	})
+	return nl, err
 }
 
 // hold renews l and watches its key until the lease is lost (returning why)

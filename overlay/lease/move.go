@@ -7,8 +7,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/vxlan6/vxlan6/internal/backoff"
 )
 
 // Move re-keys this node's lease to a new VTEP keeping its subnet(s), in one
@@ -32,18 +30,20 @@ func (r *Registry) Move(ctx context.Context, cfg *Config, old *Lease, attrs Attr
 	m := mover{a: acquirer{r: r, ttl: ttl}, cfg: cfg, old: old, attrs: attrs, hinted: hinted,
 		oldKey: r.LeaseKey(old.VTEP), newKey: r.LeaseKey(attrs.VTEP)}
 	defer m.a.revokeUnused()
-	bo := backoff.New(10*time.Millisecond, time.Second)
-	for attempt := 1; attempt <= maxAcquireAttempts; attempt++ {
-		if attempt > 1 {
-			if err := bo.Sleep(ctx); err != nil {
-				return nil, m.errorf(err)
-			}
+	var l *Lease
+	err := retryRaces(ctx, func() (err error) {
+		l, err = m.try(ctx)
+		return err
+	}, func(err error) error {
+		if errors.Is(err, errLostRace) {
+			return fmt.Errorf("move lease %s to %s: lost the race %d times in a row", old.VTEP, attrs.VTEP, maxAcquireAttempts)
 		}
-		if l, err := m.try(ctx); err != nil || l != nil {
-			return l, err
-		}
+		return m.errorf(err)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("move lease %s to %s: lost the race %d times in a row", old.VTEP, attrs.VTEP, maxAcquireAttempts)
+	return l, nil
 }
 
 // mover is one Move call between two different VTEPs.
@@ -59,8 +59,8 @@ func (m *mover) errorf(err error) error {
 	return fmt.Errorf("move lease %s to %s: %w", m.old.VTEP, m.attrs.VTEP, err)
 }
 
-// try makes one attempt: (lease, nil) on success, (nil, nil) after a lost
-// race, (nil, err) when retrying cannot help.
+// try makes one attempt: the lease, errLostRace after a lost race, or an
+// error retrying cannot help.
 func (m *mover) try(ctx context.Context) (*Lease, error) {
 	r := m.a.r
 	p6, p4, all, rev, err := r.pools(ctx, m.cfg)
@@ -86,11 +86,11 @@ func (m *mover) try(ctx context.Context) (*Lease, error) {
 		return nil, m.errorf(err)
 	}
 	won, err := m.a.commit(ctx, l, m.conditions(oldKV, rev), clientv3.OpDelete(m.oldKey), clientv3.OpPut(m.newKey, string(value), opts...))
-	if err != nil || !won {
-		if err != nil {
-			err = m.errorf(err)
-		}
-		return nil, err
+	if err != nil {
+		return nil, m.errorf(err)
+	}
+	if !won {
+		return nil, errLostRace
 	}
 	m.a.revokeReplaced(l, m.old.EtcdLease)
 	r.log.Info("moved lease", "oldVTEP", m.old.VTEP, "vtep", m.attrs.VTEP, "subnetV6", l.IPv6Subnet, "subnetV4", l.IPv4Subnet)

@@ -218,28 +218,29 @@ func (r *Registry) loadAt(ctx context.Context, cfg *Config, rev *int64, resync f
 	// The caller's List already warned about these records.
 	ix.quiet = true
 	defer func() { ix.quiet = false }()
-	bo := backoff.New(100*time.Millisecond, 5*time.Second)
-	for {
+	err := backoff.Retry(ctx, backoff.New(100*time.Millisecond, 5*time.Second), func() error {
 		opCtx, cancel := context.WithTimeout(ctx, opTimeout)
 		kvs, at, err := r.getLeases(opCtx, *rev)
 		cancel()
 		if err == nil {
 			ix.load(kvs)
 			*rev = at
-			return ix
-		}
-		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, rpctypes.ErrCompacted) {
-			resync("revision compacted", "revision", *rev)
-			return nil
+		if ctx.Err() == nil && errors.Is(err, rpctypes.ErrCompacted) {
+			return backoff.Permanent(err)
 		}
+		return err
+	}, func(_ int, _ time.Duration, err error) {
 		r.log.Warn("lease watch: cannot read leases, retrying", "revision", *rev, "err", err)
-		if bo.Sleep(ctx) != nil {
-			return nil
-		}
+	})
+	if err == nil {
+		return ix
 	}
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		resync("revision compacted", "revision", *rev)
+	}
+	return nil
 }
 
 // index is the set of lease records of one watch and the lease arbiter: it
