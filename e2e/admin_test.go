@@ -80,7 +80,7 @@ func TestBadChoicesWriteNothing(t *testing.T) {
 		t.Errorf("bad annotation: exit %d, stderr:\n%s", code, errOut)
 	}
 	for _, k := range b.Keys() {
-		if strings.Contains(k, "/leases/") {
+		if strings.HasPrefix(k, b.Registry().LeasesPrefix()) {
 			t.Errorf("a failed start wrote %s", k)
 		}
 	}

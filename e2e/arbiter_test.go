@@ -23,7 +23,7 @@ func TestArbiterFirstHolderAfterRestart(t *testing.T) {
 	h1.StartDaemon().WaitReady(readyTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p := b.Prefix + "/leases/"
+	p := b.Registry().LeasesPrefix()
 	rec := func(vtep, subnet, node string) string {
 		return fmt.Sprintf(`{"VTEP":%q,"IPv6Subnet":%q,"VtepMAC":"02:00:00:00:99:aa","NodeName":%q}`, vtep, subnet, node)
 	}

@@ -48,7 +48,7 @@ func TestFrozenEtcdDoesNotHangLoop(t *testing.T) {
 	err = testbed.Eventually(30*time.Second, 200*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_, err := cli.Put(ctx, b.Prefix+"/config", testbed.ConfigJSON(false))
+		_, err := cli.Put(ctx, b.Registry().ConfigKey(), testbed.ConfigJSON(false))
 		return err
 	})
 	if err != nil {

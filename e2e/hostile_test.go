@@ -23,7 +23,7 @@ func TestHostileRecordsDoNotStopAllocation(t *testing.T) {
 	b := testbed.New(t, testbed.Options{Hosts: 3, ReverseAddrOrder: true})
 	b.PutConfig(`{"IPv6Network":"fd10:244::/62","IPv6SubnetLen":64,"Backend":{"Type":"vxlan","VNI":1}}`)
 	h1, h2, h3 := b.Hosts[0], b.Hosts[1], b.Hosts[2]
-	p := b.Prefix + "/leases/"
+	p := b.Registry().LeasesPrefix()
 	hostile := map[string]string{
 		p + "2001:db8:99::a": `{"VTEP":"2001:db8:99::a","IPv6Subnet":"::/0","VtepMAC":"02:00:00:00:99:0a","NodeName":"everything"}`,
 		p + "2001:db8:99::b": `{"VTEP":"2001:db8:99::b","IPv6Subnet":"fd10:244::/62","VtepMAC":"02:00:00:00:99:0b","NodeName":"whole-network"}`,
@@ -109,7 +109,7 @@ func TestNetworkOverlappingUnderlayRefused(t *testing.T) {
 		t.Errorf("subnet file written (stat: %v)", err)
 	}
 	for _, k := range b.Keys() {
-		if strings.Contains(k, "/leases/") {
+		if strings.HasPrefix(k, b.Registry().LeasesPrefix()) {
 			t.Errorf("lease written: %s", k)
 		}
 	}

@@ -76,7 +76,7 @@ func TestRebootPastTTLSubnetTakenIsLoud(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	thief := fmt.Sprintf(`{"VTEP":"2001:db8:99::1","IPv6Subnet":%q,"VtepMAC":"02:00:00:00:99:01","NodeName":"thief"}`, before.SubnetV6)
-	if _, err := b.Client().Put(ctx, b.Prefix+"/leases/2001:db8:99::1", thief); err != nil {
+	if _, err := b.Client().Put(ctx, b.Registry().LeasesPrefix()+"2001:db8:99::1", thief); err != nil {
 		t.Fatal(err)
 	}
 	d := h1.StartDaemon("--lease-ttl", "2s")

@@ -47,7 +47,7 @@ func TestInvalidConfigWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range b.Keys() {
-		if strings.Contains(k, "/leases/") {
+		if strings.HasPrefix(k, b.Registry().LeasesPrefix()) {
 			t.Errorf("wrote %s with an invalid config", k)
 		}
 	}
@@ -141,7 +141,7 @@ func TestHostileLeasesIgnored(t *testing.T) {
 	mac2 := vxlan.MACFor(sf2.VTEP).String()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p := b.Prefix + "/leases/"
+	p := b.Registry().LeasesPrefix()
 	hostile := map[string]string{
 		p + "2001:db8:99::a": `{not json`,
 		p + "2001:db8:99::b": fmt.Sprintf(`{"VTEP":%q,"IPv6Subnet":"fd10:244:0:77::/64","VtepMAC":"02:00:00:00:00:0b","NodeName":"liar"}`, sf1.VTEP),

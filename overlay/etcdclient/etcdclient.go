@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vxlan6/vxlan6/internal/backoff"
+	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
 // Options say how to reach etcd; every subcommand that talks to etcd takes them.
@@ -180,7 +181,7 @@ func (e *Options) dialOnce(ctx context.Context, cfg clientv3.Config) (*clientv3.
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := cli.Get(cctx, e.Prefix+"/config", clientv3.WithCountOnly()); err != nil {
+	if _, err := cli.Get(cctx, lease.ConfigKeyFor(e.Prefix), clientv3.WithCountOnly()); err != nil {
 		cli.Close()
 		return nil, e.explain(ctx, cfg, err)
 	}

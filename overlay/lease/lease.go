@@ -120,15 +120,24 @@ type Registry struct {
 // New returns a Registry; prefix "" means DefaultPrefix. A trailing slash is
 // dropped.
 func New(cli *clientv3.Client, prefix string) *Registry {
+	return &Registry{cli: cli, prefix: normPrefix(prefix), log: slog.Default().With("component", "lease")}
+}
+
+// normPrefix is prefix as the keys use it: "" is DefaultPrefix, and a
+// trailing slash is dropped.
+func normPrefix(prefix string) string {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	prefix = strings.TrimRight(prefix, "/")
-	return &Registry{cli: cli, prefix: prefix, log: slog.Default().With("component", "lease")}
+	return strings.TrimRight(prefix, "/")
 }
 
+// ConfigKeyFor is <prefix>/config for prefix as New takes it, for code that
+// has an etcd client but no Registry (the dial that proves etcd answers).
+func ConfigKeyFor(prefix string) string { return normPrefix(prefix) + "/config" }
+
 // ConfigKey is <prefix>/config.
-func (r *Registry) ConfigKey() string { return r.prefix + "/config" }
+func (r *Registry) ConfigKey() string { return ConfigKeyFor(r.prefix) }
 
 // LeasesPrefix is <prefix>/leases/; every lease key starts with it.
 func (r *Registry) LeasesPrefix() string { return r.prefix + "/leases/" }
