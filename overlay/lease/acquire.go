@@ -155,7 +155,7 @@ func (a *acquirer) reuse(p *pool, own ownRecord, s string) *net.IPNet {
 		return nil
 	}
 	if k := p.heldBy(p.index(n), a.key, own.kv.createRev); k != "" {
-		a.r.log.Warn("existing lease's subnet is held by an earlier lease, allocating another", "key", a.key, "subnet", n, "holder", k)
+		a.r.log.Warn("existing lease's subnet is held by an earlier lease, allocating another", "key", a.key, p.logKey(), n, "holder", k)
 		return nil
 	}
 	return n

@@ -50,7 +50,7 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 		if ctx.Err() != nil {
 			return
 		}
-		r.log.Warn("lease lost, re-acquiring", "vtep", cur.VTEP, "subnetV6", cur.IPv6Subnet, "why", why)
+		r.log.Warn("lease lost, re-acquiring", "vtep", cur.VTEP, "subnetV6", cur.IPv6Subnet, "reason", why)
 		r.renewed(false)
 		if time.Since(start) >= stableHold {
 			bo.Reset()

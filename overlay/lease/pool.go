@@ -46,6 +46,14 @@ type pool struct {
 	lo, hi *big.Int
 }
 
+// logKey is the log key of a subnet of this pool.
+func (p *pool) logKey() string {
+	if p.v4 {
+		return "subnetV4"
+	}
+	return "subnetV6"
+}
+
 // count is one past the last index that may be handed out.
 func (p *pool) count() *big.Int {
 	if p.hi != nil {

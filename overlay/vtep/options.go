@@ -75,7 +75,7 @@ func (o Options) parsePublic(p *plan) error {
 			if p.public == nil {
 				p.public, p.publicSrc, p.publicArg = ip, sourcePublicIP, fmt.Sprintf("--public-ip %q", s)
 			} else if !p.public.Equal(ip) {
-				slog.Warn("vtep: --public-ip ignored, --public-ipv6 wins", "public-ip", s, "public-ipv6", p.public.String())
+				slog.Warn("vtep: --public-ip ignored, --public-ipv6 wins", "publicIP", s, "publicIPv6", p.public.String())
 			}
 		}
 	}

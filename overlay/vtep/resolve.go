@@ -162,7 +162,7 @@ func (r *resolver) checkNamed(what string, l netlink.Link, ip net.IP) error {
 		return fmt.Errorf("%s on %s: %w", what, l.Attrs().Name, err)
 	}
 	if warn != "" {
-		slog.Warn("vtep: named address is "+warn, "address", ip.String(), "interface", l.Attrs().Name, "named by", what)
+		slog.Warn("vtep: named address is "+warn, "address", ip.String(), "interface", l.Attrs().Name, "namedBy", what)
 	}
 	return nil
 }
@@ -200,7 +200,7 @@ func (r *resolver) finish(c candidate) (*Choice, error) {
 	}
 	if p.public != nil {
 		slog.Info("vtep: named address is not on the underlay interface: advertising it, tunnelling from the interface's address (NAT)",
-			"public", p.public.String(), "named by", p.publicArg, "interface", c.link.Attrs().Name, "local", local.String())
+			"vtep", p.public.String(), "namedBy", p.publicArg, "interface", c.link.Attrs().Name, "local", local.String())
 		return r.choice(c.link, local, p.public, p.publicSrc, true), nil
 	}
 	return r.choice(c.link, local, local, c.source, c.byAddr), nil
