@@ -31,3 +31,20 @@ func Fits(network *net.IPNet, bits int, s *net.IPNet) bool {
 	ones, _ := s.Mask.Size()
 	return ones == bits && Contains(network, s)
 }
+
+// String is n in CIDR notation, or "" for nil (a family the network does
+// not use): for logs and tables, where "<nil>" would read as a value.
+func String(n *net.IPNet) string {
+	if n == nil {
+		return ""
+	}
+	return n.String()
+}
+
+// IPString is ip's text, or "" for nil.
+func IPString(ip net.IP) string {
+	if ip == nil {
+		return ""
+	}
+	return ip.String()
+}

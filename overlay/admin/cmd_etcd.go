@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/overlay/etcdclient"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 )
@@ -49,6 +50,19 @@ func (ec *etcdCommand) connect(cmd *cobra.Command) (*clientv3.Client, *lease.Reg
 		return nil, nil, ec.c.fail(cmd, err)
 	}
 	return cli, lease.New(cli, ec.e.Prefix), nil
+}
+
+// do connects once for cmd, runs f with a bounded context and closes the
+// client: the frame of every admin command that talks to etcd.
+func (ec *etcdCommand) do(cmd *cobra.Command, f func(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) error) error {
+	cli, reg, err := ec.connect(cmd)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := opContext()
+	defer cancel()
+	return f(ctx, cli, reg)
 }
 
 func opContext() (context.Context, context.CancelFunc) {
@@ -101,43 +115,33 @@ func (c *cli) configPut(cmd *cobra.Command, ec *etcdCommand, file string) error 
 	for _, n := range notes {
 		fmt.Fprintf(c.stderr, "note: %s\n", n)
 	}
-	cli, reg, err := ec.connect(cmd)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := opContext()
-	defer cancel()
-	key := reg.ConfigKey()
-	if _, err := cli.Put(ctx, key, string(data)); err != nil {
-		return c.fail(cmd, fmt.Errorf("put %s: %w", key, err))
-	}
-	fmt.Fprintf(c.stdout, "network config written to %s\n", key)
-	return nil
+	return ec.do(cmd, func(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) error {
+		key := reg.ConfigKey()
+		if _, err := cli.Put(ctx, key, string(data)); err != nil {
+			return c.fail(cmd, fmt.Errorf("put %s: %w", key, err))
+		}
+		fmt.Fprintf(c.stdout, "network config written to %s\n", key)
+		return nil
+	})
 }
 
 func (c *cli) configGet(cmd *cobra.Command, ec *etcdCommand) error {
-	cli, reg, err := ec.connect(cmd)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := opContext()
-	defer cancel()
-	key := reg.ConfigKey()
-	resp, err := cli.Get(ctx, key)
-	if err != nil {
-		return c.fail(cmd, fmt.Errorf("get %s: %w", key, err))
-	}
-	if len(resp.Kvs) == 0 {
-		return c.fail(cmd, fmt.Errorf("no network config at %s (write one with 'vxlan6d config put FILE')", key))
-	}
-	v := resp.Kvs[0].Value
-	c.stdout.Write(v)
-	if len(v) > 0 && v[len(v)-1] != '\n' {
-		fmt.Fprintln(c.stdout)
-	}
-	return nil
+	return ec.do(cmd, func(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) error {
+		key := reg.ConfigKey()
+		resp, err := cli.Get(ctx, key)
+		if err != nil {
+			return c.fail(cmd, fmt.Errorf("get %s: %w", key, err))
+		}
+		if len(resp.Kvs) == 0 {
+			return c.fail(cmd, fmt.Errorf("no network config at %s (write one with 'vxlan6d config put FILE')", key))
+		}
+		v := resp.Kvs[0].Value
+		c.stdout.Write(v)
+		if len(v) > 0 && v[len(v)-1] != '\n' {
+			fmt.Fprintln(c.stdout)
+		}
+		return nil
+	})
 }
 
 func (c *cli) annotateCmd() *cobra.Command {
@@ -191,46 +195,33 @@ func (c *cli) annotate(cmd *cobra.Command, ec *etcdCommand, node string, kvs []s
 			}
 		}
 	}
-	cli, reg, err := ec.connect(cmd)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := opContext()
-	defer cancel()
-	if len(changes) == 0 {
-		ann, err := reg.NodeAnnotations(ctx, node)
-		if err != nil {
-			return c.fail(cmd, fmt.Errorf("read annotations of node %s: %w", node, err))
+	return ec.do(cmd, func(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) error {
+		if len(changes) == 0 {
+			ann, err := reg.NodeAnnotations(ctx, node)
+			if err != nil {
+				return c.fail(cmd, fmt.Errorf("read annotations of node %s: %w", node, err))
+			}
+			for _, k := range sortedKeys(ann) {
+				fmt.Fprintf(c.stdout, "%s=%s\n", k, ann[k])
+			}
+			return nil
 		}
-		for _, k := range sortedKeys(ann) {
-			fmt.Fprintf(c.stdout, "%s=%s\n", k, ann[k])
+		for _, ch := range changes {
+			if err := reg.Annotate(ctx, node, ch.k, ch.v); err != nil {
+				return c.fail(cmd, fmt.Errorf("annotate node %s with %s: %w", node, ch.k, err))
+			}
+			if ch.v == "" {
+				fmt.Fprintf(c.stdout, "node %s: removed %s\n", node, ch.k)
+			} else {
+				fmt.Fprintf(c.stdout, "node %s: %s=%s\n", node, ch.k, ch.v)
+			}
 		}
 		return nil
-	}
-	for _, ch := range changes {
-		if err := reg.Annotate(ctx, node, ch.k, ch.v); err != nil {
-			return c.fail(cmd, fmt.Errorf("annotate node %s with %s: %w", node, ch.k, err))
-		}
-		if ch.v == "" {
-			fmt.Fprintf(c.stdout, "node %s: removed %s\n", node, ch.k)
-		} else {
-			fmt.Fprintf(c.stdout, "node %s: %s=%s\n", node, ch.k, ch.v)
-		}
-	}
-	return nil
+	})
 }
 
-func ipStr(ip net.IP) string {
-	if ip == nil {
-		return ""
-	}
-	return ip.String()
-}
-
-func netStr(n *net.IPNet) string {
-	if n == nil {
-		return ""
-	}
-	return n.String()
-}
+// Short names for the many log and table fields that show them.
+var (
+	ipStr  = ipnet.IPString
+	netStr = ipnet.String
+)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"time"
@@ -43,44 +44,39 @@ daemon takes a subnet again within moments.`,
 		if err != nil {
 			return c.usageErr(cmd, err)
 		}
-		cli, reg, err := ec.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		ctx, cancel := opContext()
-		defer cancel()
-		key := reg.LeaseKey(vtep)
-		resp, err := cli.Get(ctx, key)
-		if err != nil {
-			return c.fail(cmd, fmt.Errorf("read %s: %w", key, err))
-		}
-		if len(resp.Kvs) == 0 {
-			return c.fail(cmd, fmt.Errorf("no lease for VTEP %s (no key %s)", vtep, key))
-		}
-		kv := resp.Kvs[0]
-		if kv.Lease != 0 && !force {
-			if t, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease)); err != nil || t.TTL >= 0 {
-				left := "unknown"
-				if err == nil {
-					left = (time.Duration(t.TTL) * time.Second).String()
-				}
-				return c.fail(cmd, fmt.Errorf("the lease of VTEP %s is live (TTL left %s): its daemon renews it and will take a subnet again; use --force to delete it anyway", vtep, left))
+		return ec.do(cmd, func(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) error {
+			key := reg.LeaseKey(vtep)
+			resp, err := cli.Get(ctx, key)
+			if err != nil {
+				return c.fail(cmd, fmt.Errorf("read %s: %w", key, err))
 			}
-		}
-		tr, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).Then(clientv3.OpDelete(key)).Commit()
-		if err != nil {
-			return c.fail(cmd, fmt.Errorf("delete %s: %w", key, err))
-		}
-		if !tr.Succeeded {
-			return c.fail(cmd, fmt.Errorf("%s changed while deleting it; look again with 'vxlan6d leases'", key))
-		}
-		kind := "lease"
-		if kv.Lease == 0 {
-			kind = "reservation"
-		}
-		fmt.Fprintf(c.stdout, "%s of VTEP %s deleted (%s)\n", kind, vtep, key)
-		return nil
+			if len(resp.Kvs) == 0 {
+				return c.fail(cmd, fmt.Errorf("no lease for VTEP %s (no key %s)", vtep, key))
+			}
+			kv := resp.Kvs[0]
+			if kv.Lease != 0 && !force {
+				if t, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease)); err != nil || t.TTL >= 0 {
+					left := "unknown"
+					if err == nil {
+						left = (time.Duration(t.TTL) * time.Second).String()
+					}
+					return c.fail(cmd, fmt.Errorf("the lease of VTEP %s is live (TTL left %s): its daemon renews it and will take a subnet again; use --force to delete it anyway", vtep, left))
+				}
+			}
+			tr, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).Then(clientv3.OpDelete(key)).Commit()
+			if err != nil {
+				return c.fail(cmd, fmt.Errorf("delete %s: %w", key, err))
+			}
+			if !tr.Succeeded {
+				return c.fail(cmd, fmt.Errorf("%s changed while deleting it; look again with 'vxlan6d leases'", key))
+			}
+			kind := "lease"
+			if kv.Lease == 0 {
+				kind = "reservation"
+			}
+			fmt.Fprintf(c.stdout, "%s of VTEP %s deleted (%s)\n", kind, vtep, key)
+			return nil
+		})
 	}
 	return cmd
 }

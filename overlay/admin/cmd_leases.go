@@ -73,28 +73,23 @@ func (c *cli) leasesCmd() *cobra.Command {
 	ec := c.newEtcdCommand(cmd)
 	addOutputFlag(cmd.Flags(), &out)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cli, reg, err := ec.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		ctx, cancel := opContext()
-		defer cancel()
-		views, _, skipped, err := listLeases(ctx, cli, reg)
-		if err != nil {
-			return c.fail(cmd, err)
-		}
-		t := &table{header: []string{"VTEP", "NODE", "IPV6 SUBNET", "IPV4 SUBNET", "MAC", "TTL", "PUBLIC IPV4", "ETCD LEASE", "REVISION"}, narrow: 6}
-		for _, v := range views {
-			t.add(v.VTEP, v.Node, v.IPv6Subnet, v.IPv4Subnet, v.VtepMAC, v.ttl(), v.PublicIPv4, v.EtcdLease, fmt.Sprint(v.ModRevision))
-		}
-		if err := writeOutput(c.stdout, out, t, views); err != nil {
-			return c.fail(cmd, err)
-		}
-		if skipped > 0 {
-			fmt.Fprintf(c.stderr, "%d invalid lease record(s) skipped (see the warnings above)\n", skipped)
-		}
-		return nil
+		return ec.do(cmd, func(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) error {
+			views, _, skipped, err := listLeases(ctx, cli, reg)
+			if err != nil {
+				return c.fail(cmd, err)
+			}
+			t := &table{header: []string{"VTEP", "NODE", "IPV6 SUBNET", "IPV4 SUBNET", "MAC", "TTL", "PUBLIC IPV4", "ETCD LEASE", "REVISION"}, narrow: 6}
+			for _, v := range views {
+				t.add(v.VTEP, v.Node, v.IPv6Subnet, v.IPv4Subnet, v.VtepMAC, v.ttl(), v.PublicIPv4, v.EtcdLease, fmt.Sprint(v.ModRevision))
+			}
+			if err := writeOutput(c.stdout, out, t, views); err != nil {
+				return c.fail(cmd, err)
+			}
+			if skipped > 0 {
+				fmt.Fprintf(c.stderr, "%d invalid lease record(s) skipped (see the warnings above)\n", skipped)
+			}
+			return nil
+		})
 	}
 	return cmd
 }
@@ -117,33 +112,28 @@ func (c *cli) nodesCmd() *cobra.Command {
 	ec := c.newEtcdCommand(cmd)
 	addOutputFlag(cmd.Flags(), &out)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cli, reg, err := ec.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		ctx, cancel := opContext()
-		defer cancel()
-		nodes, err := listNodes(ctx, cli, reg)
-		if err != nil {
-			return c.fail(cmd, err)
-		}
-		t := &table{header: []string{"NODE", "VTEP", "IPV6 SUBNET", "IPV4 SUBNET", "TTL", "PUBLIC-IPV6 ANNOTATION", "ANNOTATIONS"}, narrow: 6}
-		for _, n := range nodes {
-			var vteps, s6, s4, ttl []string
-			for _, l := range n.Leases {
-				vteps, s6, s4, ttl = append(vteps, l.VTEP), append(s6, l.IPv6Subnet), append(s4, l.IPv4Subnet), append(ttl, l.ttl())
+		return ec.do(cmd, func(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) error {
+			nodes, err := listNodes(ctx, cli, reg)
+			if err != nil {
+				return c.fail(cmd, err)
 			}
-			var ann []string
-			for _, k := range sortedKeys(n.Annotations) {
-				ann = append(ann, k+"="+n.Annotations[k])
+			t := &table{header: []string{"NODE", "VTEP", "IPV6 SUBNET", "IPV4 SUBNET", "TTL", "PUBLIC-IPV6 ANNOTATION", "ANNOTATIONS"}, narrow: 6}
+			for _, n := range nodes {
+				var vteps, s6, s4, ttl []string
+				for _, l := range n.Leases {
+					vteps, s6, s4, ttl = append(vteps, l.VTEP), append(s6, l.IPv6Subnet), append(s4, l.IPv4Subnet), append(ttl, l.ttl())
+				}
+				var ann []string
+				for _, k := range sortedKeys(n.Annotations) {
+					ann = append(ann, k+"="+n.Annotations[k])
+				}
+				t.add(n.Name, join(vteps), join(s6), join(s4), join(ttl), n.PublicIPv6, strings.Join(ann, ","))
 			}
-			t.add(n.Name, join(vteps), join(s6), join(s4), join(ttl), n.PublicIPv6, strings.Join(ann, ","))
-		}
-		if err := writeOutput(c.stdout, out, t, nodes); err != nil {
-			return c.fail(cmd, err)
-		}
-		return nil
+			if err := writeOutput(c.stdout, out, t, nodes); err != nil {
+				return c.fail(cmd, err)
+			}
+			return nil
+		})
 	}
 	return cmd
 }

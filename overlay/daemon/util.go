@@ -3,24 +3,17 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"net"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
-func ipStr(ip net.IP) string {
-	if ip == nil {
-		return ""
-	}
-	return ip.String()
-}
-
-func netStr(n *net.IPNet) string {
-	if n == nil {
-		return ""
-	}
-	return n.String()
-}
+// Short names for the many log and table fields that show them.
+var (
+	ipStr  = ipnet.IPString
+	netStr = ipnet.String
+)
 
 // releaseMemory returns freed heap to the OS at once instead of letting the
 // scavenger do it over minutes, so RSS shows the steady state.
