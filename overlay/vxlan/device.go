@@ -208,22 +208,9 @@ func ensureDevice(h netlinksafe.Handle, name string, cfg DeviceConfig) (_ *Devic
 	if err != nil {
 		return nil, fmt.Errorf("%s: underlay link index %d: %w", name, cfg.UnderlayIndex, err)
 	}
-	if cfg.UnderlayMTU == 0 {
-		cfg.UnderlayMTU = under.Attrs().MTU
-	}
-	mtu := cfg.MTU
-	if mtu == 0 {
-		mtu = cfg.UnderlayMTU - IPv6UnderlayOverhead
-	}
-	if mtu < minIPv6MTU {
-		return nil, fmt.Errorf("%s: MTU %d (underlay %s MTU %d) is below the IPv6 minimum %d",
-			name, mtu, under.Attrs().Name, cfg.UnderlayMTU, minIPv6MTU)
-	}
-	// The kernel refuses more than the underlay can carry after
-	// encapsulation; say so in our words rather than a bare EINVAL.
-	if limit := under.Attrs().MTU - IPv6UnderlayOverhead; mtu > limit {
-		return nil, fmt.Errorf("%s: MTU %d exceeds underlay %s MTU %d minus %d (IPv6 VXLAN overhead)",
-			name, mtu, under.Attrs().Name, under.Attrs().MTU, IPv6UnderlayOverhead)
+	mtu, err := deviceMTU(name, under.Attrs(), cfg)
+	if err != nil {
+		return nil, err
 	}
 	mac := cfg.MAC
 	if mac == nil {
@@ -239,96 +226,184 @@ func ensureDevice(h netlinksafe.Handle, name string, cfg DeviceConfig) (_ *Devic
 		Learning:     false,
 	}
 
-	link, err := h.LinkByName(name)
-	created := false
-	defer func() {
-		// A device we made but could not finish is removed again, so a
-		// failed start leaves nothing half-configured behind.
-		if err != nil && created {
-			_ = h.LinkDel(link)
+	link, err := reusableDevice(h, want)
+	if err != nil {
+		return nil, err
+	}
+	if link == nil {
+		if link, err = createDevice(h, want, under.Attrs().Name); err != nil {
+			return nil, err
 		}
-	}()
+		defer func() {
+			// A device we made but could not finish is removed again, so a
+			// failed start leaves nothing half-configured behind.
+			if err != nil {
+				_ = h.LinkDel(link)
+			}
+		}()
+	}
+
+	if err := configure(h, link, mtu, mac); err != nil {
+		return nil, err
+	}
+	if err := enableForwarding(name, cfg); err != nil {
+		return nil, err
+	}
+
+	return &Device{
+		Name:  name,
+		Index: link.Attrs().Index,
+		MTU:   mtu,
+		MAC:   append(net.HardwareAddr(nil), mac...),
+		Local: append(net.IP(nil), cfg.Local.To16()...),
+	}, nil
+}
+
+// deviceMTU is the MTU the device gets: cfg.MTU, or by default what the
+// underlay carries after encapsulation; either way checked against both
+// limits.
+func deviceMTU(name string, under *netlink.LinkAttrs, cfg DeviceConfig) (int, error) {
+	if cfg.UnderlayMTU == 0 {
+		cfg.UnderlayMTU = under.MTU
+	}
+	mtu := cfg.MTU
+	if mtu == 0 {
+		mtu = cfg.UnderlayMTU - IPv6UnderlayOverhead
+	}
+	if mtu < minIPv6MTU {
+		return 0, fmt.Errorf("%s: MTU %d (underlay %s MTU %d) is below the IPv6 minimum %d",
+			name, mtu, under.Name, cfg.UnderlayMTU, minIPv6MTU)
+	}
+	// The kernel refuses more than the underlay can carry after
+	// encapsulation; say so in our words rather than a bare EINVAL.
+	if limit := under.MTU - IPv6UnderlayOverhead; mtu > limit {
+		return 0, fmt.Errorf("%s: MTU %d exceeds underlay %s MTU %d minus %d (IPv6 VXLAN overhead)",
+			name, mtu, under.Name, under.MTU, IPv6UnderlayOverhead)
+	}
+	return mtu, nil
+}
+
+// reusableDevice returns the existing device named want.Name if it can serve
+// as want. An incompatible one is deleted; then, as when there is none, it
+// returns nil.
+func reusableDevice(h netlinksafe.Handle, want *netlink.Vxlan) (netlink.Link, error) {
+	name := want.Name
+	link, err := h.LinkByName(name)
 	var notFound netlink.LinkNotFoundError
 	switch {
 	case errors.As(err, &notFound):
-		link = nil
+		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("look up %s: %w", name, err)
 	}
-	if link != nil {
-		if why := incompatible(link, want); why != "" {
-			slog.Warn("vxlan device incompatible, recreating", "device", name, "reason", why)
-			if err := h.LinkDel(link); err != nil {
-				return nil, fmt.Errorf("delete incompatible %s (%s): %w", name, why, err)
-			}
-			link = nil
-		} else {
-			slog.Debug("reusing vxlan device", "device", name, "index", link.Attrs().Index)
-		}
+	why := incompatible(link, want)
+	if why == "" {
+		slog.Debug("reusing vxlan device", "device", name, "index", link.Attrs().Index)
+		return link, nil
 	}
-	if link == nil {
-		if err := h.LinkAdd(want); err != nil {
-			if errors.Is(err, unix.EEXIST) {
-				return nil, fmt.Errorf("create %s: another vxlan device already uses VNI %d port %d: %w",
-					name, cfg.VNI, cfg.Port, err)
-			}
-			return nil, fmt.Errorf("create %s (VNI %d, local %s, port %d, underlay %s): %w",
-				name, cfg.VNI, cfg.Local, cfg.Port, under.Attrs().Name, err)
-		}
-		created = true
-		link, err = h.LinkByName(name)
-		if err != nil {
-			link = want
-			return nil, fmt.Errorf("look up created %s: %w", name, err)
-		}
-		slog.Info("created vxlan device", "device", name, "index", link.Attrs().Index,
-			"vni", cfg.VNI, "local", cfg.Local.String(), "port", cfg.Port, "underlay", under.Attrs().Name)
+	slog.Warn("vxlan device incompatible, recreating", "device", name, "reason", why)
+	if err := h.LinkDel(link); err != nil {
+		return nil, fmt.Errorf("delete incompatible %s (%s): %w", name, why, err)
 	}
+	return nil, nil
+}
 
-	attrs := link.Attrs()
-	if attrs.MTU != mtu {
-		if err := h.LinkSetMTU(link, mtu); err != nil {
-			return nil, fmt.Errorf("set MTU %d on %s: %w", mtu, name, err)
+// createDevice adds want and returns the link as the kernel reports it (with
+// its index). If that look-up fails the new device is deleted again.
+func createDevice(h netlinksafe.Handle, want *netlink.Vxlan, underName string) (netlink.Link, error) {
+	name := want.Name
+	if err := h.LinkAdd(want); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create %s: another vxlan device already uses VNI %d port %d: %w",
+				name, want.VxlanId, want.Port, err)
 		}
+		return nil, fmt.Errorf("create %s (VNI %d, local %s, port %d, underlay %s): %w",
+			name, want.VxlanId, want.SrcAddr, want.Port, underName, err)
 	}
-	if attrs.HardwareAddr.String() != mac.String() {
-		if err := h.LinkSetHardwareAddr(link, mac); err != nil {
-			return nil, fmt.Errorf("set MAC %s on %s: %w", mac, name, err)
-		}
+	link, err := h.LinkByName(name)
+	if err != nil {
+		_ = h.LinkDel(want)
+		return nil, fmt.Errorf("look up created %s: %w", name, err)
 	}
-	// Pods are IPv6 first: the device must carry IPv6 even where the host
-	// default disables it. accept_ra off: nobody routes for us on the overlay.
+	slog.Info("created vxlan device", "device", name, "index", link.Attrs().Index,
+		"vni", want.VxlanId, "local", want.SrcAddr.String(), "port", want.Port, "underlay", underName)
+	return link, nil
+}
+
+// configure fixes the device's attributes in place (a reused device may
+// differ; MTU, MAC and up state are not reasons to recreate it) and brings
+// it up.
+func configure(h netlinksafe.Handle, link netlink.Link, mtu int, mac net.HardwareAddr) error {
+	if err := setMTU(h, link, mtu); err != nil {
+		return err
+	}
+	if err := setMAC(h, link, mac); err != nil {
+		return err
+	}
+	if err := enableIPv6(link.Attrs().Name); err != nil {
+		return err
+	}
+	return setUp(h, link)
+}
+
+// setMTU, setMAC and setUp each write only if the value differs.
+func setMTU(h netlinksafe.Handle, link netlink.Link, mtu int) error {
+	if link.Attrs().MTU == mtu {
+		return nil
+	}
+	if err := h.LinkSetMTU(link, mtu); err != nil {
+		return fmt.Errorf("set MTU %d on %s: %w", mtu, link.Attrs().Name, err)
+	}
+	return nil
+}
+
+func setMAC(h netlinksafe.Handle, link netlink.Link, mac net.HardwareAddr) error {
+	if link.Attrs().HardwareAddr.String() == mac.String() {
+		return nil
+	}
+	if err := h.LinkSetHardwareAddr(link, mac); err != nil {
+		return fmt.Errorf("set MAC %s on %s: %w", mac, link.Attrs().Name, err)
+	}
+	return nil
+}
+
+func setUp(h netlinksafe.Handle, link netlink.Link) error {
+	if link.Attrs().Flags&net.FlagUp != 0 {
+		return nil
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", link.Attrs().Name, err)
+	}
+	return nil
+}
+
+// enableIPv6 makes the device carry IPv6: pods are IPv6 first, even where
+// the host default disables it. accept_ra off: nobody routes for us on the
+// overlay.
+func enableIPv6(name string) error {
 	for key, val := range map[string]string{
 		"net/ipv6/conf/" + name + "/disable_ipv6": "0",
 		"net/ipv6/conf/" + name + "/accept_ra":    "0",
 	} {
 		if err := setSysctl(key, val); err != nil {
-			return nil, fmt.Errorf("enable IPv6 on %s: %w", name, err)
+			return fmt.Errorf("enable IPv6 on %s: %w", name, err)
 		}
 	}
-	if attrs.Flags&net.FlagUp == 0 {
-		if err := h.LinkSetUp(link); err != nil {
-			return nil, fmt.Errorf("set %s up: %w", name, err)
-		}
-	}
-	// On every call (start, periodic resync, VTEP move), also when
-	// forwarding is on already: an underlay that was recreated comes back
-	// with accept_ra 1 and would ignore every RA from then on.
+	return nil
+}
+
+// enableForwarding runs on every call (start, periodic resync, VTEP move),
+// also when forwarding is on already: an underlay that was recreated comes
+// back with accept_ra 1 and would ignore every RA from then on.
+func enableForwarding(name string, cfg DeviceConfig) error {
 	changed, err := forwarding.Enable(cfg.IPv4, forwarding.Underlay{Index: cfg.UnderlayIndex, Addr: cfg.Local})
 	if len(changed) > 0 {
 		slog.Info("accept_ra raised to 2 so router advertisements keep working with forwarding on", "links", changed)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("enable forwarding for %s: %w", name, err)
+		return fmt.Errorf("enable forwarding for %s: %w", name, err)
 	}
-
-	return &Device{
-		Name:  name,
-		Index: attrs.Index,
-		MTU:   mtu,
-		MAC:   append(net.HardwareAddr(nil), mac...),
-		Local: append(net.IP(nil), cfg.Local.To16()...),
-	}, nil
+	return nil
 }
 
 func setSysctl(key, val string) error {
