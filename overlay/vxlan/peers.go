@@ -404,89 +404,145 @@ func (d *Device) Reconcile(peers []Peer) error {
 		return err
 	}
 
-	nh := len(want)
-	if len(want) > 0 && want[0].IPv4Subnet != nil {
-		nh *= 2
-	}
-	wantFDB := make(map[string]Peer, len(want)) // fdbKey → peer
-	wantNeigh := make(map[string]Peer, nh)      // gateway → peer
-	wantRoute := make(map[string]hop, nh)       // dst → hop
-	for _, p := range want {
-		wantFDB[fdbKey(p.MAC, p.VTEP)] = p
-		for _, h := range p.hops() {
-			wantNeigh[ipKey(h.gw)] = p
-			wantRoute[h.dst.String()] = h
-		}
-	}
-
-	var errs errList
-	var stats struct{ added, removed, kept int }
-
-	// Removals first: a peer whose MAC moved must lose its old fdb entry
-	// before the kernel would see two MACs for one VTEP anyway.
-	okFDB := make(map[string]bool, len(have.fdb))
-	for _, n := range have.fdb {
-		k := fdbKey(n.mac, n.vtep)
-		if _, ok := wantFDB[k]; ok && !okFDB[k] {
-			okFDB[k] = true
-			stats.kept++
-			continue
-		}
-		errs.add(d.delFDB(st, n.mac, n.vtep))
-		stats.removed++
-	}
-	okNeigh := make(map[string]bool, len(have.neigh))
-	for _, n := range have.neigh {
-		k := ipKey(n.ip)
-		if p, ok := wantNeigh[k]; ok {
-			if slices.Equal(p.MAC, n.mac) {
-				okNeigh[k] = true
-				stats.kept++
-			}
-			continue // a changed MAC is overwritten below
-		}
-		errs.add(d.delNeigh(st, n.ip))
-		stats.removed++
-	}
-	okRoute := make(map[string]bool, len(have.routes))
-	for _, r := range have.routes {
-		k := r.dst.String()
-		if h, ok := wantRoute[k]; ok && !okRoute[k] && r.priority == h.metric {
-			if r.ok && r.gw.Equal(h.gw) {
-				okRoute[k] = true
-				stats.kept++
-			}
-			continue // a changed gateway is replaced (atomically) below
-		}
-		errs.add(d.delRoute(st, &netlink.Route{LinkIndex: d.Index, Dst: r.dst, Gw: r.gw,
-			Protocol: RouteProtocol, Table: r.table, Priority: r.priority}))
-		stats.removed++
-	}
-
-	for _, p := range want {
-		if !okFDB[fdbKey(p.MAC, p.VTEP)] {
-			errs.add(d.setFDB(st, p.MAC, p.VTEP))
-			stats.added++
-		}
-		for _, h := range p.hops() {
-			if !okNeigh[ipKey(h.gw)] {
-				errs.add(d.setNeigh(st, h.gw, p.MAC))
-				stats.added++
-			}
-			if !okRoute[h.dst.String()] {
-				errs.add(d.setRoute(st, h))
-				stats.added++
-			}
-		}
-	}
+	t := d.sync(st, want, have)
 
 	st.peers = newPeerSet()
 	for _, p := range want {
 		st.peers.add(p)
 	}
 	slog.Debug("reconciled vxlan peers", "device", d.Name, "peers", len(want),
-		"added", stats.added, "removed", stats.removed, "kept", stats.kept, "errors", errs.n)
-	return errs.err(d.Name)
+		"added", t.added, "removed", t.removed, "kept", t.kept, "errors", t.errs.n)
+	return t.errs.err(d.Name)
+}
+
+// tally is what a Reconcile run did.
+type tally struct {
+	added, removed, kept int
+	errs                 errList
+}
+
+// sync writes the differences between have and want. The lookup maps are
+// garbage as soon as their step is done (the wanted ones after the removals,
+// the kept ones before Reconcile builds the new peerSet): with thousands of
+// peers the add phase makes thousands of netlink calls, and the process's
+// peak memory is what the daemon's RSS figure shows.
+func (d *Device) sync(st *state, want []Peer, have *kernelState) tally {
+	w := wantedEntries(want)
+	r := &reconcile{d: d, st: st}
+	// Removals first: a peer whose MAC moved must lose its old fdb entry
+	// before the kernel would see two MACs for one VTEP anyway.
+	r.pruneFDB(have.fdb, w.fdb)
+	r.pruneNeigh(have.neigh, w.neigh)
+	r.pruneRoutes(have.routes, w.route)
+	r.addMissing(want)
+	return r.tally
+}
+
+// wanted is every entry a peer set needs, keyed as the kernel's entries are
+// compared.
+type wanted struct {
+	fdb   map[string]Peer // fdbKey → peer
+	neigh map[string]Peer // gateway → peer
+	route map[string]hop  // dst → hop
+}
+
+func wantedEntries(want []Peer) wanted {
+	nh := len(want)
+	if len(want) > 0 && want[0].IPv4Subnet != nil {
+		nh *= 2
+	}
+	w := wanted{
+		fdb:   make(map[string]Peer, len(want)),
+		neigh: make(map[string]Peer, nh),
+		route: make(map[string]hop, nh),
+	}
+	for _, p := range want {
+		w.fdb[fdbKey(p.MAC, p.VTEP)] = p
+		for _, h := range p.hops() {
+			w.neigh[ipKey(h.gw)] = p
+			w.route[h.dst.String()] = h
+		}
+	}
+	return w
+}
+
+// reconcile is one sync: the kernel entries found correct (kept, not
+// rewritten) and the tally.
+type reconcile struct {
+	d                       *Device
+	st                      *state
+	okFDB, okNeigh, okRoute map[string]bool
+	tally
+}
+
+// pruneFDB removes fdb entries no peer backs and marks the right ones kept.
+func (r *reconcile) pruneFDB(have []fdbRec, want map[string]Peer) {
+	r.okFDB = make(map[string]bool, len(have))
+	for _, n := range have {
+		k := fdbKey(n.mac, n.vtep)
+		if _, ok := want[k]; ok && !r.okFDB[k] {
+			r.okFDB[k] = true
+			r.kept++
+			continue
+		}
+		r.errs.add(r.d.delFDB(r.st, n.mac, n.vtep))
+		r.removed++
+	}
+}
+
+// pruneNeigh removes neighbours no peer backs and marks the right ones kept.
+func (r *reconcile) pruneNeigh(have []neighRec, want map[string]Peer) {
+	r.okNeigh = make(map[string]bool, len(have))
+	for _, n := range have {
+		k := ipKey(n.ip)
+		if p, ok := want[k]; ok {
+			if slices.Equal(p.MAC, n.mac) {
+				r.okNeigh[k] = true
+				r.kept++
+			}
+			continue // a changed MAC is overwritten by addMissing
+		}
+		r.errs.add(r.d.delNeigh(r.st, n.ip))
+		r.removed++
+	}
+}
+
+// pruneRoutes removes our routes no peer backs and marks the right ones kept.
+func (r *reconcile) pruneRoutes(have []routeRec, want map[string]hop) {
+	r.okRoute = make(map[string]bool, len(have))
+	for _, rt := range have {
+		k := rt.dst.String()
+		if h, ok := want[k]; ok && !r.okRoute[k] && rt.priority == h.metric {
+			if rt.ok && rt.gw.Equal(h.gw) {
+				r.okRoute[k] = true
+				r.kept++
+			}
+			continue // a changed gateway is replaced (atomically) by addMissing
+		}
+		r.errs.add(r.d.delRoute(r.st, &netlink.Route{LinkIndex: r.d.Index, Dst: rt.dst, Gw: rt.gw,
+			Protocol: RouteProtocol, Table: rt.table, Priority: rt.priority}))
+		r.removed++
+	}
+}
+
+// addMissing writes every wanted entry the prune steps did not find correct.
+func (r *reconcile) addMissing(want []Peer) {
+	for _, p := range want {
+		if !r.okFDB[fdbKey(p.MAC, p.VTEP)] {
+			r.errs.add(r.d.setFDB(r.st, p.MAC, p.VTEP))
+			r.added++
+		}
+		for _, h := range p.hops() {
+			if !r.okNeigh[ipKey(h.gw)] {
+				r.errs.add(r.d.setNeigh(r.st, h.gw, p.MAC))
+				r.added++
+			}
+			if !r.okRoute[h.dst.String()] {
+				r.errs.add(r.d.setRoute(r.st, h))
+				r.added++
+			}
+		}
+	}
 }
 
 // checkPeers validates and normalises a full peer set.
