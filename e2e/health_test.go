@@ -31,7 +31,9 @@ func waitProbe(t *testing.T, h *testbed.Host, path string, code int, want string
 	t.Helper()
 	var got int
 	var body string
-	if err := testbed.Eventually(timeout, 250*time.Millisecond, func() error {
+	// 50 ms: the device's 503 lasts only until the next resync (5 s), and
+	// a probe must not step over it.
+	if err := testbed.Eventually(timeout, 50*time.Millisecond, func() error {
 		if got, body = probe(h, path); got != code || !strings.Contains(body, want) {
 			return fmt.Errorf("not yet")
 		}
@@ -52,7 +54,7 @@ func TestReadinessTransitions(t *testing.T) {
 	b := newBed(t, 1, false)
 	h := b.Hosts[0]
 	const ttl = 6 * time.Second
-	h.StartDaemon("--healthz-addr", healthAddr, "--metrics-addr", healthAddr, "--lease-ttl", ttl.String(), "--resync-interval", "2s")
+	h.StartDaemon("--healthz-addr", healthAddr, "--metrics-addr", healthAddr, "--lease-ttl", ttl.String(), "--resync-interval", "5s")
 	h.Daemon().WaitReady(readyTimeout)
 	waitProbe(t, h, "/readyz", 200, "ok", readyTimeout)
 	waitProbe(t, h, "/healthz", 200, "ok", readyTimeout)
@@ -64,10 +66,19 @@ func TestReadinessTransitions(t *testing.T) {
 		waitProbe(t, h, "/readyz", 200, "ok", 60*time.Second)
 	})
 	t.Run("subnet-file", func(t *testing.T) {
+		// A directory where the file was: the 2 s resync cannot put the
+		// file back (rename onto a directory fails), so the 503 cannot
+		// slip between two probes; removing it lets the resync heal.
 		if err := os.Remove(h.SubnetFile); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Mkdir(h.SubnetFile, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		waitProbe(t, h, "/healthz", 503, "subnet-file", 10*time.Second)
+		if err := os.Remove(h.SubnetFile); err != nil {
+			t.Fatal(err)
+		}
 		waitProbe(t, h, "/healthz", 200, "ok", 60*time.Second)
 	})
 	t.Run("config", func(t *testing.T) {
