@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -26,7 +27,12 @@ var AllHooks = Hooks{Local: true, Remote: true}
 // bridge path.
 var ErrUnsupported = errors.New("fast path unsupported on this kernel")
 
-func (m *Maps) linkPin(ifname string) string { return filepath.Join(m.Dir, "links", ifname) }
+// linkPin is where the link of ifname is pinned. bpffs refuses names with a
+// dot; interface names cannot hold '%' (the kernel reads it as a template),
+// so it stands in for the dot.
+func (m *Maps) linkPin(ifname string) string {
+	return filepath.Join(m.Dir, "links", strings.ReplaceAll(ifname, ".", "%"))
+}
 
 // AttachFromPod attaches the pod-side program to TCX ingress of the host end
 // of a pod's veth (ifname/ifindex), pinned so it outlives this process.
@@ -101,7 +107,7 @@ func (m *Maps) Detach(ifname string) error {
 func (m *Maps) Attached() (map[string]int, error) {
 	ents, err := os.ReadDir(filepath.Join(m.Dir, "links"))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return map[string]int{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list pinned links in %s: %w", m.Dir, err)
@@ -117,7 +123,7 @@ func (m *Maps) Attached() (map[string]int, error) {
 			idx = int(info.TCX().Ifindex)
 		}
 		l.Close()
-		out[e.Name()] = idx
+		out[strings.ReplaceAll(e.Name(), "%", ".")] = idx
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -170,5 +171,23 @@ func TestRedirects(t *testing.T) {
 	}
 	if err := ping(l.remote, "fd00:1::2"); err == nil {
 		t.Error("replies still redirected after Detach")
+	}
+}
+
+// TCP (GSO-sized, checksum-offloaded packets) survives the local redirect.
+func TestLocalTCP(t *testing.T) {
+	l := newLab(t)
+	l.pod(t, "fd00:1::2", "hp1", "02:00:00:00:01:02")
+	l.pod(t, "fd00:1::3", "hp2", "02:00:00:00:01:03")
+	l.attach(t, Hooks{Local: true})
+	srv := exec.Command("nsenter", "--net="+l.p2.Path(), "--", "iperf3", "-s", "-1")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	time.Sleep(500 * time.Millisecond)
+	out, err := exec.Command("nsenter", "--net="+l.p1.Path(), "--", "iperf3", "-c", "fd00:1::3", "-t", "2").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "receiver") {
+		t.Fatalf("TCP between pods over the local redirect: %v\n%s", err, out)
 	}
 }

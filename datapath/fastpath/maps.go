@@ -44,7 +44,7 @@ type Pod struct {
 	Flags   uint32
 	MAC     [6]byte
 	GwMAC   [6]byte
-	_       [4]byte
+	Created uint32 // unix seconds of the plugin's ADD (for Node.Grace)
 }
 
 // Peer is a remote pod subnet: the VXLAN device's ifindex, the remote VTEP
@@ -119,6 +119,32 @@ func OpenMaps() (*Maps, error) {
 	if err != nil {
 		pods.Close()
 		return nil, fmt.Errorf("open peers map in %s: %w", dir, err)
+	}
+	return &Maps{Dir: dir, Pods: pods, Peers: peers}, nil
+}
+
+// OpenPinnedMaps opens this host's maps if they exist (the daemon runs the
+// fast path), else returns nil, nil: the plugin never creates them.
+func OpenPinnedMaps() (*Maps, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(BPFFS, &fs); err != nil || fs.Type != unix.BPF_FS_MAGIC {
+		return nil, nil
+	}
+	dir, err := PinDir()
+	if err != nil {
+		return nil, err
+	}
+	pods, err := ebpf.LoadPinnedMap(filepath.Join(dir, "vx6_pods"), nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open pinned pods map in %s: %w", dir, err)
+	}
+	peers, err := ebpf.LoadPinnedMap(filepath.Join(dir, "vx6_peers"), nil)
+	if err != nil {
+		pods.Close()
+		return nil, fmt.Errorf("open pinned peers map in %s: %w", dir, err)
 	}
 	return &Maps{Dir: dir, Pods: pods, Peers: peers}, nil
 }

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -47,25 +48,29 @@ func StartIperfServer(t testing.TB, ns string) {
 func Iperf(ns string, dst net.IP, streams int, d time.Duration) (float64, error) {
 	args := []string{"iperf3", "-c", dst.String(), "-A", strconv.Itoa(ClientCPU), "-J",
 		"-P", strconv.Itoa(streams), "-t", strconv.Itoa(int(d.Seconds())), "-O", "1"}
-	var out string
-	err := Eventually(20*time.Second, 200*time.Millisecond, func() (err error) {
-		out, err = ExecTimeout(d+60*time.Second, ns, args...)
-		return err
+	var gbps float64
+	err := Eventually(20*time.Second, 200*time.Millisecond, func() error {
+		out, err := ExecTimeout(d+60*time.Second, ns, args...)
+		var res struct {
+			Error string `json:"error"`
+			End   struct {
+				SumReceived struct {
+					BitsPerSecond float64 `json:"bits_per_second"`
+				} `json:"sum_received"`
+			} `json:"end"`
+		}
+		// iperf3 -J may exit 0 with {"error": "unable to connect ..."}
+		// while the server is still starting.
+		if jerr := json.Unmarshal([]byte(out), &res); jerr != nil {
+			return fmt.Errorf("iperf3 to %s from %s: %v, output: %.300s", dst, ns, errors.Join(err, jerr), out)
+		}
+		if res.Error != "" || res.End.SumReceived.BitsPerSecond == 0 {
+			return fmt.Errorf("iperf3 to %s from %s: %v %q, nothing received", dst, ns, err, res.Error)
+		}
+		gbps = res.End.SumReceived.BitsPerSecond / 1e9
+		return nil
 	})
-	if err != nil {
-		return 0, err
-	}
-	var res struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		return 0, fmt.Errorf("parse iperf3 -J output: %w: %.200s", err, out)
-	}
-	return res.End.SumReceived.BitsPerSecond / 1e9, nil
+	return gbps, err
 }
 
 var pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)

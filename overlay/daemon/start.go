@@ -62,6 +62,7 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := d.createDevice(choice); err != nil {
 		return err
 	}
+	defer d.startFastPath(ctx)()
 	d.ka = newKeepAlive(d.reg, d.cfg, d.o.LeaseTTL, d.log)
 	d.ka.start(ctx, l, attrs)
 	defer d.ka.stop()

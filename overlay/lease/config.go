@@ -23,6 +23,11 @@ const (
 	DefaultIPv6SubnetLen = 64
 	MaxVNI               = 1<<24 - 1
 	MinMTU               = 1280 // IPv6 minimum link MTU
+
+	FastPathAuto = "auto"
+	FastPathOff  = "off"
+	// DefaultFastPath is what an unset Backend.FastPath means.
+	DefaultFastPath = FastPathOff
 )
 
 // ErrNoConfig is returned by GetConfig when <prefix>/config does not exist.
@@ -61,6 +66,8 @@ type rawBackend struct {
 	VNI  int    `json:"VNI,omitempty"`
 	Port int    `json:"Port,omitempty"`
 	MTU  int    `json:"MTU,omitempty"`
+	// FastPath: "auto" or "off" (DefaultFastPath when empty).
+	FastPath string `json:"FastPath,omitempty"`
 }
 
 // ParseConfig parses and validates config JSON (bad CIDR, subnet length not
@@ -157,6 +164,14 @@ func parseBackend(b rawBackend) (Backend, error) {
 	}
 	if out.MTU != 0 && (out.MTU < MinMTU || out.MTU > 65535) {
 		return Backend{}, fmt.Errorf("Backend.MTU %d is out of range %d..65535 (IPv6 needs at least %d)", out.MTU, MinMTU, MinMTU)
+	}
+	out.FastPath = strings.ToLower(out.FastPath)
+	switch out.FastPath {
+	case "":
+		out.FastPath = DefaultFastPath
+	case FastPathAuto, FastPathOff:
+	default:
+		return Backend{}, fmt.Errorf("Backend.FastPath %q is not one of %q, %q", b.FastPath, FastPathAuto, FastPathOff)
 	}
 	return out, nil
 }
@@ -281,6 +296,7 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 	raw.Backend.VNI = c.Backend.VNI
 	raw.Backend.Port = c.Backend.Port
 	raw.Backend.MTU = c.Backend.MTU
+	raw.Backend.FastPath = c.Backend.FastPath
 	return json.Marshal(raw)
 }
 

@@ -16,7 +16,7 @@ func TestParseConfig(t *testing.T) {
 		if !cfg.EnableIPv6 || cfg.EnableIPv4 || cfg.DualStack() {
 			t.Fatalf("families: v6=%v v4=%v dual=%v; want IPv6 only", cfg.EnableIPv6, cfg.EnableIPv4, cfg.DualStack())
 		}
-		want := Backend{Type: "vxlan", VNI: 1, Port: 8472}
+		want := Backend{Type: "vxlan", VNI: 1, Port: 8472, FastPath: DefaultFastPath}
 		if cfg.IPv6Network.String() != "fd10:244::/48" || cfg.IPv6SubnetLen != 64 || cfg.Backend != want || cfg.Network != nil {
 			t.Fatalf("got %+v backend %+v", cfg, cfg.Backend)
 		}
@@ -36,7 +36,7 @@ func TestParseConfig(t *testing.T) {
 		if len(cfg.Network.IP) != 4 {
 			t.Fatalf("IPv4 network IP has %d bytes, want 4", len(cfg.Network.IP))
 		}
-		if (cfg.Backend != Backend{Type: "vxlan", VNI: 42, Port: 4789, MTU: 1400}) {
+		if (cfg.Backend != Backend{Type: "vxlan", VNI: 42, Port: 4789, MTU: 1400, FastPath: DefaultFastPath}) {
 			t.Fatalf("backend %+v", cfg.Backend)
 		}
 		// Round trip through the etcd form.
@@ -78,6 +78,7 @@ func TestParseConfig(t *testing.T) {
 		{"IPv4 without network", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","SubnetLen":24}`, "Network (the IPv4 pod network) is missing"},
 		{"IPv4 without subnet len", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"10.0.0.0/8"}`, "SubnetLen (the IPv4 subnet length) is missing"},
 		{"IPv6 as IPv4 network", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"fd11::/48","SubnetLen":64}`, "Network fd11::/48 is not an IPv4 network"},
+		{"bad FastPath", `{"IPv6Network":"fd10::/48","Backend":{"FastPath":"on"}}`, `Backend.FastPath "on" is not one of`},
 		{"bad IPv4 CIDR", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"10.0.0/8","SubnetLen":24}`, `Network "10.0.0/8" is not a CIDR`},
 		{"IPv4 subnet not longer", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"10.0.0.0/24","SubnetLen":24}`, "SubnetLen 24 is not longer than Network 10.0.0.0/24"},
 		{"IPv4 fewer than 4", `{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"10.0.0.0/23","SubnetLen":24}`, "only 2 subnets"},

@@ -57,6 +57,9 @@ type Backend struct {
 	VNI  int    // default 1
 	Port int    // default 8472
 	MTU  int    // 0 = underlay MTU - 70
+	// FastPath is "auto" (the eBPF fast path where the kernel runs it, see
+	// datapath/fastpath) or "off" (the bridge path everywhere).
+	FastPath string
 }
 
 // Config is the network config at <prefix>/config.

@@ -183,6 +183,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 			return fmt.Errorf("set up masquerade for %s/%s: %w", args.ContainerID, args.IfName, err)
 		}
 	}
+	fastPathAdd(args, hostName, br, result)
 	return types.PrintResult(result, conf.CNIVersion)
 }
 
@@ -271,6 +272,7 @@ func cmdDel(args *skel.CmdArgs) error {
 			slog.Warn("tear down masquerade", "container", args.ContainerID, "ifname", args.IfName, "err", err)
 		}
 	}
+	fastPathDel(args, store)
 	// The host veth goes first: deleting it takes the container end with it,
 	// and needs no netns (nerdctl's DEL has none).
 	if err := link.DelHostVeth(link.HostVethName(args.ContainerID, args.IfName)); err != nil {

@@ -1,0 +1,322 @@
+package fastpath
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// FlagPending marks a pod the plugin has just added: the plugins after
+// vxlan6 in the chain (bandwidth, portmap) may still be setting it up, so it
+// stays on the ordinary path until Node.Sync has looked at it.
+const FlagPending = 2
+
+// Node keeps one host's fast path in step with the kernel: the peers map
+// from the VXLAN device's routes and permanent neighbours, the program on the
+// device, and each pod's state (pending → fast, or slow) from its veth's
+// qdiscs and the host's NAT rules. It acts on the network namespace current
+// when NewNode ran.
+type Node struct {
+	*Maps
+	Device string        // VXLAN device name
+	Hooks  Hooks         // what the pod-side program takes
+	Tunnel bool          // attach the tunnel-side program to Device
+	Grace  time.Duration // a pending pod is judged no earlier than this after ADD
+	// NATTargets returns the text of the host's NAT rules (nft list
+	// ruleset); a pod whose address it names is a DNAT target (portmap)
+	// and stays slow. nil: NFTRuleset.
+	NATTargets func() (string, error)
+	Log        *slog.Logger
+
+	h      netlinksafe.Handle
+	rounds int
+}
+
+// RejudgeEvery is how many Syncs pass between re-judging pods already on a
+// path (pending ones are judged on every Sync).
+const RejudgeEvery = 10
+
+// NewNode opens the maps (creating them) and a netlink handle in the current
+// network namespace.
+func NewNode(device string) (*Node, error) {
+	m, err := OpenMaps()
+	if err != nil {
+		return nil, err
+	}
+	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("open netlink handle: %w", err)
+	}
+	return &Node{Maps: m, Device: device, Hooks: AllHooks, Tunnel: true, Grace: 2 * time.Second,
+		Log: slog.Default(), h: h}, nil
+}
+
+// Close releases handles; pins and attachments stay.
+func (n *Node) Close() {
+	n.h.Close()
+	n.Maps.Close()
+}
+
+// Sync brings maps and attachments in line with the kernel once.
+func (n *Node) Sync() error {
+	var errs []error
+	dev, err := n.h.LinkByName(n.Device)
+	var notFound netlink.LinkNotFoundError
+	switch {
+	case errors.As(err, &notFound):
+		dev = nil
+	case err != nil:
+		return fmt.Errorf("look up %s: %w", n.Device, err)
+	}
+	att, err := n.Attached()
+	if err != nil {
+		return err
+	}
+	if dev != nil {
+		errs = append(errs, n.syncPeers(dev))
+		if n.Tunnel && att[n.Device] != dev.Attrs().Index {
+			if err := n.AttachFromTunnel(n.Device, dev.Attrs().Index); err != nil {
+				errs = append(errs, err)
+			} else {
+				att[n.Device] = dev.Attrs().Index
+				n.Log.Info("fast path attached", "device", n.Device, "index", dev.Attrs().Index)
+			}
+		}
+	}
+	if _, ok := att[n.Device]; ok && (!n.Tunnel || dev == nil) {
+		errs = append(errs, n.Detach(n.Device))
+		delete(att, n.Device)
+	}
+	errs = append(errs, n.syncPods(att))
+	return errors.Join(errs...)
+}
+
+// syncPeers: every onlink route via the device whose gateway has a
+// permanent neighbour is a remote pod subnet.
+func (n *Node) syncPeers(dev netlink.Link) error {
+	routes, err := n.h.RouteList(dev, unix.AF_INET6)
+	if err != nil {
+		return fmt.Errorf("list IPv6 routes of %s: %w", n.Device, err)
+	}
+	neighs, err := n.h.NeighList(dev.Attrs().Index, unix.AF_INET6)
+	if err != nil {
+		return fmt.Errorf("list IPv6 neighbours of %s: %w", n.Device, err)
+	}
+	macOf := map[string]net.HardwareAddr{}
+	for _, nb := range neighs {
+		if nb.State&netlink.NUD_PERMANENT != 0 && len(nb.HardwareAddr) == 6 {
+			macOf[nb.IP.String()] = nb.HardwareAddr
+		}
+	}
+	var src [6]byte
+	copy(src[:], dev.Attrs().HardwareAddr)
+	want := map[string]Peer{}
+	nets := map[string]*net.IPNet{}
+	for _, r := range routes {
+		mac := macOf[r.Gw.String()]
+		if r.Dst == nil || r.Gw == nil || mac == nil {
+			continue
+		}
+		p := Peer{Ifindex: uint32(dev.Attrs().Index), SrcMAC: src}
+		copy(p.DstMAC[:], mac)
+		want[r.Dst.String()], nets[r.Dst.String()] = p, r.Dst
+	}
+	have, err := n.PeerEntries()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for k, p := range want {
+		if have[k] != p {
+			errs = append(errs, n.PutPeer(nets[k], p))
+		}
+	}
+	for k := range have {
+		if _, ok := want[k]; !ok {
+			_, sub, _ := net.ParseCIDR(k)
+			errs = append(errs, n.DeletePeer(sub))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NFTRuleset is the default Node.NATTargets: `nft list ruleset`, which
+// shows iptables-nft rules (portmap's default backend on Debian) as well as
+// native nftables ones.
+func NFTRuleset() (string, error) {
+	out, err := exec.Command("nft", "list", "ruleset").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("nft list ruleset: %w: %s", err, out)
+	}
+	return string(out), nil
+}
+
+// mentions reports whether text names addr as a whole address (not as the
+// prefix of a longer one: fd00::2 is not in fd00::20).
+func mentions(text, addr string) bool {
+	for i := 0; ; {
+		j := strings.Index(text[i:], addr)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(addr)
+		before := i + j
+		okBefore := before == 0 || !isAddrChar(text[before-1])
+		okAfter := end == len(text) || !isAddrChar(text[end])
+		if okBefore && okAfter {
+			return true
+		}
+		i = before + 1
+	}
+}
+
+func isAddrChar(c byte) bool {
+	return c == ':' || c == '.' || ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
+}
+
+// slowReasons says why each pod veth must keep the ordinary path: a qdisc
+// other than noqueue (the bandwidth plugin's tbf and ingress, an operator's
+// clsact filters) that redirected packets would skip.
+func (n *Node) shapedLinks() (map[int]string, error) {
+	qds, err := n.h.QdiscList(nil)
+	if err != nil {
+		return nil, fmt.Errorf("list qdiscs: %w", err)
+	}
+	out := map[int]string{}
+	for _, q := range qds {
+		if t := q.Type(); t != "noqueue" {
+			out[q.Attrs().LinkIndex] = "qdisc " + t
+		}
+	}
+	return out, nil
+}
+
+// syncPods judges pending pods, re-judges the others (a qdisc or a DNAT rule
+// may come later), attaches or detaches the pod-side program to match, and
+// drops entries and pins whose veth is gone.
+func (n *Node) syncPods(att map[string]int) error {
+	pods, err := n.PodEntries()
+	if err != nil {
+		return err
+	}
+	links, err := n.h.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	byIdx := map[int]netlink.Link{}
+	for _, l := range links {
+		byIdx[l.Attrs().Index] = l
+	}
+	shaped, err := n.shapedLinks()
+	if err != nil {
+		return err
+	}
+	var nat *string
+	natText := func() (string, error) {
+		if nat == nil {
+			f := n.NATTargets
+			if f == nil {
+				f = NFTRuleset
+			}
+			s, err := f()
+			if err != nil {
+				return "", err
+			}
+			nat = &s
+		}
+		return *nat, nil
+	}
+	var errs []error
+	now := time.Now()
+	n.rounds++
+	rejudge := n.rounds%RejudgeEvery == 1
+	keep := map[string]bool{n.Device: true}
+	for addr, p := range pods {
+		l := byIdx[int(p.Ifindex)]
+		if l == nil || l.Type() != "veth" {
+			errs = append(errs, n.DeletePod(net.ParseIP(addr)))
+			continue
+		}
+		name := l.Attrs().Name
+		keep[name] = true
+		pending := p.Flags&FlagPending != 0
+		if pending && now.Sub(time.Unix(int64(p.Created), 0)) < n.Grace {
+			continue
+		}
+		if !pending && !rejudge {
+			if p.Flags == 0 && (n.Hooks.Local || n.Hooks.Remote) && att[name] != int(p.Ifindex) {
+				errs = append(errs, n.judge(addr, p, name, "", att))
+			}
+			continue
+		}
+		why := shaped[int(p.Ifindex)]
+		if why == "" {
+			text, err := natText()
+			if err != nil {
+				errs = append(errs, err)
+				continue // cannot tell: leave it as it is
+			}
+			if mentions(text, addr) {
+				why = "named in a NAT rule (portmap hostPort?)"
+			}
+		}
+		errs = append(errs, n.judge(addr, p, name, why, att))
+	}
+	for name, idx := range att {
+		if !keep[name] || idx == 0 {
+			errs = append(errs, n.Detach(name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// judge puts one pod on the fast path (why == "") or keeps it slow.
+func (n *Node) judge(addr string, p Pod, name, why string, att map[string]int) error {
+	ip := net.ParseIP(addr)
+	if why != "" {
+		if p.Flags == FlagSlow {
+			return nil
+		}
+		p.Flags = FlagSlow
+		err := errors.Join(n.PutPod(ip, p), n.Detach(name))
+		n.Log.Info("pod stays on the bridge path", "pod", addr, "veth", name, "reason", why)
+		return err
+	}
+	if (n.Hooks.Local || n.Hooks.Remote) && att[name] != int(p.Ifindex) {
+		if err := n.AttachFromPod(name, int(p.Ifindex), n.Hooks); err != nil {
+			return err
+		}
+		att[name] = int(p.Ifindex)
+	}
+	if p.Flags != 0 {
+		p.Flags = 0
+		if err := n.PutPod(ip, p); err != nil {
+			return err
+		}
+		n.Log.Info("pod on the fast path", "pod", addr, "veth", name)
+	}
+	return nil
+}
+
+// DetachAll removes every program of this host (the maps stay), e.g. to
+// switch to the bridge path or to re-attach with other Hooks on the next Sync.
+func (n *Node) DetachAll() error {
+	att, err := n.Attached()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for name := range att {
+		errs = append(errs, n.Detach(name))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,65 @@
+package testbed
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
+)
+
+// Helpers for tests of the eBPF fast path (datapath/fastpath).
+
+// ConfigJSONFastPath is ConfigJSON with Backend.FastPath set to mode
+// ("auto" or "off").
+func ConfigJSONFastPath(dual bool, mode string) string {
+	var m map[string]any
+	_ = json.Unmarshal([]byte(ConfigJSON(dual)), &m)
+	m["Backend"].(map[string]any)["FastPath"] = mode
+	data, _ := json.Marshal(m)
+	return string(data)
+}
+
+// FastPathPodMsg is what vxlan6d logs when it puts a pod on the fast path.
+const FastPathPodMsg = `msg="pod on the fast path"`
+
+// WaitFastPath waits until the host's daemon has put container c on the
+// fast path.
+func (h *Host) WaitFastPath(c *Container, timeout time.Duration) {
+	h.Bed.T.Helper()
+	err := Eventually(timeout, 100*time.Millisecond, func() error {
+		for _, line := range strings.Split(h.Daemon().Log(), "\n") {
+			if strings.Contains(line, FastPathPodMsg) && strings.Contains(line, "pod="+c.IPv6.String()+" ") {
+				return nil
+			}
+		}
+		return fmt.Errorf("vxlan6d on %s has not put %s (%s) on the fast path", h.Name, c.Name, c.IPv6)
+	})
+	if err != nil {
+		h.Bed.T.Fatal(err)
+	}
+}
+
+// HostVethTxPackets is the transmit counter of the host end of c's eth0:
+// the bridge path delivers every packet for c through it, the fast path
+// (bpf_redirect_peer) hands packets to c's end directly.
+func (c *Container) HostVethTxPackets() (uint64, error) {
+	name := link.HostVethName(c.Name, "eth0")
+	out, err := c.Host.Exec("ip", "-j", "-s", "link", "show", "dev", name)
+	if err != nil {
+		return 0, err
+	}
+	var links []struct {
+		Stats struct {
+			TX struct {
+				Packets json.Number `json:"packets"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		return 0, fmt.Errorf("parse ip -j -s link show %s: %v: %s", name, err, out)
+	}
+	return strconv.ParseUint(links[0].Stats.TX.Packets.String(), 10, 64)
+}
