@@ -74,6 +74,7 @@ type lab struct {
 	columns            []column
 	fastPathAvailable  bool
 	fastPathSkipReason string
+	nodes              []hostNode
 }
 
 func newLab(b *testing.B) *lab {
@@ -82,6 +83,7 @@ func newLab(b *testing.B) *lab {
 	bed.StartDaemons(60*time.Second, nil)
 	l := &lab{bed: bed, h1: bed.Hosts[0], h2: bed.Hosts[1],
 		secs: envInt("VXLAN6_BENCH_SECS", 3), pings: envInt("VXLAN6_BENCH_PINGS", 300), reps: envInt("VXLAN6_BENCH_REPS", 5)}
+	l.openNodes(b)
 	l.c1, l.c1b, l.c2 = l.h1.AddContainer(), l.h1.AddContainer(), l.h2.AddContainer()
 	sf := l.h1.WaitSubnetFile(30 * time.Second)
 	l.vethPair(b, sf.MTU)
