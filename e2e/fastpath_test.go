@@ -20,6 +20,16 @@ type fastPathBed struct {
 
 func newFastPathBed(t *testing.T, mode string, opts testbed.Options) *fastPathBed {
 	t.Helper()
+	f := newFastPathHosts(t, mode, opts)
+	f.c1, f.c1b, f.c2 = f.h1.AddContainer(), f.h1.AddContainer(), f.h2.AddContainer()
+	f.waitFast(t, f.c1, f.c1b, f.c2)
+	return f
+}
+
+// newFastPathHosts is two hosts with Backend.FastPath = mode and their
+// daemons ready, no containers yet.
+func newFastPathHosts(t *testing.T, mode string, opts testbed.Options) *fastPathBed {
+	t.Helper()
 	opts.Hosts = 2
 	b := testbed.New(t, opts)
 	b.PutConfig(testbed.ConfigJSONFastPath(false, mode))
@@ -31,13 +41,17 @@ func newFastPathBed(t *testing.T, mode string, opts testbed.Options) *fastPathBe
 			t.Fatal(err)
 		}
 	}
-	f.c1, f.c1b, f.c2 = f.h1.AddContainer(), f.h1.AddContainer(), f.h2.AddContainer()
+	return f
+}
+
+// waitFast waits until the containers are on the fast path (if it is on).
+func (f *fastPathBed) waitFast(t *testing.T, cs ...*testbed.Container) {
+	t.Helper()
 	if f.fast {
-		for _, c := range []*testbed.Container{f.c1, f.c1b, f.c2} {
+		for _, c := range cs {
 			c.Host.WaitFastPath(c, 30*time.Second)
 		}
 	}
-	return f
 }
 
 // pingCounted pings dst from c (count echoes, none may be lost) and returns

@@ -191,3 +191,13 @@ func TestLocalTCP(t *testing.T) {
 		t.Fatalf("TCP between pods over the local redirect: %v\n%s", err, out)
 	}
 }
+
+func TestDNATTarget(t *testing.T) {
+	rules := "chain CNI-DN-x {\n\ttcp dport 18080 counter packets 0 bytes 0 dnat to [fd10::2]:8080\n}\n" +
+		"chain POSTROUTING {\n\tip6 saddr fd10::3 counter packets 0 bytes 0 masquerade\n}\n"
+	for addr, want := range map[string]bool{"fd10::2": true, "fd10::3": false, "fd10::20": false, "d10::2": false} {
+		if got := dnatTarget(rules, addr); got != want {
+			t.Errorf("dnatTarget(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}

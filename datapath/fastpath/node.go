@@ -160,6 +160,19 @@ func NFTRuleset() (string, error) {
 	return string(out), nil
 }
 
+// dnatTarget reports whether a DNAT rule of the ruleset text names addr:
+// replies of a DNATed flow must be reverse-translated by the stack.
+// Masquerade rules that name a pod as source do not count: the fast path
+// never takes traffic that leaves the cluster network.
+func dnatTarget(text, addr string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(strings.ToLower(line), "dnat") && mentions(line, addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // mentions reports whether text names addr as a whole address (not as the
 // prefix of a longer one: fd00::2 is not in fd00::20).
 func mentions(text, addr string) bool {
@@ -265,8 +278,8 @@ func (n *Node) syncPods(att map[string]int) error {
 				errs = append(errs, err)
 				continue // cannot tell: leave it as it is
 			}
-			if mentions(text, addr) {
-				why = "named in a NAT rule (portmap hostPort?)"
+			if dnatTarget(text, addr) {
+				why = "target of a DNAT rule (portmap hostPort?)"
 			}
 		}
 		errs = append(errs, n.judge(addr, p, name, why, att))

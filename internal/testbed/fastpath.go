@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/vxlan6/vxlan6/datapath/fastpath"
 	"github.com/vxlan6/vxlan6/plugins/vxlan6/link"
 )
 
@@ -22,6 +25,49 @@ func ConfigJSONFastPath(dual bool, mode string) string {
 	return string(data)
 }
 
+// FastPathSlowMsg is what vxlan6d logs when a pod stays on the bridge path.
+const FastPathSlowMsg = `msg="pod stays on the bridge path"`
+
+// WaitLogPod waits until the host's current daemon has logged msg for c.
+func (h *Host) WaitLogPod(msg string, c *Container, timeout time.Duration) string {
+	h.Bed.T.Helper()
+	var found string
+	err := Eventually(timeout, 100*time.Millisecond, func() error {
+		for _, line := range strings.Split(h.Daemon().Log(), "\n") {
+			if strings.Contains(line, msg) && strings.Contains(line, "pod="+c.IPv6.String()+" ") {
+				found = line
+				return nil
+			}
+		}
+		return fmt.Errorf("vxlan6d on %s has not logged %s for %s (%s)", h.Name, msg, c.Name, c.IPv6)
+	})
+	if err != nil {
+		h.Bed.T.Fatal(err)
+	}
+	return found
+}
+
+// FastPathPods lists the host's fast-path pod map (nil when the daemon
+// does not run the fast path).
+func (h *Host) FastPathPods() (map[string]fastpath.Pod, error) {
+	n, err := ns.GetNS(h.NetnsPath())
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	var pods map[string]fastpath.Pod
+	err = n.Do(func(ns.NetNS) error {
+		m, err := fastpath.OpenPinnedMaps()
+		if err != nil || m == nil {
+			return err
+		}
+		defer m.Close()
+		pods, err = m.PodEntries()
+		return err
+	})
+	return pods, err
+}
+
 // FastPathPodMsg is what vxlan6d logs when it puts a pod on the fast path.
 const FastPathPodMsg = `msg="pod on the fast path"`
 
@@ -29,17 +75,7 @@ const FastPathPodMsg = `msg="pod on the fast path"`
 // fast path.
 func (h *Host) WaitFastPath(c *Container, timeout time.Duration) {
 	h.Bed.T.Helper()
-	err := Eventually(timeout, 100*time.Millisecond, func() error {
-		for _, line := range strings.Split(h.Daemon().Log(), "\n") {
-			if strings.Contains(line, FastPathPodMsg) && strings.Contains(line, "pod="+c.IPv6.String()+" ") {
-				return nil
-			}
-		}
-		return fmt.Errorf("vxlan6d on %s has not put %s (%s) on the fast path", h.Name, c.Name, c.IPv6)
-	})
-	if err != nil {
-		h.Bed.T.Fatal(err)
-	}
+	h.WaitLogPod(FastPathPodMsg, c, timeout)
 }
 
 // HostVethTxPackets is the transmit counter of the host end of c's eth0:

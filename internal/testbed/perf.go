@@ -28,9 +28,12 @@ const (
 
 // StartIperfServer runs `iperf3 -s` pinned to ServerCPU in netns ns until the
 // test ends.
-func StartIperfServer(t testing.TB, ns string) {
+func StartIperfServer(t testing.TB, ns string) { t.Helper(); StartIperfServerPort(t, ns, 5201) }
+
+// StartIperfServerPort is StartIperfServer on another TCP port.
+func StartIperfServerPort(t testing.TB, ns string, port int) {
 	t.Helper()
-	cmd := exec.Command("nsenter", "--net="+NetnsPath(ns), "--", "iperf3", "-s", "-A", strconv.Itoa(ServerCPU))
+	cmd := exec.Command("nsenter", "--net="+NetnsPath(ns), "--", "iperf3", "-s", "-A", strconv.Itoa(ServerCPU), "-p", strconv.Itoa(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start iperf3 server in %s: %v", ns, err)
@@ -46,7 +49,12 @@ func StartIperfServer(t testing.TB, ns string) {
 // returns the receiver's throughput in Gbit/s. The server may still be
 // starting: connection refusals are retried for a while.
 func Iperf(ns string, dst net.IP, streams int, d time.Duration) (float64, error) {
-	args := []string{"iperf3", "-c", dst.String(), "-A", strconv.Itoa(ClientCPU), "-J",
+	return IperfPort(ns, dst, 5201, streams, d)
+}
+
+// IperfPort is Iperf against a server on another port.
+func IperfPort(ns string, dst net.IP, port, streams int, d time.Duration) (float64, error) {
+	args := []string{"iperf3", "-c", dst.String(), "-p", strconv.Itoa(port), "-A", strconv.Itoa(ClientCPU), "-J",
 		"-P", strconv.Itoa(streams), "-t", strconv.Itoa(int(d.Seconds())), "-O", "1"}
 	var gbps float64
 	err := Eventually(20*time.Second, 200*time.Millisecond, func() error {
