@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -116,5 +117,107 @@ func TestFastPathBandwidthStaysOnBridge(t *testing.T) {
 		if !strings.Contains(out, "tbf") {
 			t.Errorf("bandwidth plugin's tbf qdisc gone:\n%s", out)
 		}
+	})
+}
+
+// CHECK passes on a fast-path pod; GC of a pod removes its map entry and
+// program pin (vxlan6d notices the veth is gone); DEL without a netns
+// removes the pod's entry at once.
+func TestFastPathCheckGCDel(t *testing.T) {
+	forModes(t, func(t *testing.T, mode string) {
+		f := newFastPathHosts(t, mode, testbed.Options{CNIVersion: "1.1.0"})
+		ch := f.h1.Chain()
+		k1, k2 := ch.Add(nil), ch.Add(nil)
+		c2 := f.h2.AddContainer()
+		f.waitFast(t, k1, k2, c2)
+		if err := ch.Check(k1, nil); err != nil {
+			t.Errorf("CHECK: %v", err)
+		}
+		if out, err := c2.Ping(k1.IPv6, 3); err != nil {
+			t.Fatalf("ping: %v\n%s", err, out)
+		}
+		if err := ch.GC(k1); err != nil {
+			t.Fatalf("GC keeping only %s: %v", k1.Name, err)
+		}
+		f.waitPods(t, []*testbed.Container{k1}, []*testbed.Container{k2})
+		if out, err := c2.Ping(k1.IPv6, 3); err != nil {
+			t.Errorf("ping after GC: %v\n%s", err, out)
+		}
+		if err := ch.Del(k1, ""); err != nil {
+			t.Fatalf("DEL without netns: %v", err)
+		}
+		pods, err := f.h1.FastPathPods()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := pods[k1.IPv6.String()]; ok {
+			t.Errorf("DEL left %s in the fast path's map", k1.IPv6)
+		}
+		if out, err := c2.Ping(k1.IPv6, 2); err == nil {
+			t.Errorf("deleted pod still answers:\n%s", out)
+		}
+	})
+}
+
+// waitPods waits until host 1's pod map holds in and not out (with the
+// fast path off there is no map: nothing to wait for).
+func (f *fastPathBed) waitPods(t *testing.T, in, out []*testbed.Container) {
+	t.Helper()
+	if !f.fast {
+		return
+	}
+	err := testbed.Eventually(30*time.Second, 200*time.Millisecond, func() error {
+		pods, err := f.h1.FastPathPods()
+		if err != nil {
+			return err
+		}
+		for _, c := range in {
+			if _, ok := pods[c.IPv6.String()]; !ok {
+				return fmt.Errorf("%s missing from the map: %v", c.IPv6, pods)
+			}
+		}
+		for _, c := range out {
+			if _, ok := pods[c.IPv6.String()]; ok {
+				return fmt.Errorf("%s still in the map", c.IPv6)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Established flows (ping both ways, a TCP stream) survive restarts of both
+// daemons: programs and maps are pinned, and the new daemon adopts them.
+func TestFastPathDaemonRestart(t *testing.T) {
+	forModes(t, func(t *testing.T, mode string) {
+		f := newFastPathBed(t, mode, testbed.Options{})
+		testbed.StartIperfServer(t, f.c2.Name)
+		tcp := make(chan error, 1)
+		go func() {
+			_, err := testbed.Iperf(f.c1.Name, f.c2.IPv6, 1, 8*time.Second)
+			tcp <- err
+		}()
+		tr := f.c1.StartPing(f.c2.IPv6, 40)
+		tr2 := f.c2.StartPing(f.c1b.IPv6, 40)
+		time.Sleep(time.Second)
+		for _, h := range []*testbed.Host{f.h1, f.h2} {
+			if code := h.Daemon().Stop(); code != 0 {
+				t.Errorf("vxlan6d on %s exited %d on SIGTERM", h.Name, code)
+			}
+			time.Sleep(500 * time.Millisecond)
+			h.StartDaemon().WaitReady(readyTimeout)
+		}
+		for _, x := range []*testbed.Traffic{tr, tr2} {
+			if out, err := x.Wait(); err != nil {
+				t.Errorf("echoes lost across daemon restarts: %v\n%s", err, out)
+			}
+		}
+		if err := <-tcp; err != nil {
+			t.Errorf("TCP stream across daemon restarts: %v", err)
+		}
+		const count = 20
+		f.checkPath(t, "after restarts", f.pingCounted(t, f.c1, f.c2, count), count)
 	})
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -330,6 +332,33 @@ func (n *Node) DetachAll() error {
 	var errs []error
 	for name := range att {
 		errs = append(errs, n.Detach(name))
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveOtherVersions detaches the programs and removes the maps of other
+// Versions of this host (left by an older vxlan6d): call it after the first
+// Sync of this version, so pods are never without a program in between.
+func (n *Node) RemoveOtherVersions() error {
+	parent := filepath.Dir(n.Dir)
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", parent, err)
+	}
+	var errs []error
+	for _, e := range ents {
+		dir := filepath.Join(parent, e.Name())
+		if dir == n.Dir {
+			continue
+		}
+		links, _ := os.ReadDir(filepath.Join(dir, "links"))
+		for _, l := range links {
+			// Removing the pin of a link drops its last reference: the
+			// kernel detaches the program.
+			errs = append(errs, os.Remove(filepath.Join(dir, "links", l.Name())))
+		}
+		errs = append(errs, os.RemoveAll(dir))
+		n.Log.Info("removed fast path of another version", "dir", dir)
 	}
 	return errors.Join(errs...)
 }

@@ -42,6 +42,9 @@ func (d *daemon) startFastPath(ctx context.Context) func() {
 	if err != nil {
 		log.Warn("fast path sync", "err", err)
 	}
+	if err := node.RemoveOtherVersions(); err != nil {
+		log.Warn("remove fast path of other versions", "err", err)
+	}
 	log.Info("data path: eBPF fast path (TCX)", "pins", node.Dir)
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
