@@ -224,6 +224,10 @@ func ensureDevice(h netlinksafe.Handle, name string, cfg DeviceConfig) (_ *Devic
 		VtepDevIndex: cfg.UnderlayIndex,
 		Port:         cfg.Port,
 		Learning:     false,
+		// UDP checksums stay on over IPv6: zero checksums would make
+		// every receiver validate the inner packet in software.
+		UDP6ZeroCSumTx: false,
+		UDP6ZeroCSumRx: false,
 	}
 
 	link, err := reusableDevice(h, want)
@@ -246,6 +250,7 @@ func ensureDevice(h netlinksafe.Handle, name string, cfg DeviceConfig) (_ *Devic
 	if err := configure(h, link, mtu, mac); err != nil {
 		return nil, err
 	}
+	logOffloads(name) // on creation and on reuse: a restart says it too
 	if err := enableForwarding(name, cfg); err != nil {
 		return nil, err
 	}
@@ -441,6 +446,8 @@ func incompatible(link netlink.Link, want *netlink.Vxlan) string {
 		return "external (flow based), want not"
 	case have.GBP:
 		return "GBP on, want off"
+	case have.UDP6ZeroCSumTx:
+		return "zero UDP checksum on TX, want checksums"
 	}
 	return ""
 }
