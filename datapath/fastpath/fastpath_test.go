@@ -143,7 +143,7 @@ func TestRedirects(t *testing.T) {
 	_, sub, _ := net.ParseCIDR("fd00:2::/64")
 	var tunMAC [6]byte
 	copy(tunMAC[:], l.mac["tun"])
-	if err := l.maps.PutPeer(sub, Peer{Ifindex: uint32(l.idx["tun"]), DstMAC: mustMAC("02:00:00:00:02:02"), SrcMAC: tunMAC}); err != nil {
+	if err := l.maps.PutPeer(sub, Peer{Ifindex: uint32(l.idx["tun"]), DstMAC: mustMAC("02:00:00:00:02:02"), SrcMAC: tunMAC, MTU: 1500}); err != nil {
 		t.Fatal(err)
 	}
 	l.attach(t, AllHooks)
@@ -199,5 +199,33 @@ func TestDNATTarget(t *testing.T) {
 		if got := dnatTarget(rules, addr); got != want {
 			t.Errorf("dnatTarget(%s) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+// A packet bigger than the VXLAN device's MTU (not GSO) is left to the
+// stack, which sends Packet Too Big; in this lab the stack does not forward,
+// so it is lost, while smaller ones are redirected.
+func TestRemoteMTU(t *testing.T) {
+	l := newLab(t)
+	l.pod(t, "fd00:1::2", "hp1", "02:00:00:00:01:02")
+	_, sub, _ := net.ParseCIDR("fd00:2::/64")
+	var tunMAC [6]byte
+	copy(tunMAC[:], l.mac["tun"])
+	if err := l.maps.PutPeer(sub, Peer{Ifindex: uint32(l.idx["tun"]), DstMAC: mustMAC("02:00:00:00:02:02"), SrcMAC: tunMAC, MTU: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	l.attach(t, AllHooks)
+	ping := func(size string) error {
+		out, err := exec.Command("nsenter", "--net="+l.remote.Path(), "--", "ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-s", size, "fd00:1::2").CombinedOutput()
+		if err != nil {
+			return &pingErr{"fd00:1::2 size " + size, string(out)}
+		}
+		return nil
+	}
+	if err := ping("900"); err != nil {
+		t.Errorf("packets below the MTU: %v", err)
+	}
+	if err := ping("1100"); err == nil {
+		t.Error("replies above the peer MTU were redirected")
 	}
 }

@@ -35,6 +35,7 @@ const (
 	peerIfindexOff = 0
 	peerDstMACOff  = 4
 	peerSrcMACOff  = 10
+	peerMTUOff     = 16
 )
 
 // Pod is a local pod: its address, the ifindex of its host-side veth, its
@@ -48,11 +49,13 @@ type Pod struct {
 }
 
 // Peer is a remote pod subnet: the VXLAN device's ifindex, the remote VTEP
-// device's MAC (the fdb maps it to the VTEP) and the local device's MAC.
+// device's MAC (the fdb maps it to the VTEP), the local device's MAC and
+// MTU.
 type Peer struct {
 	Ifindex uint32
 	DstMAC  [6]byte
 	SrcMAC  [6]byte
+	MTU     uint32 // the device's: bigger non-GSO packets take the stack
 }
 
 type peerKey struct {
@@ -113,7 +116,7 @@ func OpenMaps() (*Maps, error) {
 		return nil, fmt.Errorf("open pods map in %s: %w", dir, err)
 	}
 	peers, err := ebpf.NewMapWithOptions(&ebpf.MapSpec{
-		Name: "vx6_peers", Type: ebpf.LPMTrie, KeySize: 20, ValueSize: 16, MaxEntries: 16384,
+		Name: "vx6_peers", Type: ebpf.LPMTrie, KeySize: 20, ValueSize: 20, MaxEntries: 16384,
 		Flags: unix.BPF_F_NO_PREALLOC, Pinning: ebpf.PinByName,
 	}, opts)
 	if err != nil {

@@ -38,8 +38,9 @@ type Node struct {
 	NATTargets func() (string, error)
 	Log        *slog.Logger
 
-	h      netlinksafe.Handle
-	rounds int
+	h       netlinksafe.Handle
+	rounds  int
+	lastDev int // device index at the last peers sync
 }
 
 // RejudgeEvery is how many Syncs pass between re-judging pods already on a
@@ -69,7 +70,13 @@ func (n *Node) Close() {
 }
 
 // Sync brings maps and attachments in line with the kernel once.
-func (n *Node) Sync() error {
+func (n *Node) Sync() error { return n.sync(true) }
+
+// SyncPods is Sync without the peers map (whose source, the device's routes
+// and neighbours, changes only with peers: see WatchPeers).
+func (n *Node) SyncPods() error { return n.sync(false) }
+
+func (n *Node) sync(peers bool) error {
 	var errs []error
 	dev, err := n.h.LinkByName(n.Device)
 	var notFound netlink.LinkNotFoundError
@@ -84,7 +91,15 @@ func (n *Node) Sync() error {
 		return err
 	}
 	if dev != nil {
-		errs = append(errs, n.syncPeers(dev))
+		// A recreated device has a new index: the peers map must follow
+		// at once, or redirects would go to an index that is gone.
+		if peers || dev.Attrs().Index != n.lastDev {
+			err := n.syncPeers(dev)
+			if err == nil {
+				n.lastDev = dev.Attrs().Index
+			}
+			errs = append(errs, err)
+		}
 		if n.Tunnel && att[n.Device] != dev.Attrs().Index {
 			if err := n.AttachFromTunnel(n.Device, dev.Attrs().Index); err != nil {
 				errs = append(errs, err)
@@ -128,7 +143,7 @@ func (n *Node) syncPeers(dev netlink.Link) error {
 		if r.Dst == nil || r.Gw == nil || mac == nil {
 			continue
 		}
-		p := Peer{Ifindex: uint32(dev.Attrs().Index), SrcMAC: src}
+		p := Peer{Ifindex: uint32(dev.Attrs().Index), SrcMAC: src, MTU: uint32(dev.Attrs().MTU)}
 		copy(p.DstMAC[:], mac)
 		want[r.Dst.String()], nets[r.Dst.String()] = p, r.Dst
 	}

@@ -14,6 +14,8 @@ import (
 
 // Offsets into struct __sk_buff and the frame.
 const (
+	skbLen     = 0
+	skbGSOSize = 176
 	skbData    = 76
 	skbDataEnd = 80
 
@@ -76,6 +78,22 @@ func copyMAC(dst, src int16) asm.Instructions {
 		asm.StoreMem(asm.R7, dst, asm.R2, asm.Half),
 		asm.LoadMem(asm.R2, asm.R0, src+2, asm.Word),
 		asm.StoreMem(asm.R7, dst+2, asm.R2, asm.Word),
+	}
+}
+
+// checkMTU leaves a packet too big for the VXLAN device to the stack, which
+// answers with ICMPv6 Packet Too Big. GSO packets pass: they are segmented
+// to their gso_size on transmit. (bpf_check_mtu would do this, but it is a
+// GPL-only helper.)
+func checkMTU() asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R6, skbGSOSize, asm.Word),
+		asm.JNE.Imm(asm.R2, 0, "mtu_ok"),
+		asm.LoadMem(asm.R2, asm.R6, skbLen, asm.Word),
+		asm.Sub.Imm(asm.R2, ethLen),
+		asm.LoadMem(asm.R3, asm.R0, peerMTUOff, asm.Word),
+		asm.JGT.Reg(asm.R2, asm.R3, "pass"),
+		asm.Mov.Imm(asm.R2, 0).WithSymbol("mtu_ok"),
 	}
 }
 
@@ -153,6 +171,7 @@ func fromPodProgram(pods, peers *ebpf.Map, local bool) asm.Instructions {
 			asm.JEq.Imm(asm.R0, 0, "pass"),
 			asm.LoadMem(asm.R9, asm.R0, peerIfindexOff, asm.Word),
 		)
+		ins = append(ins, checkMTU()...)
 		ins = append(ins, copyMAC(0, peerDstMACOff)...)
 		ins = append(ins, copyMAC(6, peerSrcMACOff)...)
 		ins = append(ins, decHopLimit()...)

@@ -5,14 +5,22 @@ import (
 	"errors"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/vxlan6/vxlan6/datapath/fastpath"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
-// fastPathInterval is how often the fast path is brought in line with the
-// kernel (new peers, new pods). Until then both take the bridge path, which
-// is correct, only slower.
-const fastPathInterval = time.Second
+// How the fast path is kept in line with the kernel: pods every
+// fastPathInterval (new pods wait that long, on the bridge path, which is
+// correct, only slower); the peers map when the kernel reports a route or
+// neighbour change, and every fastPathFullEvery ticks regardless (so a lost
+// notification costs at most that long, and a big cluster's route table is
+// not dumped every second).
+const (
+	fastPathInterval  = time.Second
+	fastPathFullEvery = 30
+)
 
 // startFastPath runs the eBPF fast path (datapath/fastpath) beside the
 // daemon, or takes it away when Backend.FastPath is "off" or the kernel
@@ -51,20 +59,86 @@ func (d *daemon) startFastPath(ctx context.Context) func() {
 	go func() {
 		defer close(done)
 		defer node.Close()
-		t := time.NewTicker(fastPathInterval)
-		defer t.Stop()
+		runFastPath(fctx, node, d)
+	}()
+	return func() { cancel(); <-done }
+}
+
+func runFastPath(ctx context.Context, node *fastpath.Node, d *daemon) {
+	changed := make(chan struct{}, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	watchPeers(node, changed, stop, d)
+	t := time.NewTicker(fastPathInterval)
+	defer t.Stop()
+	for tick := 1; ; tick++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		peers := tick%fastPathFullEvery == 0
+		select {
+		case <-changed:
+			peers = true
+		default:
+		}
+		sync := node.SyncPods
+		if peers {
+			sync = node.Sync
+		}
+		if err := sync(); err != nil {
+			d.log.Warn("fast path sync", "device", node.Device, "err", err)
+		}
+	}
+}
+
+// watchPeers signals changed on every route or neighbour change in the
+// daemon's netns (they are few: peers come and go).
+func watchPeers(node *fastpath.Node, changed chan<- struct{}, stop chan struct{}, d *daemon) {
+	routes := make(chan netlink.RouteUpdate, 64)
+	neighs := make(chan netlink.NeighUpdate, 64)
+	errf := func(err error) { d.log.Debug("fast path: route/neighbour watch", "err", err) }
+	if err := netlink.RouteSubscribeWithOptions(routes, stop, netlink.RouteSubscribeOptions{ErrorCallback: errf}); err != nil {
+		d.log.Warn("fast path: cannot watch routes; peers follow every 30 s", "err", err)
+	}
+	if err := netlink.NeighSubscribeWithOptions(neighs, stop, netlink.NeighSubscribeOptions{ErrorCallback: errf}); err != nil {
+		d.log.Warn("fast path: cannot watch neighbours; peers follow every 30 s", "err", err)
+	}
+	// Only the device's own routes and neighbours are peers; the pods'
+	// neighbour entries change state all the time.
+	mine := func(idx int) bool {
+		l, err := netlink.LinkByName(node.Device)
+		return err != nil || l.Attrs().Index == idx
+	}
+	signal := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
 		for {
 			select {
-			case <-fctx.Done():
-				return
-			case <-t.C:
-				if err := node.Sync(); err != nil {
-					log.Warn("fast path sync", "err", err)
+			case u, ok := <-routes:
+				if !ok {
+					routes = nil
 				}
+				if !ok || mine(u.LinkIndex) {
+					signal()
+				}
+			case u, ok := <-neighs:
+				if !ok {
+					neighs = nil
+				}
+				if !ok || mine(u.LinkIndex) {
+					signal()
+				}
+			case <-stop:
+				return
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
 }
 
 // removeFastPath detaches this host's programs and removes its maps, so every
