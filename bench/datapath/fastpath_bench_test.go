@@ -91,6 +91,7 @@ func (l *lab) addFastPathColumns(b *testing.B) {
 	l.fastPathAvailable = true
 	l.columns = append(l.columns,
 		column{name: "fast path", setup: l.fastMode(fastpath.AllHooks, true)},
+		column{name: "fast, redirect_neigh", setup: l.fastMode(fastpath.Hooks{Local: true, Remote: true, Neigh: true}, true)},
 		column{name: "fast: pod hook only", setup: l.fastMode(fastpath.AllHooks, false)},
 		column{name: "fast: tunnel hook only", setup: l.fastMode(fastpath.Hooks{}, true)},
 		column{name: "fast: local hook only", setup: l.fastMode(fastpath.Hooks{Local: true}, false)},

@@ -17,6 +17,7 @@ import (
 type Hooks struct {
 	Local  bool // pod → pod on this host: bpf_redirect_peer
 	Remote bool // pod → remote pod subnet: bpf_redirect to the VXLAN device
+	Neigh  bool // Remote with bpf_redirect_neigh instead (measured, not the default)
 }
 
 // AllHooks is the normal configuration.
@@ -37,11 +38,7 @@ func (m *Maps) linkPin(ifname string) string {
 // AttachFromPod attaches the pod-side program to TCX ingress of the host end
 // of a pod's veth (ifname/ifindex), pinned so it outlives this process.
 func (m *Maps) AttachFromPod(ifname string, ifindex int, h Hooks) error {
-	var peers *ebpf.Map
-	if h.Remote {
-		peers = m.Peers
-	}
-	return m.attach("vx6_from_pod", fromPodProgram(m.Pods, peers, h.Local), ifname, ifindex)
+	return m.attach("vx6_from_pod", fromPodProgram(m.Pods, m.Peers, h), ifname, ifindex)
 }
 
 // AttachFromTunnel attaches the tunnel-side program to TCX ingress of the

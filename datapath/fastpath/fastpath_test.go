@@ -229,3 +229,21 @@ func TestRemoteMTU(t *testing.T) {
 		t.Error("replies above the peer MTU were redirected")
 	}
 }
+
+// The bpf_redirect_neigh variant takes the remote MAC from the gateway's
+// (permanent) neighbour entry on the device, as the daemon programs it.
+func TestRedirectNeigh(t *testing.T) {
+	l := newLab(t)
+	l.pod(t, "fd00:1::2", "hp1", "02:00:00:00:01:02")
+	_, sub, _ := net.ParseCIDR("fd00:2::/64")
+	run(t, l.host, "ip", "-6", "neigh", "add", "fd00:2::", "lladdr", "02:00:00:00:02:02", "dev", "tun", "nud", "permanent")
+	p := Peer{Ifindex: uint32(l.idx["tun"]), MTU: 1500}
+	copy(p.Gw[:], net.ParseIP("fd00:2::"))
+	if err := l.maps.PutPeer(sub, p); err != nil {
+		t.Fatal(err)
+	}
+	l.attach(t, Hooks{Local: true, Remote: true, Neigh: true})
+	if err := ping(l.remote, "fd00:1::2"); err != nil {
+		t.Errorf("pod → tunnel via bpf_redirect_neigh: %v", err)
+	}
+}

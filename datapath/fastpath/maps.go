@@ -36,6 +36,7 @@ const (
 	peerDstMACOff  = 4
 	peerSrcMACOff  = 10
 	peerMTUOff     = 16
+	peerGwOff      = 20
 )
 
 // Pod is a local pod: its address, the ifindex of its host-side veth, its
@@ -50,12 +51,13 @@ type Pod struct {
 
 // Peer is a remote pod subnet: the VXLAN device's ifindex, the remote VTEP
 // device's MAC (the fdb maps it to the VTEP), the local device's MAC and
-// MTU.
+// MTU, and the route's gateway (for bpf_redirect_neigh).
 type Peer struct {
 	Ifindex uint32
 	DstMAC  [6]byte
 	SrcMAC  [6]byte
 	MTU     uint32 // the device's: bigger non-GSO packets take the stack
+	Gw      [16]byte
 }
 
 type peerKey struct {
@@ -116,7 +118,7 @@ func OpenMaps() (*Maps, error) {
 		return nil, fmt.Errorf("open pods map in %s: %w", dir, err)
 	}
 	peers, err := ebpf.NewMapWithOptions(&ebpf.MapSpec{
-		Name: "vx6_peers", Type: ebpf.LPMTrie, KeySize: 20, ValueSize: 20, MaxEntries: 16384,
+		Name: "vx6_peers", Type: ebpf.LPMTrie, KeySize: 20, ValueSize: 36, MaxEntries: 16384,
 		Flags: unix.BPF_F_NO_PREALLOC, Pinning: ebpf.PinByName,
 	}, opts)
 	if err != nil {

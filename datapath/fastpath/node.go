@@ -145,6 +145,7 @@ func (n *Node) syncPeers(dev netlink.Link) error {
 		}
 		p := Peer{Ifindex: uint32(dev.Attrs().Index), SrcMAC: src, MTU: uint32(dev.Attrs().MTU)}
 		copy(p.DstMAC[:], mac)
+		copy(p.Gw[:], r.Gw.To16())
 		want[r.Dst.String()], nets[r.Dst.String()] = p, r.Dst
 	}
 	have, err := n.PeerEntries()

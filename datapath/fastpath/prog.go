@@ -3,6 +3,7 @@ package fastpath
 import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 )
 
 // The programs are written with cilium/ebpf's asm package, so building them
@@ -35,6 +36,7 @@ const (
 const (
 	keyPrefixOff = -40
 	keyAddrOff   = -36
+	nhOff        = -64 // struct bpf_redir_neigh for bpf_redirect_neigh
 )
 
 // parseIPv6 checks the frame, copies the IPv6 destination to the stack keys,
@@ -156,35 +158,65 @@ func localPod(miss string, checkMAC bool) asm.Instructions {
 }
 
 // fromPodProgram runs on TCX ingress of a pod's host-side veth: traffic for
-// a local pod goes straight to it (local != nil), traffic for a remote pod
-// subnet straight to the VXLAN device (peers != nil).
-func fromPodProgram(pods, peers *ebpf.Map, local bool) asm.Instructions {
+// a local pod goes straight to it (h.Local), traffic for a remote pod subnet
+// straight to the VXLAN device (h.Remote; with h.Neigh through
+// bpf_redirect_neigh, which takes the MAC from the gateway's neighbour
+// entry, else bpf_redirect with the MACs from the peers map).
+func fromPodProgram(pods, peers *ebpf.Map, h Hooks) asm.Instructions {
 	ins := parseIPv6()
-	if local {
+	if h.Local {
 		ins = append(ins, lookup(pods, keyAddrOff)...)
 		ins = append(ins, localPod("remote", true)...)
 	}
-	if peers != nil {
-		ins = append(ins, lookup(peers, keyPrefixOff)...)
-		ins[len(ins)-4] = ins[len(ins)-4].WithSymbol("remote")
-		ins = append(ins,
-			asm.JEq.Imm(asm.R0, 0, "pass"),
-			asm.LoadMem(asm.R9, asm.R0, peerIfindexOff, asm.Word),
-		)
-		ins = append(ins, checkMTU()...)
+	if !h.Remote {
+		if h.Local {
+			ins = append(ins, asm.Ja.Label("pass").WithSymbol("remote"))
+		}
+		return append(ins, pass()...)
+	}
+	look := lookup(peers, keyPrefixOff)
+	look[0] = look[0].WithSymbol("remote")
+	ins = append(ins, look...)
+	ins = append(ins,
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R9, asm.R0, peerIfindexOff, asm.Word),
+	)
+	ins = append(ins, checkMTU()...)
+	ins = append(ins, decHopLimit()...)
+	if h.Neigh {
+		ins = append(ins, redirectNeigh()...)
+	} else {
 		ins = append(ins, copyMAC(0, peerDstMACOff)...)
 		ins = append(ins, copyMAC(6, peerSrcMACOff)...)
-		ins = append(ins, decHopLimit()...)
 		ins = append(ins,
 			asm.Mov.Reg(asm.R1, asm.R9),
 			asm.Mov.Imm(asm.R2, 0),
 			asm.FnRedirect.Call(),
 			asm.Return(),
 		)
-	} else if local {
-		ins = append(ins, asm.Ja.Label("pass").WithSymbol("remote"))
 	}
 	return append(ins, pass()...)
+}
+
+// redirectNeigh calls bpf_redirect_neigh(R9, &{AF_INET6, gw}, 20, 0) with
+// the peer's gateway (R0 = peers value) in a struct bpf_redir_neigh on the
+// stack.
+func redirectNeigh() asm.Instructions {
+	ins := asm.Instructions{asm.StoreImm(asm.RFP, nhOff, unix.AF_INET6, asm.Word)}
+	for i := int16(0); i < 16; i += 4 {
+		ins = append(ins,
+			asm.LoadMem(asm.R2, asm.R0, peerGwOff+i, asm.Word),
+			asm.StoreMem(asm.RFP, nhOff+4+i, asm.R2, asm.Word))
+	}
+	return append(ins,
+		asm.Mov.Reg(asm.R1, asm.R9),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, nhOff),
+		asm.Mov.Imm(asm.R3, 20),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnRedirectNeigh.Call(),
+		asm.Return(),
+	)
 }
 
 // fromTunnelProgram runs on TCX ingress of the VXLAN device: decapsulated
