@@ -112,3 +112,21 @@ func TestFastPathPodToPod(t *testing.T) {
 		}
 	})
 }
+
+// A conflist with "fastPath": "off" keeps its pods on the bridge path on a
+// host whose daemon runs the fast path.
+func TestFastPathPluginOptOut(t *testing.T) {
+	f := newFastPathHosts(t, "auto", testbed.Options{PluginExtra: map[string]any{"fastPath": "off"}})
+	f.c1, f.c2 = f.h1.AddContainer(), f.h2.AddContainer()
+	time.Sleep(3 * time.Second) // past the daemon's grace period
+	pods, err := f.h1.FastPathPods()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods) != 0 {
+		t.Errorf("opted-out pods in the fast path's map: %v", pods)
+	}
+	f.fast = false
+	const count = 20
+	f.checkPath(t, "opted out", f.pingCounted(t, f.c1, f.c2, count), count)
+}

@@ -27,7 +27,7 @@ const (
 	FastPathAuto = "auto"
 	FastPathOff  = "off"
 	// DefaultFastPath is what an unset Backend.FastPath means.
-	DefaultFastPath = FastPathOff
+	DefaultFastPath = FastPathAuto
 )
 
 // ErrNoConfig is returned by GetConfig when <prefix>/config does not exist.
