@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -25,28 +23,6 @@ type Chain struct {
 	List *libcni.NetworkConfigList
 	CNI  *libcni.CNIConfig
 	n    int
-}
-
-// RefPlugin is the path of a reference CNI plugin (make deps installs them
-// in GOPATH/bin); the test skips without it, or fails under CI=true.
-func RefPlugin(t interface {
-	Helper()
-	Skipf(string, ...any)
-	Fatalf(string, ...any)
-}, name string) string {
-	t.Helper()
-	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-	for _, d := range []string{filepath.Join(strings.TrimSpace(string(gopath)), "bin"), "/opt/cni/bin", "/usr/lib/cni"} {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CNI reference plugin %s not found (make deps)", name)
-	}
-	t.Skipf("CNI reference plugin %s not found (make deps)", name)
-	return ""
 }
 
 // Chain builds the host's vxlan6 conflist with more plugins after vxlan6
@@ -69,7 +45,7 @@ func (h *Host) Chain(more ...map[string]any) *Chain {
 	link(testutil.Binary(t, "vxlan6"), "vxlan6")
 	for _, p := range more {
 		name := p["type"].(string)
-		link(RefPlugin(t, name), name)
+		link(testutil.RefPlugin(t, name), name)
 		plugins = append(plugins, p)
 	}
 	conf["plugins"] = plugins
