@@ -16,7 +16,9 @@
 // and the client to CPU 1 (iperf3 -A); softirq work runs where the kernel
 // puts it. Knobs: VXLAN6_BENCH_REPS (default 5), VXLAN6_BENCH_SECS (iperf3
 // seconds per measurement, default 3), VXLAN6_BENCH_PINGS (default 300, 10 ms
-// apart). Nothing fails on timing.
+// apart), VXLAN6_BENCH_ONLY (rows whose name contains one of these
+// comma-separated words), VXLAN6_BENCH_COLUMNS (likewise for path modes).
+// Nothing fails on timing.
 package datapath
 
 import (
@@ -130,13 +132,31 @@ func (l *lab) metrics() []metric {
 	cross := endpoints{l.c1.Name, l.c2.Name, l.c2.IPv6}
 	veth := endpoints{l.vethA, l.vethB, l.vethAddrB}
 	local := endpoints{l.c1.Name, l.c1b.Name, l.c1b.IPv6}
-	return []metric{
+	return only(os.Getenv("VXLAN6_BENCH_ONLY"), []metric{
 		{"across hosts, TCP 1 stream", "Gbit/s", true, under, cross, "underlay", iperf(1)},
 		{"across hosts, TCP 4 streams", "Gbit/s", true, under, cross, "underlay", iperf(4)},
 		{"across hosts, RTT (median ping)", "ms", false, under, cross, "underlay", rtt},
 		{"one host, TCP 1 stream", "Gbit/s", true, veth, local, "veth-veth", iperf(1)},
 		{"one host, RTT (median ping)", "ms", false, veth, local, "veth-veth", rtt},
+	})
+}
+
+// only keeps the rows whose name contains one of the comma-separated
+// filters (all rows for an empty filter).
+func only(filter string, ms []metric) []metric {
+	if filter == "" {
+		return ms
 	}
+	var out []metric
+	for _, m := range ms {
+		for _, f := range strings.Split(filter, ",") {
+			if f != "" && strings.Contains(m.name, f) {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // result holds, per metric, per column (0 = baseline), one value per rep.
@@ -176,6 +196,22 @@ func (l *lab) colName(m metric, col int) string {
 		return m.baseName
 	}
 	return l.columns[col-1].name
+}
+
+func (l *lab) filterColumns(filter string) {
+	if filter == "" {
+		return
+	}
+	var keep []column
+	for _, c := range l.columns {
+		for _, f := range strings.Split(filter, ",") {
+			if f != "" && c.name == f {
+				keep = append(keep, c)
+				break
+			}
+		}
+	}
+	l.columns = keep
 }
 
 func spread(xs []float64) (lo, hi float64) {
@@ -225,6 +261,7 @@ func BenchmarkDataPath(b *testing.B) {
 		l := newLab(b)
 		l.columns = []column{{name: "bridge path", setup: l.bridgePath}}
 		l.addFastPathColumns(b)
+		l.filterColumns(os.Getenv("VXLAN6_BENCH_COLUMNS"))
 		res := l.run(b)
 		fmt.Println(l.table(res))
 		fmt.Println(l.cniLatency(b))
