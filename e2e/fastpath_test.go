@@ -18,9 +18,9 @@ type fastPathBed struct {
 	fast    bool
 }
 
-func newFastPathBed(t *testing.T, mode string, opts testbed.Options) *fastPathBed {
+func newFastPathBed(t *testing.T, mode string, opts testbed.Options, prep ...func(*testbed.Host)) *fastPathBed {
 	t.Helper()
-	f := newFastPathHosts(t, mode, opts)
+	f := newFastPathHosts(t, mode, opts, prep...)
 	f.c1, f.c1b, f.c2 = f.h1.AddContainer(), f.h1.AddContainer(), f.h2.AddContainer()
 	f.waitFast(t, f.c1, f.c1b, f.c2)
 	return f
@@ -28,10 +28,15 @@ func newFastPathBed(t *testing.T, mode string, opts testbed.Options) *fastPathBe
 
 // newFastPathHosts is two hosts with Backend.FastPath = mode and their
 // daemons ready, no containers yet.
-func newFastPathHosts(t *testing.T, mode string, opts testbed.Options) *fastPathBed {
+func newFastPathHosts(t *testing.T, mode string, opts testbed.Options, prep ...func(*testbed.Host)) *fastPathBed {
 	t.Helper()
 	opts.Hosts = 2
 	b := testbed.New(t, opts)
+	for _, h := range b.Hosts {
+		for _, p := range prep {
+			p(h)
+		}
+	}
 	b.PutConfig(testbed.ConfigJSONFastPath(false, mode))
 	b.StartDaemons(readyTimeout, nil)
 	f := &fastPathBed{b: b, h1: b.Hosts[0], h2: b.Hosts[1], fast: mode == "auto"}
@@ -50,6 +55,9 @@ func (f *fastPathBed) waitFast(t *testing.T, cs ...*testbed.Container) {
 	if f.fast {
 		for _, c := range cs {
 			c.Host.WaitFastPath(c, 30*time.Second)
+		}
+		for _, h := range f.b.Hosts {
+			h.WaitFastPathPeers(len(f.b.Hosts)-1, 30*time.Second)
 		}
 	}
 }

@@ -38,6 +38,7 @@ const newPeers = 100
 
 type result struct {
 	peers          int
+	fast           string // Backend.FastPath
 	start          time.Duration
 	rssKiB         int // at the end, settled
 	rssStartKiB    int // right when every peer was programmed
@@ -49,16 +50,18 @@ var results []result
 
 func BenchmarkDaemon(b *testing.B) {
 	for _, n := range []int{1000, 5000} {
-		b.Run(fmt.Sprintf("peers=%d", n), func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				r := run(b, n)
-				results = append(results, r)
-				b.ReportMetric(r.start.Seconds(), "start-s")
-				b.ReportMetric(float64(r.rssKiB)/1024, "rss-MiB")
-				b.ReportMetric(float64(r.p50.Microseconds())/1000, "newpeer-p50-ms")
-				b.ReportMetric(float64(r.p95.Microseconds())/1000, "newpeer-p95-ms")
-			}
-		})
+		for _, fast := range []string{"off", "auto"} {
+			b.Run(fmt.Sprintf("peers=%d/fastpath=%s", n, fast), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					r := run(b, n, fast)
+					results = append(results, r)
+					b.ReportMetric(r.start.Seconds(), "start-s")
+					b.ReportMetric(float64(r.rssKiB)/1024, "rss-MiB")
+					b.ReportMetric(float64(r.p50.Microseconds())/1000, "newpeer-p50-ms")
+					b.ReportMetric(float64(r.p95.Microseconds())/1000, "newpeer-p95-ms")
+				}
+			})
+		}
 	}
 	printTable()
 }
@@ -69,9 +72,9 @@ func printTable() {
 	}
 	fmt.Println("\nvxlan6d benchmark (aim: 5000 peers <= 5 s, RSS <= 40 MiB, new peer p50 <= 20 ms)")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "peers\tstart->all programmed\tRSS MiB (end)\tRSS at programmed\tpeak\tnew peer p50\tp95\tmax\t")
+	fmt.Fprintln(tw, "peers\tFastPath\tstart->all programmed\tRSS MiB (end)\tRSS at programmed\tpeak\tnew peer p50\tp95\tmax\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t\n", r.peers, r.start.Round(time.Millisecond), float64(r.rssKiB)/1024,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t\n", r.peers, r.fast, r.start.Round(time.Millisecond), float64(r.rssKiB)/1024,
 			float64(r.rssStartKiB)/1024, float64(r.hwmKiB)/1024,
 			r.p50.Round(10*time.Microsecond), r.p95.Round(10*time.Microsecond), r.pmax.Round(10*time.Microsecond))
 	}
@@ -114,12 +117,12 @@ func putLeases(b *testing.B, bed *testbed.Bed, from, to int, id clientv3.LeaseID
 	flush()
 }
 
-func run(b *testing.B, n int) result {
+func run(b *testing.B, n int, fast string) result {
 	b.StopTimer()
 	bed := testbed.New(b, testbed.Options{Hosts: 1})
 	// The daemon's own subnet comes from fd10:244:0::/48; the synthetic
 	// ones from fd10:244:1::/48 on, all inside fd10:244::/40.
-	bed.PutConfig(`{"EnableIPv6":true,"IPv6Network":"fd10:244::/40","IPv6SubnetLen":64,"Backend":{"Type":"vxlan","VNI":1}}`)
+	bed.PutConfig(`{"EnableIPv6":true,"IPv6Network":"fd10:244::/40","IPv6SubnetLen":64,"Backend":{"Type":"vxlan","VNI":1,"FastPath":"` + fast + `"}}`)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	grant, err := bed.Client().Grant(ctx, 3600)
@@ -220,7 +223,7 @@ func run(b *testing.B, n int) result {
 		}
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	r := result{peers: n, start: start, rssKiB: rss, rssStartKiB: rssProgrammed, hwmKiB: hwm, p50: lat[len(lat)/2], p95: lat[len(lat)*95/100], pmax: lat[len(lat)-1]}
+	r := result{peers: n, fast: fast, start: start, rssKiB: rss, rssStartKiB: rssProgrammed, hwmKiB: hwm, p50: lat[len(lat)/2], p95: lat[len(lat)*95/100], pmax: lat[len(lat)-1]}
 	b.Logf("%d peers: start->programmed %s, RSS %d KiB, new peer p50 %s p95 %s", n, start, rss, r.p50, r.p95)
 	for _, line := range strings.Split(d.Log(), "\n") {
 		if strings.Contains(line, "memory released") {

@@ -68,6 +68,45 @@ func (h *Host) FastPathPods() (map[string]fastpath.Pod, error) {
 	return pods, err
 }
 
+// FastPathPeerCount is the number of remote pod subnets in the host's
+// fast-path peers map (0 without the fast path).
+func (h *Host) FastPathPeerCount() (int, error) {
+	n, err := ns.GetNS(h.NetnsPath())
+	if err != nil {
+		return 0, err
+	}
+	defer n.Close()
+	count := 0
+	err = n.Do(func(ns.NetNS) error {
+		m, err := fastpath.OpenPinnedMaps()
+		if err != nil || m == nil {
+			return err
+		}
+		defer m.Close()
+		peers, err := m.PeerEntries()
+		count = len(peers)
+		return err
+	})
+	return count, err
+}
+
+// WaitFastPathPeers waits until the host's peers map holds at least want
+// remote pod subnets (the daemon adds new peers a few seconds after their
+// routes).
+func (h *Host) WaitFastPathPeers(want int, timeout time.Duration) {
+	h.Bed.T.Helper()
+	err := Eventually(timeout, 200*time.Millisecond, func() error {
+		n, err := h.FastPathPeerCount()
+		if err == nil && n < want {
+			err = fmt.Errorf("fast-path peers map of %s has %d subnets, want %d", h.Name, n, want)
+		}
+		return err
+	})
+	if err != nil {
+		h.Bed.T.Fatal(err)
+	}
+}
+
 // FastPathPodMsg is what vxlan6d logs when it puts a pod on the fast path.
 const FastPathPodMsg = `msg="pod on the fast path"`
 

@@ -13,13 +13,14 @@ import (
 
 // How the fast path is kept in line with the kernel: pods every
 // fastPathInterval (new pods wait that long, on the bridge path, which is
-// correct, only slower); the peers map when the kernel reports a route or
-// neighbour change, and every fastPathFullEvery ticks regardless (so a lost
-// notification costs at most that long, and a big cluster's route table is
-// not dumped every second).
+// correct, only slower); the peers map after the kernel reports a route or
+// neighbour change of the device, at most every fastPathPeerGap (a new peer
+// takes the bridge path until then), and every fastPathFullEvery ticks
+// regardless (so a lost notification costs at most that long).
 const (
 	fastPathInterval  = time.Second
 	fastPathFullEvery = 30
+	fastPathPeerGap   = 5 * time.Second
 )
 
 // startFastPath runs the eBPF fast path (datapath/fastpath) beside the
@@ -71,24 +72,33 @@ func runFastPath(ctx context.Context, node *fastpath.Node, d *daemon) {
 	watchPeers(node, changed, stop, d)
 	t := time.NewTicker(fastPathInterval)
 	defer t.Stop()
+	pending := false
+	last := time.Now()
 	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		peers := tick%fastPathFullEvery == 0
 		select {
 		case <-changed:
-			peers = true
+			pending = true
 		default:
 		}
+		// A full peers sync dumps the device's routes and neighbours
+		// (thousands on a big cluster): at most every fastPathPeerGap,
+		// and the garbage is handed back at once (RSS).
+		peers := tick%fastPathFullEvery == 0 || (pending && time.Since(last) >= fastPathPeerGap)
 		sync := node.SyncPods
 		if peers {
 			sync = node.Sync
+			pending, last = false, time.Now()
 		}
 		if err := sync(); err != nil {
 			d.log.Warn("fast path sync", "device", node.Device, "err", err)
+		}
+		if peers {
+			d.releaseMemory()
 		}
 	}
 }
