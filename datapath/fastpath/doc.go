@@ -10,7 +10,7 @@
 //     into the pod's namespace with bpf_redirect_peer.
 //
 // State is two maps pinned per host (network namespace) and per Version
-// under /sys/fs/bpf/vxlan6/net<inode>/v<Version>/: local pods by address
+// under /sys/fs/bpf/vxlan6/netns<cookie>/v<Version>/: local pods by address
 // (host veth ifindex, MACs, flags) and remote pod subnets (LPM trie). The
 // TCX links are pinned beside them, so programs stay attached when the
 // plugin or the daemon exits or restarts.

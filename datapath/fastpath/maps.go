@@ -72,14 +72,39 @@ type Maps struct {
 	Peers *ebpf.Map
 }
 
-// PinDir is the pin directory for the network namespace the caller runs in:
-// ifindexes are per namespace, and testbed "hosts" share one bpffs.
+// soNetnsCookie is SO_NETNS_COOKIE (not in x/sys/unix yet).
+const soNetnsCookie = 71
+
+// PinDir is the pin directory for the network namespace the calling thread
+// is in: ifindexes are per namespace, and testbed "hosts" share one bpffs.
+// It is keyed by the namespace's cookie, which the kernel never reuses
+// (an inode number is reused once a namespace is gone, and a new namespace
+// must not adopt a dead one's maps).
 func PinDir() (string, error) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-		return "", fmt.Errorf("stat own network namespace: %w", err)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "", fmt.Errorf("socket for the netns cookie: %w", err)
 	}
-	return filepath.Join(BPFFS, "vxlan6", fmt.Sprintf("net%d", st.Ino), fmt.Sprintf("v%d", Version)), nil
+	defer unix.Close(fd)
+	cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, soNetnsCookie)
+	if err != nil {
+		return "", fmt.Errorf("read netns cookie: %w", err)
+	}
+	return filepath.Join(BPFFS, "vxlan6", fmt.Sprintf("netns%d", cookie), fmt.Sprintf("v%d", Version)), nil
+}
+
+// RemoveHost detaches every program and removes every map of the network
+// namespace the calling thread is in, all versions (the namespace is about
+// to go: pins would otherwise outlive it in bpffs).
+func RemoveHost() error {
+	dir, err := PinDir()
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("remove %s: %w", filepath.Dir(dir), err)
+	}
+	return nil
 }
 
 // ensureBPFFS mounts bpffs at BPFFS when nothing is mounted there (minimal

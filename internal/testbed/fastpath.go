@@ -68,6 +68,20 @@ func (h *Host) FastPathPods() (map[string]fastpath.Pod, error) {
 	return pods, err
 }
 
+// RemoveFastPathPins removes the host's fast-path pins (programs, maps) from
+// the shared bpffs; AddHost registers it to run after the daemons are
+// stopped and before the netns goes.
+func (h *Host) RemoveFastPathPins() {
+	n, err := ns.GetNS(h.NetnsPath())
+	if err != nil {
+		return
+	}
+	defer n.Close()
+	if err := n.Do(func(ns.NetNS) error { return fastpath.RemoveHost() }); err != nil {
+		h.Bed.T.Logf("remove fast-path pins of %s: %v", h.Name, err)
+	}
+}
+
 // FastPathPeerCount is the number of remote pod subnets in the host's
 // fast-path peers map (0 without the fast path).
 func (h *Host) FastPathPeerCount() (int, error) {

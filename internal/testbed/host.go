@@ -54,6 +54,7 @@ func (b *Bed) AddHost() *Host {
 		b.T.Fatal(err)
 	}
 	b.AddNetns(h.Name)
+	b.T.Cleanup(h.RemoveFastPathPins)
 	// On failure, show the host as it was (runs before its netns goes).
 	b.T.Cleanup(func() {
 		if b.T.Failed() {
