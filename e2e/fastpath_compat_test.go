@@ -38,7 +38,7 @@ func TestFastPathPortmapFromOtherHost(t *testing.T) {
 	})
 }
 
-var natPackets = regexp.MustCompile(`\[(\d+):\d+\] -A VX6-\S+ .*MASQUERADE`)
+var natPackets = regexp.MustCompile(`\[(\d+):\d+\] -A \S+ .*MASQUERADE`)
 
 // Egress masquerade: a pod reaching an address outside the cluster network
 // is masqueraded (the fast path takes only pod-to-pod traffic), while

@@ -35,6 +35,15 @@ func (d *daemon) startFastPath(ctx context.Context) func() {
 		log.Info("data path: bridge path", "reason", "Backend.FastPath is off")
 		return func() {}
 	}
+	// The fast path does not pass pod-to-pod traffic through FORWARD. That
+	// is what vxlan6's own accept rules would let through anyway; with
+	// --forward-rules=false the operator's FORWARD decides, so it must see
+	// the traffic.
+	if !d.o.ForwardRules {
+		removeFastPath(d)
+		log.Info("data path: bridge path", "reason", "--forward-rules=false: FORWARD is the operator's")
+		return func() {}
+	}
 	node, err := fastpath.NewNode(d.dev.Name)
 	if err == nil {
 		node.Log = log

@@ -28,7 +28,7 @@ var flannelKeys = map[string]string{
 
 // backendKeys are the Backend keys understood; refused ones say why when set.
 var backendKeys = map[string]string{
-	"Type": "", "VNI": "", "Port": "", "MTU": "",
+	"Type": "", "VNI": "", "Port": "", "MTU": "", "FastPath": "",
 	"GBP":           "Backend.GBP (group-based policy) is not supported",
 	"DirectRouting": "Backend.DirectRouting is not supported: vxlan6 always tunnels",
 	"Learning":      "Backend.Learning is not supported: vxlan6 programs fdb entries from etcd",
