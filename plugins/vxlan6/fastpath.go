@@ -83,6 +83,18 @@ func addToFastPath(args *skel.CmdArgs, hostVeth string, br netlink.Link, res *cu
 // before the veth goes (the kernel detaches a deleted veth's program, but
 // not the pin). It needs no netns, like the rest of DEL.
 func fastPathDel(args *skel.CmdArgs, store *ipam.Store) {
+	var ips []net.IP
+	if alloc, err := store.Get(args.ContainerID, args.IfName); err == nil && alloc != nil {
+		ips = alloc.IPs
+	}
+	forgetFastPath(args.ContainerID, args.IfName, ips)
+}
+
+// forgetFastPath removes an attachment's pod entries and its program pin
+// (DEL, and a leftover reclaimed before its address is handed out again:
+// no redirect may point at the old pod's veth). Without the daemon's maps
+// there is nothing to forget.
+func forgetFastPath(containerID, ifName string, ips []net.IP) {
 	m, err := fastpath.OpenPinnedMaps()
 	if err != nil || m == nil {
 		if err != nil {
@@ -91,16 +103,14 @@ func fastPathDel(args *skel.CmdArgs, store *ipam.Store) {
 		return
 	}
 	defer m.Close()
-	if alloc, err := store.Get(args.ContainerID, args.IfName); err == nil && alloc != nil {
-		for _, ip := range alloc.IPs {
-			if ip.To4() == nil {
-				if err := m.DeletePod(ip); err != nil {
-					slog.Warn("fast path: forget pod", "pod", ip.String(), "err", err)
-				}
+	for _, ip := range ips {
+		if ip.To4() == nil {
+			if err := m.DeletePod(ip); err != nil {
+				slog.Warn("fast path: forget pod", "pod", ip.String(), "err", err)
 			}
 		}
 	}
-	if err := m.Detach(link.HostVethName(args.ContainerID, args.IfName)); err != nil {
-		slog.Warn("fast path: detach", "container", args.ContainerID, "err", err)
+	if err := m.Detach(link.HostVethName(containerID, ifName)); err != nil {
+		slog.Warn("fast path: detach", "container", containerID, "err", err)
 	}
 }

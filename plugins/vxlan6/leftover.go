@@ -78,8 +78,11 @@ func vethGone(l ipam.Leftover) bool {
 	return errors.As(err, &nf)
 }
 
-// Cleanup removes the leftover's masquerade rules, whether or not ipMasq
-// is on now (it may have been when the container was added).
+// Cleanup removes vxlan6's own state for the leftover before its address
+// is handed out again: its fast-path entries and pin, and its masquerade
+// rules, whether or not ipMasq is on now (it may have been when the
+// container was added).
 func (lo leftovers) Cleanup(l ipam.Leftover) error {
+	forgetFastPath(l.ContainerID, l.IfName, l.IPs)
 	return masq.Teardown(lo.conf.Name, l.ContainerID, l.IfName)
 }
