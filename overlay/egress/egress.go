@@ -10,20 +10,16 @@
 // ipMasq (chains VX6-*) and the daemon's forward rules use too. Both may
 // be active: their MASQUERADE rules agree.
 //
-// It execs the binaries, like the plugin and the forward rules: one place
-// to look for what vxlan6 changed (`ip6tables -t nat -S`), and no nftables
-// library that fights iptables-nft over the same tables.
+// It execs the binaries through package chain, like the forward rules.
 package egress
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os/exec"
-	"slices"
-	"strings"
-	"time"
+
+	"github.com/vxlan6/vxlan6/overlay/firewall/chain"
 )
 
 // Chain is the nat chain holding the masquerade rules.
@@ -31,18 +27,7 @@ const Chain = "VXLAN6-MASQ"
 
 const comment = "vxlan6 pod egress masquerade"
 
-// cmdTimeout bounds one iptables call; the daemon's loop runs them.
-const cmdTimeout = 20 * time.Second
-
-func run(bin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, append([]string{"-w", "5", "-t", "nat"}, args...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s -t nat %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
-}
+var masq = chain.Chain{Table: "nat", Name: Chain, From: "POSTROUTING"}
 
 func bin(v6 bool) string {
 	if v6 {
@@ -110,93 +95,20 @@ func Remove() (bool, error) {
 }
 
 func ensure(b string, want []string) (bool, error) {
-	out, err := run(b, "-S")
+	lines, err := masq.List(b)
 	if err != nil {
 		return false, err
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	var have []string
-	for _, l := range lines {
-		if strings.HasPrefix(l, "-A "+Chain+" ") {
-			have = append(have, l)
-		}
-	}
-	hasChain := slices.Contains(lines, "-N "+Chain)
-	if hasChain && slices.Equal(have, want) && slices.Contains(lines, jump) {
-		return false, nil
-	}
-	if !hasChain {
-		if _, err := run(b, "-N", Chain); err != nil {
-			return false, err
-		}
-	} else if !slices.Equal(have, want) {
-		if _, err := run(b, "-F", Chain); err != nil {
-			return false, err
-		}
-	}
-	if !hasChain || !slices.Equal(have, want) {
-		for _, r := range want {
-			if _, err := run(b, splitRule(r)...); err != nil {
-				return true, err
-			}
-		}
-	}
-	if !slices.Contains(lines, jump) {
-		if _, err := run(b, "-I", "POSTROUTING", "1", "-j", Chain); err != nil {
-			return true, err
-		}
-	}
-	return true, nil
+	return masq.Ensure(b, lines, want)
 }
 
 func remove(b string) (bool, error) {
 	if _, err := exec.LookPath(b); err != nil {
 		return false, nil // nothing can have been set up with it
 	}
-	out, err := run(b, "-S")
+	lines, err := masq.List(b)
 	if err != nil {
 		return false, err
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if !slices.Contains(lines, "-N "+Chain) {
-		return false, nil
-	}
-	for slices.Contains(lines, jump) {
-		if _, err := run(b, "-D", "POSTROUTING", "-j", Chain); err != nil {
-			return true, err
-		}
-		lines = slices.DeleteFunc(lines, func(l string) bool { return l == jump })
-	}
-	if _, err := run(b, "-F", Chain); err != nil {
-		return true, err
-	}
-	_, err = run(b, "-X", Chain)
-	return true, err
-}
-
-// splitRule turns a -S line into arguments, honouring the double quotes
-// -S puts around a comment with spaces.
-func splitRule(line string) []string {
-	var args []string
-	var cur strings.Builder
-	inQ, have := false, false
-	for _, r := range line {
-		switch {
-		case r == '"':
-			inQ, have = !inQ, true
-		case r == ' ' && !inQ:
-			if have {
-				args = append(args, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteRune(r)
-			have = true
-		}
-	}
-	if have {
-		args = append(args, cur.String())
-	}
-	return args
+	return masq.Remove(b, lines)
 }

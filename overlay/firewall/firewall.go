@@ -10,11 +10,11 @@
 // drops, the system's default one gets the rules anyway, so that a firewall
 // started later is covered from the start.
 //
-// It execs the iptables binaries, as the plugin's masquerade code does.
+// It execs the iptables binaries through package chain, as package egress
+// does.
 package firewall
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -23,7 +23,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/vxlan6/vxlan6/overlay/firewall/chain"
 )
 
 // Chain is the filter chain holding the accept rules.
@@ -34,19 +35,7 @@ type backend struct {
 	bin string // e.g. ip6tables-nft
 }
 
-// cmdTimeout bounds one iptables command (it waits up to 5s for the xtables
-// lock itself): the daemon's loop runs them and must never hang on one.
-const cmdTimeout = 20 * time.Second
-
-func (b backend) run(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, b.bin, append([]string{"-w", "5", "-t", "filter"}, args...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s -t filter %s: %w: %s", b.bin, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
-}
+var fwd = chain.Chain{Table: "filter", Name: Chain, From: "FORWARD"}
 
 // Result says what Ensure did, for the log.
 type Result struct {
@@ -107,25 +96,12 @@ func (st state) dropsForward() bool {
 	return false
 }
 
-// chain is what `-S Chain` would print ([] when the chain is missing).
-func (st state) chain() []string {
-	var out []string
-	for _, l := range st.lines {
-		if l == "-N "+Chain || strings.HasPrefix(l, "-A "+Chain+" ") {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func (st state) jumps() bool { return slices.Contains(st.lines, "-A FORWARD -j "+Chain) }
-
 func read(b backend) (state, error) {
-	out, err := b.run("-S")
+	lines, err := fwd.List(b.bin)
 	if err != nil {
 		return state{}, err
 	}
-	return state{b: b, lines: lines(out)}, nil
+	return state{b: b, lines: lines}, nil
 }
 
 // targets returns the backends of one family that hold a drop in FORWARD,
@@ -200,9 +176,9 @@ func defaultBackend(base string) backend {
 	return b
 }
 
-// wantRules are the lines `-S Chain` prints when the chain is as it should be.
+// wantRules are the chain's rules as `-S` prints them.
 func wantRules(nets []*net.IPNet) []string {
-	want := []string{"-N " + Chain}
+	var want []string
 	for _, n := range nets {
 		want = append(want,
 			fmt.Sprintf("-A %s -s %s -j ACCEPT", Chain, n),
@@ -214,51 +190,13 @@ func wantRules(nets []*net.IPNet) []string {
 // ensureIn brings Chain in st's backend to exactly wantRules and makes
 // FORWARD jump to it first. It reports whether anything was written.
 func ensureIn(st state, nets []*net.IPNet) (bool, error) {
-	b := st.b
 	if st.lines == nil { // not read yet (no variant binaries)
 		var err error
-		if st, err = read(b); err != nil {
+		if st, err = read(st.b); err != nil {
 			return false, err
 		}
 	}
-	changed := false
-	cur := st.chain()
-	if len(cur) == 0 {
-		if _, err := b.run("-N", Chain); err != nil {
-			return false, fmt.Errorf("create chain %s: %w", Chain, err)
-		}
-		cur, changed = []string{"-N " + Chain}, true
-	}
-	want := wantRules(nets)
-	if !slices.Equal(cur, want) {
-		if _, err := b.run("-F", Chain); err != nil {
-			return changed, err
-		}
-		for _, r := range want[1:] {
-			if _, err := b.run(strings.Fields(r)...); err != nil {
-				return true, err
-			}
-		}
-		changed = true
-	}
-	if !st.jumps() {
-		// At the top: a DROP or REJECT rule in FORWARD must not come first.
-		if _, err := b.run("-I", "FORWARD", "1", "-j", Chain); err != nil {
-			return true, err
-		}
-		changed = true
-	}
-	return changed, nil
-}
-
-func lines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
+	return fwd.Ensure(st.b.bin, st.lines, wantRules(nets))
 }
 
 // Remove deletes the jump and the chain from every backend that has them
@@ -273,20 +211,11 @@ func Remove() error {
 			if strings.HasSuffix(variant, "-legacy") && !legacyFilterLoaded(base == "ip6tables") {
 				continue
 			}
-			b := backend{bin: variant}
-			if _, err := b.run("-S", Chain); err != nil {
-				continue // no chain: nothing of ours here
+			lines, err := fwd.List(variant)
+			if err != nil {
+				continue // e.g. no legacy tables in this kernel
 			}
-			for {
-				if _, err := b.run("-D", "FORWARD", "-j", Chain); err != nil {
-					break
-				}
-			}
-			if _, err := b.run("-F", Chain); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if _, err := b.run("-X", Chain); err != nil {
+			if _, err := fwd.Remove(variant, lines); err != nil {
 				errs = append(errs, err)
 			}
 		}
