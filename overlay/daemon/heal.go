@@ -107,7 +107,7 @@ func (d *daemon) heal(ctx context.Context) bool {
 	d.replaceDevice(dev)
 	d.reconcileTo(snap, c, true)
 	d.syncForwardRules(false)
-	d.syncMasq()
+	d.syncMasq(false)
 	if err := d.sf.sync(d.subnetConfig(c)); err != nil {
 		d.healer.soon = true
 		d.log.Error("periodic resync: subnet file", "err", err)

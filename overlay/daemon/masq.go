@@ -9,9 +9,15 @@ import (
 // syncMasq keeps the pod egress masquerade (--ip-masq) in place, or removes
 // it when turned off. Run at start and on every resync (a firewall reload
 // drops the rules); a failure is logged and counted, never fatal: pod to
-// pod traffic does not need it.
-func (d *daemon) syncMasq() {
+// pod traffic does not need it. start is true for the call at start, the
+// only one that removes the rules of an earlier run when they are off now
+// (nothing writes them while the daemon runs with --ip-masq=false, so a
+// removal per resync would only cost two iptables execs each time).
+func (d *daemon) syncMasq(start bool) {
 	if !d.o.IPMasq {
+		if !start {
+			return
+		}
 		if changed, err := egress.Remove(); err != nil {
 			d.m.incError("masquerade")
 			d.log.Error("remove pod egress masquerade", "chain", egress.Chain, "err", err)

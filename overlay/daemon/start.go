@@ -260,7 +260,7 @@ func (d *daemon) createDevice(c *vtep.Choice) error {
 	d.m.update(func(m *metrics) { m.haveDevice, m.deviceName = true, dev.Name })
 	d.log.Info("vxlan device ready", "name", dev.Name, "index", dev.Index, "mtu", dev.MTU, "mac", dev.MAC.String(), "local", ipStr(dev.Local))
 	d.syncForwardRules(true)
-	d.syncMasq()
+	d.syncMasq(true)
 	return nil
 }
 
