@@ -335,6 +335,11 @@ func TestPeriodicResyncHeals(t *testing.T) {
 		}
 		c1.MustPing(t, c2.IPv6)
 		c2.MustPing(t, c1.IPv6)
+		// The heal above was a resync that reused the device: its offloads
+		// are logged once per device, not on every resync.
+		if n := strings.Count(h1.Daemon().Log(), "vxlan device offloads"); n != 1 {
+			t.Errorf("offloads logged %d times for one device, want once", n)
+		}
 	})
 
 	t.Run("device deleted by hand", func(t *testing.T) {

@@ -116,7 +116,12 @@ func (d *daemon) heal(ctx context.Context) bool {
 }
 
 // replaceDevice makes dev the device, closing the handle of the one before.
+// A device new to the daemon (at start, recreated, or for a new VNI or
+// VTEP) gets its offloads logged once.
 func (d *daemon) replaceDevice(dev *vxlan.Device) {
+	if d.dev == nil || d.dev.Index != dev.Index {
+		vxlan.LogOffloads(d.log, dev.Name)
+	}
 	if d.dev != nil && d.dev != dev {
 		d.dev.Close()
 	}

@@ -256,8 +256,8 @@ func (d *daemon) createDevice(c *vtep.Choice) error {
 	}
 	// A VNI change while the daemon was stopped left the old device.
 	removeStale(d.log, dev.Name)
-	d.dev = dev
-	d.m.update(func(m *metrics) { m.haveDevice, m.deviceName = true, dev.Name })
+	d.replaceDevice(dev)
+	d.m.update(func(m *metrics) { m.haveDevice = true })
 	d.log.Info("vxlan device ready", "name", dev.Name, "index", dev.Index, "mtu", dev.MTU, "mac", dev.MAC.String(), "local", ipStr(dev.Local))
 	d.syncForwardRules(true)
 	d.syncMasq(true)

@@ -250,7 +250,6 @@ func ensureDevice(h netlinksafe.Handle, name string, cfg DeviceConfig) (_ *Devic
 	if err := configure(h, link, mtu, mac); err != nil {
 		return nil, err
 	}
-	logOffloads(name) // on creation and on reuse: a restart says it too
 	if err := enableForwarding(name, cfg); err != nil {
 		return nil, err
 	}

@@ -72,16 +72,18 @@ func ReadOffloads(name string) (Offloads, error) {
 	return o, nil
 }
 
-// logOffloads says at creation what the device offloads, and warns when TX
-// checksum offload or segmentation offload is off.
-func logOffloads(name string) {
+// LogOffloads says what device name offloads, and warns when TX checksum
+// offload or segmentation offload is off. The daemon calls it once per
+// device it starts using (not from EnsureDevice, which its periodic resync
+// calls every interval: that logged the same line each time).
+func LogOffloads(log *slog.Logger, name string) {
 	o, err := ReadOffloads(name)
 	switch {
 	case err != nil:
-		slog.Warn("cannot read vxlan device offloads", "device", name, "err", err)
+		log.Warn("cannot read vxlan device offloads", "device", name, "err", err)
 	case !o.TXChecksum || !(o.TSO || o.GSO):
-		slog.Warn("vxlan device offloads off: overlay throughput will suffer", "device", name, "offloads", o.String())
+		log.Warn("vxlan device offloads off: overlay throughput will suffer", "device", name, "offloads", o.String())
 	default:
-		slog.Info("vxlan device offloads", "device", name, "offloads", o.String(), "udp6Checksum", "on")
+		log.Info("vxlan device offloads", "device", name, "offloads", o.String(), "udp6Checksum", "on")
 	}
 }
