@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +13,13 @@ import (
 // is not ready, and the metric says why.
 func TestLostSubnetNotReady(t *testing.T) {
 	m := newMetrics(time.Minute, "")
-	m.update(func(m *metrics) { m.haveLease, m.haveDevice, m.haveSubnetFile = true, true, true })
+	// A lease, a device (lo stands in) and a subnet file as written.
+	file := filepath.Join(t.TempDir(), "subnet.env")
+	if err := os.WriteFile(file, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.setLease("fd10:244:0:8::/64", "", false)
+	m.update(func(m *metrics) { m.deviceName, m.subnetFile, m.subnetContent = "lo", file, []byte("x\n") })
 	if ok, _ := m.ready(); !ok {
 		t.Fatal("not ready with lease, device and subnet file")
 	}

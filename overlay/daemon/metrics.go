@@ -60,8 +60,10 @@ type metrics struct {
 	renewals        uint64
 	renewFailures   uint64
 
-	// readiness: each must hold for /readyz to say 200.
-	haveLease, haveDevice, haveSubnetFile bool
+	// Readiness (each must hold for /readyz to say 200) is derived from
+	// the fields it describes: a lease once leaseSubnetV6 is set, the
+	// device once deviceName is, the subnet file once subnetFile is.
+	//
 	// lostSubnet is the previous subnet(s) the node did not get back; set,
 	// the daemon is not ready.
 	lostSubnet string
@@ -73,9 +75,11 @@ type metrics struct {
 	// leaseLost: KeepAlive lost the lease and is re-acquiring it.
 	leaseLost bool
 	lastRenew time.Time
-	// deviceName is checked in the kernel on each probe.
+	// deviceName is checked in the kernel on each probe ("" before the
+	// device exists).
 	deviceName string
-	// subnetFile and subnetContent: the file must hold exactly this.
+	// subnetFile and subnetContent: the file must hold exactly this ("",
+	// nil before it is first written).
 	subnetFile    string
 	subnetContent []byte
 	// beat is the main loop's last sign of life (zero before it starts).
@@ -129,7 +133,7 @@ func (m *metrics) onRenew(ok bool) {
 func (m *metrics) setLease(v6, v4 string, reserved bool) {
 	m.update(func(m *metrics) {
 		m.leaseSubnetV6, m.leaseSubnetV4, m.leaseReserved = v6, v4, reserved
-		m.haveLease, m.leaseLost, m.lastRenew = true, false, time.Now()
+		m.leaseLost, m.lastRenew = false, time.Now()
 	})
 }
 
@@ -149,9 +153,8 @@ type check struct{ name, problem string }
 // looked), the config from the last time it was read.
 func (m *metrics) checks() []check {
 	m.mu.Lock()
-	haveLease, lost, reserved, last, ttl := m.haveLease, m.leaseLost, m.leaseReserved, m.lastRenew, m.leaseTTL
+	haveLease, lost, reserved, last, ttl := m.leaseSubnetV6 != "", m.leaseLost, m.leaseReserved, m.lastRenew, m.leaseTTL
 	dev, file, content, cfgProblem, lostSubnet := m.deviceName, m.subnetFile, m.subnetContent, m.configProblem, m.lostSubnet
-	haveDevice, haveFile := m.haveDevice, m.haveSubnetFile
 	m.mu.Unlock()
 	cs := []check{{name: "lease"}, {name: "device"}, {name: "subnet-file"}, {name: "config"}, {name: "previous-subnet"}}
 	switch {
@@ -162,16 +165,16 @@ func (m *metrics) checks() []check {
 	case !reserved && !last.IsZero() && time.Since(last) >= ttl:
 		cs[0].problem = fmt.Sprintf("not renewed for %s (TTL %s): etcd unreachable?", time.Since(last).Round(time.Second), ttl)
 	}
-	if !haveDevice {
+	if dev == "" {
 		cs[1].problem = "no vxlan device yet"
-	} else if _, err := netlinksafe.LinkByName(dev); dev != "" && err != nil {
+	} else if _, err := netlinksafe.LinkByName(dev); err != nil {
 		cs[1].problem = fmt.Sprintf("vxlan device %s: %v", dev, err)
 	}
-	if !haveFile {
+	if file == "" {
 		cs[2].problem = "subnet file not written yet"
-	} else if cur, err := os.ReadFile(file); file != "" && err != nil {
+	} else if cur, err := os.ReadFile(file); err != nil {
 		cs[2].problem = err.Error()
-	} else if file != "" && !bytes.Equal(cur, content) {
+	} else if !bytes.Equal(cur, content) {
 		cs[2].problem = file + " differs from the lease"
 	}
 	if cfgProblem != "" {

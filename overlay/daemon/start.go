@@ -171,7 +171,6 @@ func (d *daemon) acquireLease(ctx context.Context, c *vtep.Choice) (*lease.Lease
 	}
 	d.logLease("lease acquired", l)
 	d.checkRegained(attrs, l)
-	d.m.update(func(m *metrics) { m.haveLease = true })
 	d.setLeaseMetrics(l)
 	return l, attrs, nil
 }
@@ -257,7 +256,6 @@ func (d *daemon) createDevice(c *vtep.Choice) error {
 	// A VNI change while the daemon was stopped left the old device.
 	removeStale(d.log, dev.Name)
 	d.replaceDevice(dev)
-	d.m.update(func(m *metrics) { m.haveDevice = true })
 	d.log.Info("vxlan device ready", "name", dev.Name, "index", dev.Index, "mtu", dev.MTU, "mac", dev.MAC.String(), "local", ipStr(dev.Local))
 	d.syncForwardRules(true)
 	d.syncMasq(true)

@@ -49,7 +49,7 @@ func (w *subnetWriter) write(sf *subnetfile.Config) error {
 		w.m.incError("subnet_file")
 		return err
 	}
-	w.m.update(func(m *metrics) { m.haveSubnetFile, m.subnetFile, m.subnetContent = true, w.path, sf.Marshal() })
+	w.m.update(func(m *metrics) { m.subnetFile, m.subnetContent = w.path, sf.Marshal() })
 	if w.written != nil {
 		w.written()
 	}
