@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"strings"
 
 	"github.com/vxlan6/vxlan6/overlay/firewall/chain"
 )
@@ -105,6 +106,11 @@ func ensure(b string, want []string) (bool, error) {
 func remove(b string) (bool, error) {
 	if _, err := exec.LookPath(b); err != nil {
 		return false, nil // nothing can have been set up with it
+	}
+	if strings.HasSuffix(chain.Default(b), "-legacy") && !chain.LegacyLoaded(b == "ip6tables", "nat") {
+		// No legacy nat table, no chain; listing would create the table
+		// (an IPv6-only node asked every resync for IPv4).
+		return false, nil
 	}
 	lines, err := masq.List(b)
 	if err != nil {

@@ -18,11 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/vxlan6/vxlan6/overlay/firewall/chain"
 )
@@ -116,7 +114,7 @@ func targets(v6 bool) []state {
 		if _, err := exec.LookPath(variant); err != nil {
 			continue
 		}
-		if strings.HasSuffix(variant, "-legacy") && !legacyFilterLoaded(v6) {
+		if strings.HasSuffix(variant, "-legacy") && !chain.LegacyLoaded(v6, "filter") {
 			// Asking iptables-legacy would create its tables, and from
 			// then on iptables-nft warns about them on every listing.
 			continue
@@ -142,39 +140,8 @@ func targets(v6 bool) []state {
 	return []state{{b: def}}
 }
 
-// legacyFilterLoaded reports whether the legacy (x_tables) filter table of
-// the family exists in this network namespace; without it nothing legacy
-// drops. thread-self: the calling thread's netns, which tests switch.
-func legacyFilterLoaded(v6 bool) bool {
-	name := "/proc/thread-self/net/ip_tables_names"
-	if v6 {
-		name = "/proc/thread-self/net/ip6_tables_names"
-	}
-	b, err := os.ReadFile(name)
-	return err == nil && slices.Contains(strings.Fields(string(b)), "filter")
-}
-
-var defaults sync.Map // base name -> backend
-
-// defaultBackend is the variant the plain name runs (Debian's alternatives),
-// by its own word: `iptables --version` says "(nf_tables)" or "(legacy)".
-func defaultBackend(base string) backend {
-	if b, ok := defaults.Load(base); ok {
-		return b.(backend)
-	}
-	b := backend{bin: base}
-	if out, err := exec.Command(base, "--version").CombinedOutput(); err == nil {
-		for variant, tag := range map[string]string{"-nft": "(nf_tables)", "-legacy": "(legacy)"} {
-			if strings.Contains(string(out), tag) {
-				if _, err := exec.LookPath(base + variant); err == nil {
-					b = backend{bin: base + variant}
-				}
-			}
-		}
-	}
-	defaults.Store(base, b)
-	return b
-}
+// defaultBackend is the variant the plain name runs (chain.Default).
+func defaultBackend(base string) backend { return backend{bin: chain.Default(base)} }
 
 // wantRules are the chain's rules as `-S` prints them.
 func wantRules(nets []*net.IPNet) []string {
@@ -208,7 +175,7 @@ func Remove() error {
 			if _, err := exec.LookPath(variant); err != nil {
 				continue
 			}
-			if strings.HasSuffix(variant, "-legacy") && !legacyFilterLoaded(base == "ip6tables") {
+			if strings.HasSuffix(variant, "-legacy") && !chain.LegacyLoaded(base == "ip6tables", "filter") {
 				continue
 			}
 			lines, err := fwd.List(variant)

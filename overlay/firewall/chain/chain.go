@@ -12,9 +12,11 @@ package chain
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -143,4 +145,41 @@ func splitRule(line string) []string {
 		args = append(args, cur.String())
 	}
 	return args
+}
+
+// LegacyLoaded reports whether the legacy (x_tables) table of the family
+// exists in this network namespace. Listing a legacy table creates it (and
+// from then on iptables-nft warns about legacy tables on every listing), so
+// a caller that only looks for its chain asks this first: no table, no
+// chain. thread-self: the calling thread's netns, which tests switch.
+func LegacyLoaded(v6 bool, table string) bool {
+	name := "/proc/thread-self/net/ip_tables_names"
+	if v6 {
+		name = "/proc/thread-self/net/ip6_tables_names"
+	}
+	b, err := os.ReadFile(name)
+	return err == nil && slices.Contains(strings.Fields(string(b)), table)
+}
+
+var defaults sync.Map // base name -> variant
+
+// Default is the variant the plain name (iptables, ip6tables) runs
+// (Debian's alternatives), by its own word: `iptables --version` says
+// "(nf_tables)" or "(legacy)". base itself when it says neither.
+func Default(base string) string {
+	if v, ok := defaults.Load(base); ok {
+		return v.(string)
+	}
+	v := base
+	if out, err := exec.Command(base, "--version").CombinedOutput(); err == nil {
+		for variant, tag := range map[string]string{"-nft": "(nf_tables)", "-legacy": "(legacy)"} {
+			if strings.Contains(string(out), tag) {
+				if _, err := exec.LookPath(base + variant); err == nil {
+					v = base + variant
+				}
+			}
+		}
+	}
+	defaults.Store(base, v)
+	return v
 }

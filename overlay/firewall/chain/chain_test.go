@@ -1,6 +1,8 @@
 package chain
 
 import (
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -48,6 +50,33 @@ func TestEnsureAndRemove(t *testing.T) {
 		}
 		if changed, err := c.Remove("ip6tables", list()); err != nil || changed {
 			t.Errorf("second Remove: %v %v", changed, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// LegacyLoaded sees a legacy table only once something created it (here a
+// listing, which is why callers that only look ask it first).
+func TestLegacyLoaded(t *testing.T) {
+	testutil.RequireRoot(t)
+	if _, err := exec.LookPath("iptables-legacy"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("iptables-legacy not installed (.ci/deps.sh installs iptables)")
+		}
+		t.Skip("iptables-legacy not installed")
+	}
+	err := testutil.NewNS(t).Do(func(ns.NetNS) error {
+		if LegacyLoaded(false, "nat") {
+			t.Fatal("legacy nat table in a fresh netns")
+		}
+		if _, err := (Chain{Table: "nat"}).List("iptables-legacy"); err != nil {
+			return err
+		}
+		if !LegacyLoaded(false, "nat") || LegacyLoaded(true, "nat") {
+			t.Errorf("after listing IPv4 legacy nat: v4 %v v6 %v, want true false", LegacyLoaded(false, "nat"), LegacyLoaded(true, "nat"))
 		}
 		return nil
 	})
