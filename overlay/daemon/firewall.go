@@ -31,6 +31,9 @@ func (d *daemon) syncForwardRules(start bool) {
 		d.m.incError("forward_rules")
 		d.log.Error("forward rules for the pod networks", "chain", firewall.Chain, "err", err)
 	}
+	if start && err == nil && len(res.Backends) == 0 {
+		d.log.Info("no iptables/ip6tables installed: no forward rules to keep", "chain", firewall.Chain)
+	}
 	if len(res.Changed) > 0 {
 		d.log.Info("forward rules written", "chain", firewall.Chain, "backends", res.Changed, "networks", nets)
 	}

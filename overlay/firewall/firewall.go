@@ -103,7 +103,8 @@ func read(b backend) (state, error) {
 }
 
 // targets returns the backends of one family that hold a drop in FORWARD,
-// or the default backend when none does.
+// or the default backend when none does, or none when the host has no
+// iptables binary of the family.
 func targets(v6 bool) []state {
 	base := "iptables"
 	if v6 {
@@ -130,6 +131,13 @@ func targets(v6 bool) []state {
 	}
 	if len(out) > 0 {
 		return out
+	}
+	if len(all) == 0 {
+		if _, err := exec.LookPath(base); err != nil {
+			// No iptables of this family on this host (an nftables-only
+			// install): nothing of it drops, and there is nothing to run.
+			return nil
+		}
 	}
 	def := defaultBackend(base)
 	for _, st := range all {

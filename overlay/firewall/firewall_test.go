@@ -133,3 +133,14 @@ func TestEnsureDefaultBackend(t *testing.T) {
 		}
 	}
 }
+
+// A host without any iptables binary (an nftables-only install) has no
+// iptables drop to work around: Ensure does nothing and reports no error,
+// rather than failing on every resync.
+func TestEnsureWithoutIptables(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	res, err := Ensure([]*net.IPNet{cidr("fd10:244::/48"), cidr("10.244.0.0/16")})
+	if err != nil || len(res.Backends) != 0 || len(res.Changed) != 0 {
+		t.Fatalf("Ensure without iptables = %+v, %v; want nothing and no error", res, err)
+	}
+}
