@@ -1,0 +1,52 @@
+package e2e
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/vxlan6/vxlan6/internal/testbed"
+)
+
+// TestForwardDropLegacyFirewall: the drop is in iptables-legacy (an older
+// host, or one whose firewall still uses the legacy backend) while the
+// nft backend accepts. A packet must pass both, so the daemon's accept
+// rules belong in the legacy tables: pods reach each other across hosts in
+// both families, and the nft backend, which drops nothing, is left alone.
+func TestForwardDropLegacyFirewall(t *testing.T) {
+	b := testbed.NewRealHosts(t, testbed.RealOptions{Hosts: 2})
+	for _, h := range b.Hosts {
+		h.MustExec("ip6tables-legacy", "-P", "FORWARD", "DROP")
+		h.MustExec("iptables-legacy", "-P", "FORWARD", "DROP")
+	}
+	b.PutConfig(testbed.ConfigJSON(true))
+	var cs []*testbed.Container
+	for _, h := range b.Hosts {
+		h.StartDaemon("--forward-rules=false").WaitReady(readyTimeout)
+		cs = append(cs, h.AddContainer())
+	}
+	// The legacy drop really drops: without the rules nothing crosses.
+	for _, dst := range []net.IP{cs[1].IPv6, cs[1].IPv4} {
+		if out, err := cs[0].Ping(dst, 3); err == nil {
+			t.Fatalf("with --forward-rules=false and a legacy FORWARD DROP, %s reached %s:\n%s", cs[0].Name, dst, out)
+		}
+	}
+	for _, h := range b.Hosts {
+		h.Daemon().Stop()
+		h.StartDaemon().WaitReady(readyTimeout)
+	}
+	meshPing(t, targets(cs, false))
+	meshPing(t, targets(cs, true))
+	for _, h := range b.Hosts {
+		for _, bin := range []string{"ip6tables-legacy", "iptables-legacy"} {
+			if out := h.MustExec(bin, "-S", "FORWARD"); !strings.Contains(out, "-A FORWARD -j VXLAN6-FWD") {
+				t.Errorf("%s: %s FORWARD has no jump to VXLAN6-FWD:\n%s", h.Name, bin, out)
+			}
+		}
+		for _, bin := range []string{"ip6tables-nft", "iptables-nft"} {
+			if out := h.MustExec(bin, "-S"); strings.Contains(out, "VXLAN6-FWD") {
+				t.Errorf("%s: %s drops nothing but got VXLAN6-FWD:\n%s", h.Name, bin, out)
+			}
+		}
+	}
+}
