@@ -22,10 +22,7 @@ func (d *daemon) syncForwardRules(start bool) {
 		}
 		return
 	}
-	nets := []*net.IPNet{d.cfg.IPv6Network}
-	if d.cfg.EnableIPv4 && d.cfg.Network != nil {
-		nets = append(nets, d.cfg.Network)
-	}
+	nets := d.podNetworks()
 	res, err := firewall.Ensure(nets)
 	if err != nil {
 		d.m.incError("forward_rules")
@@ -37,4 +34,14 @@ func (d *daemon) syncForwardRules(start bool) {
 	if len(res.Changed) > 0 {
 		d.log.Info("forward rules written", "chain", firewall.Chain, "backends", res.Changed, "networks", nets)
 	}
+}
+
+// podNetworks are the cluster's pod networks, the ones the forward and
+// masquerade rules are written for.
+func (d *daemon) podNetworks() []*net.IPNet {
+	nets := []*net.IPNet{d.cfg.IPv6Network}
+	if d.cfg.DualStack() {
+		nets = append(nets, d.cfg.Network)
+	}
+	return nets
 }

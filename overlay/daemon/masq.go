@@ -1,10 +1,6 @@
 package daemon
 
-import (
-	"net"
-
-	"github.com/vxlan6/vxlan6/overlay/egress"
-)
+import "github.com/vxlan6/vxlan6/overlay/egress"
 
 // syncMasq keeps the pod egress masquerade (--ip-masq) in place, or removes
 // it when turned off. Run at start and on every resync (a firewall reload
@@ -26,11 +22,7 @@ func (d *daemon) syncMasq(start bool) {
 		}
 		return
 	}
-	nets := []*net.IPNet{d.cfg.IPv6Network}
-	if d.cfg.DualStack() {
-		nets = append(nets, d.cfg.Network)
-	}
-	changed, err := egress.Ensure(nets)
+	changed, err := egress.Ensure(d.podNetworks())
 	if err != nil {
 		d.m.incError("masquerade")
 		d.log.Error("pod egress masquerade", "chain", egress.Chain, "err", err)
