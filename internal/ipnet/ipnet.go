@@ -32,6 +32,16 @@ func Fits(network *net.IPNet, bits int, s *net.IPNet) bool {
 	return ones == bits && Contains(network, s)
 }
 
+// Overlaps reports whether a and b share an address. The family is the
+// mask's (::ffff:0:0/96 has an IPv4-looking IP; a 4-byte IPv4 net never
+// overlaps a 16-byte IPv6 one). Both must be non-nil.
+func Overlaps(a, b *net.IPNet) bool {
+	if len(a.Mask) != len(b.Mask) {
+		return false
+	}
+	return a.Contains(b.IP) || b.Contains(a.IP)
+}
+
 // String is n in CIDR notation, or "" for nil (a family the network does
 // not use): for logs and tables, where "<nil>" would read as a value.
 func String(n *net.IPNet) string {

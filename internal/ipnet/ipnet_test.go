@@ -32,3 +32,24 @@ func TestContainsAndFits(t *testing.T) {
 		t.Error("Contains is wrong")
 	}
 }
+
+func TestOverlaps(t *testing.T) {
+	v4 := cidr("10.0.0.0/8")
+	v4.IP = v4.IP.To4()
+	for _, c := range []struct {
+		a, b *net.IPNet
+		want bool
+	}{
+		{cidr("fd10:244::/48"), cidr("fd10:244:0:5::/64"), true},
+		{cidr("fd10:244:0:5::/64"), cidr("fd10:244::/48"), true},
+		{cidr("fd10:244::/48"), cidr("fd10:245::/48"), false},
+		// The family is the mask's: an IPv4 net never overlaps IPv6 space,
+		// not even IPv4-mapped.
+		{cidr("::ffff:0:0/96"), v4, false},
+		{v4, cidr("10.1.0.0/16"), true},
+	} {
+		if got := Overlaps(c.a, c.b); got != c.want {
+			t.Errorf("Overlaps(%s, %s) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}

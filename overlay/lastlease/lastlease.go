@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
 // DefaultPath is where vxlan6d keeps it unless --lease-file says otherwise.
@@ -37,20 +39,13 @@ type file struct {
 	Subnet      string `json:"Subnet,omitempty"`
 }
 
-func str(n *net.IPNet) string {
-	if n == nil {
-		return ""
-	}
-	return n.String()
-}
-
 // Save writes l to path atomically (temp file, fsync, rename).
 func Save(path string, l *Last) error {
 	if l.VTEP == nil || l.IPv6Subnet == nil || l.IPv6Network == nil {
 		return fmt.Errorf("save last lease to %s: needs VTEP, IPv6Network and IPv6Subnet", path)
 	}
-	data, err := json.Marshal(file{NodeName: l.NodeName, VTEP: l.VTEP.String(), IPv6Network: str(l.IPv6Network),
-		IPv6Subnet: str(l.IPv6Subnet), Network: str(l.Network), Subnet: str(l.Subnet)})
+	data, err := json.Marshal(file{NodeName: l.NodeName, VTEP: l.VTEP.String(), IPv6Network: ipnet.String(l.IPv6Network),
+		IPv6Subnet: ipnet.String(l.IPv6Subnet), Network: ipnet.String(l.Network), Subnet: ipnet.String(l.Subnet)})
 	if err != nil {
 		return err
 	}

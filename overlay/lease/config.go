@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxlan6/vxlan6/internal/backoff"
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
 // Defaults of the network config.
@@ -242,20 +243,11 @@ func checkScope(field string, n *net.IPNet) error {
 		return fmt.Errorf("%s %s is shorter than /%d: it would capture host traffic", field, n, minNetworkLen)
 	}
 	for _, sp := range specialNets {
-		if Overlaps(n, sp.n) {
+		if ipnet.Overlaps(n, sp.n) {
 			return fmt.Errorf("%s %s overlaps %s %s", field, n, sp.what, sp.n)
 		}
 	}
 	return nil
-}
-
-// Overlaps reports whether a and b (same family) share an address.
-func Overlaps(a, b *net.IPNet) bool {
-	// The family is the mask's: ::ffff:0:0/96 has an IPv4-looking IP.
-	if _, ab := a.Mask.Size(); ab != len(b.Mask)*8 {
-		return false
-	}
-	return a.Contains(b.IP) || b.Contains(a.IP)
 }
 
 func checkSubnetLen(field string, l int, netField string, n *net.IPNet, maxLen int) error {

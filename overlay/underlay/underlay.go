@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
 // Prefix is one part of the underlay and where it comes from.
@@ -57,21 +59,12 @@ func CheckOverlap(networks []Network, underlay []Prefix) error {
 			if ones, _ := p.Net.Mask.Size(); ones == 0 {
 				continue
 			}
-			if overlaps(n.Net, p.Net) {
+			if ipnet.Overlaps(n.Net, p.Net) {
 				return &OverlapError{Field: n.Field, Network: n.Net, Underlay: p}
 			}
 		}
 	}
 	return nil
-}
-
-// overlaps reports whether a and b share an address; the family is the
-// mask's (a 4-byte IPv4 net never overlaps a 16-byte IPv6 one).
-func overlaps(a, b *net.IPNet) bool {
-	if len(a.Mask) != len(b.Mask) {
-		return false
-	}
-	return a.Contains(b.IP) || b.Contains(a.IP)
 }
 
 // hostPrefix is ip as a /128 (or /32) prefix.
