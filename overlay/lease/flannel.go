@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"sort"
 	"strings"
@@ -183,11 +182,11 @@ func subnetRange(minKey, maxKey string, minRaw, maxRaw json.RawMessage, network 
 		if ip == nil {
 			return nil, fmt.Errorf("%s %q is not an IP address", key, s)
 		}
-		sub := &net.IPNet{IP: ip.Mask(net.CIDRMask(bits, len(network.IP)*8)), Mask: net.CIDRMask(bits, len(network.IP)*8)}
-		if _, _, ok := subnetIndex(network, bits, sub); !ok || !sub.IP.Equal(ip) {
+		start := ip.Mask(net.CIDRMask(bits, len(network.IP)*8))
+		if !network.Contains(ip) || !start.Equal(ip) {
 			return nil, fmt.Errorf("%s %s is not the start of a /%d inside %s", key, s, bits, network)
 		}
-		return sub.IP, nil
+		return start, nil
 	}
 	lo, err := parse(minKey, minRaw)
 	if err != nil {
@@ -197,20 +196,10 @@ func subnetRange(minKey, maxKey string, minRaw, maxRaw json.RawMessage, network 
 	if err != nil {
 		return nil, nil, err
 	}
-	if lo != nil && hi != nil && rangeIndex(network, bits, lo).Cmp(rangeIndex(network, bits, hi)) > 0 {
+	if lo != nil && hi != nil && subnetIndex(network, bits, lo).Cmp(subnetIndex(network, bits, hi)) > 0 {
 		return nil, nil, fmt.Errorf("%s %s is above %s %s", minKey, lo, maxKey, hi)
 	}
 	return lo, hi, nil
-}
-
-// rangeIndex is the subnet index of the subnet starting at ip.
-func rangeIndex(network *net.IPNet, bits int, ip net.IP) *big.Int {
-	if ip == nil {
-		return nil
-	}
-	l := len(network.IP) * 8
-	i, _, _ := subnetIndex(network, bits, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, l)})
-	return i
 }
 
 // warnedUnknown keeps the daemon's unknown-key warning to once per key.

@@ -28,9 +28,9 @@ func (e *NoFreeSubnetError) Error() string {
 
 func (e *NoFreeSubnetError) Is(target error) bool { return target == ErrNoFreeSubnet }
 
-// held is a range of subnet indexes some record claims.
+// held is the subnet index some record claims.
 type held struct {
-	lo, hi    *big.Int
+	idx       *big.Int
 	key       string
 	createRev int64
 }
@@ -82,8 +82,7 @@ func (p *pool) inRange(i *big.Int) bool {
 // "::/0" record must not exhaust the network.
 func (p *pool) add(s, key string, createRev int64) {
 	if n := p.claim(s); n != nil {
-		i := p.index(n)
-		p.held = append(p.held, held{lo: i, hi: i, key: key, createRev: createRev})
+		p.held = append(p.held, held{idx: p.index(n), key: key, createRev: createRev})
 	}
 }
 
@@ -104,8 +103,7 @@ func (p *pool) claim(s string) *net.IPNet {
 }
 
 func (p *pool) index(n *net.IPNet) *big.Int {
-	lo, _, _ := subnetIndex(p.network, p.subLen, n)
-	return lo
+	return subnetIndex(p.network, p.subLen, n.IP)
 }
 
 // heldBy returns the key of a record (other than except, created before
@@ -115,7 +113,7 @@ func (p *pool) heldBy(i *big.Int, except string, before int64) string {
 		if h.key == except || (before != 0 && h.createRev >= before) {
 			continue
 		}
-		if h.lo.Cmp(i) <= 0 && i.Cmp(h.hi) <= 0 {
+		if h.idx.Cmp(i) == 0 {
 			return h.key
 		}
 	}
@@ -183,7 +181,7 @@ func (p *pool) taken(except string) []*big.Int {
 	var out []*big.Int
 	for _, h := range p.held {
 		if h.key != except {
-			out = append(out, h.lo)
+			out = append(out, h.idx)
 		}
 	}
 	slices.SortFunc(out, func(a, b *big.Int) int { return a.Cmp(b) })
@@ -199,10 +197,10 @@ func (r *Registry) pools(ctx context.Context, cfg *Config) (p6, p4 *pool, all ma
 	}
 	all = make(map[string]*keyValue, len(kvs))
 	p6 = &pool{family: "IPv6", network: cfg.IPv6Network, subLen: cfg.IPv6SubnetLen,
-		lo: rangeIndex(cfg.IPv6Network, cfg.IPv6SubnetLen, cfg.IPv6SubnetMin), hi: rangeIndex(cfg.IPv6Network, cfg.IPv6SubnetLen, cfg.IPv6SubnetMax)}
+		lo: subnetIndex(cfg.IPv6Network, cfg.IPv6SubnetLen, cfg.IPv6SubnetMin), hi: subnetIndex(cfg.IPv6Network, cfg.IPv6SubnetLen, cfg.IPv6SubnetMax)}
 	if cfg.DualStack() {
 		p4 = &pool{family: "IPv4", network: cfg.Network, subLen: cfg.SubnetLen, v4: true,
-			lo: rangeIndex(cfg.Network, cfg.SubnetLen, cfg.SubnetMin), hi: rangeIndex(cfg.Network, cfg.SubnetLen, cfg.SubnetMax)}
+			lo: subnetIndex(cfg.Network, cfg.SubnetLen, cfg.SubnetMin), hi: subnetIndex(cfg.Network, cfg.SubnetLen, cfg.SubnetMax)}
 	}
 	for i := range kvs {
 		kv := &kvs[i]

@@ -200,36 +200,17 @@ type keyValue struct {
 	lease     int64
 }
 
-// subnetIndex returns the index range [lo, hi] of the subnets of length
-// subLen inside network that sub covers, and false if sub does not overlap
-// network. Used to find free subnets whatever odd prefixes records claim.
-func subnetIndex(network *net.IPNet, subLen int, sub *net.IPNet) (lo, hi *big.Int, ok bool) {
-	if !network.Contains(sub.IP) && !sub.Contains(network.IP) {
-		return nil, nil, false
+// subnetIndex is the number, counted from the start of network, of the
+// subnet of length subLen that holds ip; nil when ip is nil or outside
+// network (or of the other family).
+func subnetIndex(network *net.IPNet, subLen int, ip net.IP) *big.Int {
+	if ip == nil || !network.Contains(ip) {
+		return nil
 	}
-	nOnes, bits := network.Mask.Size()
-	sOnes, sBits := sub.Mask.Size()
-	if bits != sBits {
-		return nil, nil, false
-	}
-	if sOnes <= nOnes { // covers the whole network
-		return big.NewInt(0), new(big.Int).Sub(subnetCount(network, subLen), big.NewInt(1)), true
-	}
-	idx := func(ip net.IP) *big.Int {
-		v := new(big.Int).SetBytes(ipBytes(ip, bits))
-		v.Rsh(v, uint(bits-subLen))
-		base := new(big.Int).SetBytes(ipBytes(network.IP, bits))
-		base.Rsh(base, uint(bits-subLen))
-		return v.Sub(v, base)
-	}
-	lo = idx(sub.IP.Mask(sub.Mask))
-	if sOnes >= subLen {
-		return lo, new(big.Int).Set(lo), true
-	}
-	hi = new(big.Int).Lsh(big.NewInt(1), uint(subLen-sOnes))
-	hi.Add(hi, lo)
-	hi.Sub(hi, big.NewInt(1))
-	return lo, hi, true
+	_, bits := network.Mask.Size()
+	v := new(big.Int).SetBytes(ipBytes(ip, bits))
+	v.Sub(v, new(big.Int).SetBytes(ipBytes(network.IP, bits)))
+	return v.Rsh(v, uint(bits-subLen))
 }
 
 // subnetCount is the number of subnets of length subLen in network.
