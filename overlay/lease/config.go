@@ -60,6 +60,11 @@ type rawConfig struct {
 	Network       string     `json:"Network,omitempty"`
 	SubnetLen     int        `json:"SubnetLen,omitempty"`
 	Backend       rawBackend `json:"Backend"`
+	// First and last subnet handed out (flannel's keys); "": no bound.
+	IPv6SubnetMin string `json:"IPv6SubnetMin,omitempty"`
+	IPv6SubnetMax string `json:"IPv6SubnetMax,omitempty"`
+	SubnetMin     string `json:"SubnetMin,omitempty"`
+	SubnetMax     string `json:"SubnetMax,omitempty"`
 }
 
 type rawBackend struct {
@@ -75,7 +80,8 @@ type rawBackend struct {
 // longer than the network, fewer than 4 subnets, IPv6 disabled, ... are errors
 // that name the field). Defaults: EnableIPv6 true when IPv6Network is set,
 // IPv6SubnetLen 64, Backend.Type "vxlan", VNI 1, Port 8472. Network and
-// SubnetLen are ignored unless EnableIPv4 is true.
+// SubnetLen are ignored unless EnableIPv4 is true; SubnetMin/SubnetMax
+// without it are an error.
 func ParseConfig(data []byte) (*Config, error) {
 	var raw rawConfig
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -89,6 +95,8 @@ func ParseConfig(data []byte) (*Config, error) {
 		if err := parseIPv4(&raw, cfg); err != nil {
 			return nil, err
 		}
+	} else if raw.SubnetMin != "" || raw.SubnetMax != "" {
+		return nil, errors.New("SubnetMin/SubnetMax are set but IPv4 is off (no Network, or EnableIPv4 false)")
 	}
 	b, err := parseBackend(raw.Backend)
 	if err != nil {
@@ -119,7 +127,11 @@ func parseIPv6(raw *rawConfig, cfg *Config) error {
 		return err
 	}
 	// An IPv6 pod subnet needs room for the gateway and at least a few pods.
-	return checkSubnetLen("IPv6SubnetLen", cfg.IPv6SubnetLen, "IPv6Network", cfg.IPv6Network, 126)
+	if err := checkSubnetLen("IPv6SubnetLen", cfg.IPv6SubnetLen, "IPv6Network", cfg.IPv6Network, 126); err != nil {
+		return err
+	}
+	cfg.IPv6SubnetMin, cfg.IPv6SubnetMax, err = subnetRange("IPv6SubnetMin", "IPv6SubnetMax", raw.IPv6SubnetMin, raw.IPv6SubnetMax, cfg.IPv6Network, cfg.IPv6SubnetLen)
+	return err
 }
 
 // parseIPv4 fills cfg's IPv4 network (EnableIPv4 is true).
@@ -138,7 +150,42 @@ func parseIPv4(raw *rawConfig, cfg *Config) error {
 	if err := checkScope("Network", cfg.Network); err != nil {
 		return err
 	}
-	return checkSubnetLen("SubnetLen", cfg.SubnetLen, "Network", cfg.Network, 30)
+	if err := checkSubnetLen("SubnetLen", cfg.SubnetLen, "Network", cfg.Network, 30); err != nil {
+		return err
+	}
+	cfg.SubnetMin, cfg.SubnetMax, err = subnetRange("SubnetMin", "SubnetMax", raw.SubnetMin, raw.SubnetMax, cfg.Network, cfg.SubnetLen)
+	return err
+}
+
+// subnetRange parses a Min/Max pair: subnet start addresses of network
+// with length bits, min <= max. Absent ("") values are nil.
+func subnetRange(minKey, maxKey, minS, maxS string, network *net.IPNet, bits int) (net.IP, net.IP, error) {
+	parse := func(key, s string) (net.IP, error) {
+		if s == "" {
+			return nil, nil
+		}
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return nil, fmt.Errorf("%s %q is not an IP address", key, s)
+		}
+		start := ip.Mask(net.CIDRMask(bits, len(network.IP)*8))
+		if !network.Contains(ip) || !start.Equal(ip) {
+			return nil, fmt.Errorf("%s %s is not the start of a /%d inside %s", key, s, bits, network)
+		}
+		return start, nil
+	}
+	lo, err := parse(minKey, minS)
+	if err != nil {
+		return nil, nil, err
+	}
+	hi, err := parse(maxKey, maxS)
+	if err != nil {
+		return nil, nil, err
+	}
+	if lo != nil && hi != nil && subnetIndex(network, bits, lo).Cmp(subnetIndex(network, bits, hi)) > 0 {
+		return nil, nil, fmt.Errorf("%s %s is above %s %s", minKey, lo, maxKey, hi)
+	}
+	return lo, hi, nil
 }
 
 // parseBackend applies the Backend defaults and checks the ranges.
@@ -280,9 +327,11 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		raw.IPv6Network = c.IPv6Network.String()
 	}
 	raw.IPv6SubnetLen = c.IPv6SubnetLen
+	raw.IPv6SubnetMin, raw.IPv6SubnetMax = ipnet.IPString(c.IPv6SubnetMin), ipnet.IPString(c.IPv6SubnetMax)
 	if c.EnableIPv4 && c.Network != nil {
 		raw.Network = c.Network.String()
 		raw.SubnetLen = c.SubnetLen
+		raw.SubnetMin, raw.SubnetMax = ipnet.IPString(c.SubnetMin), ipnet.IPString(c.SubnetMax)
 	}
 	raw.Backend.Type = c.Backend.Type
 	raw.Backend.VNI = c.Backend.VNI

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -74,25 +73,11 @@ func ParseFlannelConfig(data []byte) (*ParsedConfig, error) {
 	if err := applyFlannelDefaults(top, &pc.Notes); err != nil {
 		return nil, err
 	}
-	min6, max6, min4, max4 := top["IPv6SubnetMin"], top["IPv6SubnetMax"], top["SubnetMin"], top["SubnetMax"]
-	for _, k := range []string{"IPv6SubnetMin", "IPv6SubnetMax", "SubnetMin", "SubnetMax", "EnableNFTables"} {
-		delete(top, k)
-	}
+	delete(top, "EnableNFTables")
 	plain, _ := json.Marshal(top)
 	cfg, err := ParseConfig(plain)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.IPv6SubnetMin, cfg.IPv6SubnetMax, err = subnetRange("IPv6SubnetMin", "IPv6SubnetMax", min6, max6, cfg.IPv6Network, cfg.IPv6SubnetLen); err != nil {
-		return nil, err
-	}
-	if (min4 != nil || max4 != nil) && !cfg.DualStack() {
-		return nil, errors.New("SubnetMin/SubnetMax are set but IPv4 is off (no Network, or EnableIPv4 false)")
-	}
-	if cfg.DualStack() {
-		if cfg.SubnetMin, cfg.SubnetMax, err = subnetRange("SubnetMin", "SubnetMax", min4, max4, cfg.Network, cfg.SubnetLen); err != nil {
-			return nil, err
-		}
 	}
 	pc.Config = cfg
 	sort.Strings(pc.Unknown)
@@ -165,41 +150,6 @@ func applyFlannelDefaults(top map[string]json.RawMessage, notes *[]string) error
 		*notes = append(*notes, "SubnetLen defaults to 24 (flannel's default)")
 	}
 	return nil
-}
-
-// subnetRange parses a Min/Max pair: subnet addresses of network with
-// length bits, min <= max. Absent values are nil.
-func subnetRange(minKey, maxKey string, minRaw, maxRaw json.RawMessage, network *net.IPNet, bits int) (net.IP, net.IP, error) {
-	parse := func(key string, raw json.RawMessage) (net.IP, error) {
-		if raw == nil {
-			return nil, nil
-		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
-		}
-		ip := net.ParseIP(s)
-		if ip == nil {
-			return nil, fmt.Errorf("%s %q is not an IP address", key, s)
-		}
-		start := ip.Mask(net.CIDRMask(bits, len(network.IP)*8))
-		if !network.Contains(ip) || !start.Equal(ip) {
-			return nil, fmt.Errorf("%s %s is not the start of a /%d inside %s", key, s, bits, network)
-		}
-		return start, nil
-	}
-	lo, err := parse(minKey, minRaw)
-	if err != nil {
-		return nil, nil, err
-	}
-	hi, err := parse(maxKey, maxRaw)
-	if err != nil {
-		return nil, nil, err
-	}
-	if lo != nil && hi != nil && subnetIndex(network, bits, lo).Cmp(subnetIndex(network, bits, hi)) > 0 {
-		return nil, nil, fmt.Errorf("%s %s is above %s %s", minKey, lo, maxKey, hi)
-	}
-	return lo, hi, nil
 }
 
 // warnedUnknown keeps the daemon's unknown-key warning to once per key.

@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -48,6 +49,38 @@ func TestParseFlannelConfig(t *testing.T) {
 		if _, err := ParseFlannelConfig([]byte(cfg)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err %v, want %q", cfg, err, want)
 		}
+	}
+}
+
+// TestConfigRangesRoundTrip: a Config written in its etcd form
+// (MarshalJSON) and read back (json.Unmarshal, or GetConfig's flannel
+// reader) keeps its subnet ranges: a tool that rewrites the config must not
+// widen the range to the whole network.
+func TestConfigRangesRoundTrip(t *testing.T) {
+	pc, err := ParseFlannelConfig([]byte(`{"Network":"10.42.0.0/16","IPv6Network":"fd10:244::/48","SubnetMin":"10.42.10.0",
+		"SubnetMax":"10.42.20.0","IPv6SubnetMin":"fd10:244:0:10::","IPv6SubnetMax":"fd10:244:0:20::","Backend":{"Type":"vxlan"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(pc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Config
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatalf("re-read %s: %v", data, err)
+	}
+	again, err := ParseFlannelConfig(data)
+	if err != nil {
+		t.Fatalf("re-read %s: %v", data, err)
+	}
+	for _, c := range []*Config{&back, again.Config} {
+		if got := fmt.Sprint(c.IPv6SubnetMin, c.IPv6SubnetMax, c.SubnetMin, c.SubnetMax); got != "fd10:244:0:10:: fd10:244:0:20:: 10.42.10.0 10.42.20.0" {
+			t.Errorf("ranges after the round trip through %s: %s", data, got)
+		}
+	}
+	if _, err := ParseConfig([]byte(`{"IPv6Network":"fd10:244::/48","SubnetMax":"10.0.0.0"}`)); err == nil || !strings.Contains(err.Error(), "IPv4 is off") {
+		t.Errorf("SubnetMax without IPv4: %v", err)
 	}
 }
 

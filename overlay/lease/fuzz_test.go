@@ -91,6 +91,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(cfgV6))
 	f.Add([]byte(cfgDual))
 	f.Add([]byte(`{"EnableIPv6":true,"EnableIPv4":true,"IPv6Network":"fd10:244::/56","IPv6SubnetLen":80,"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"VXLAN","VNI":42,"Port":4789,"MTU":1400}}`))
+	f.Add([]byte(`{"EnableIPv4":true,"IPv6Network":"fd10:244::/48","IPv6SubnetMin":"fd10:244:0:10::","IPv6SubnetMax":"fd10:244:0:20::","Network":"10.42.0.0/16","SubnetLen":24,"SubnetMin":"10.42.10.0","SubnetMax":"10.42.20.0"}`))
 	f.Add([]byte(`{"IPv6Network":"::/0","IPv6SubnetLen":120}`))
 	f.Add([]byte(`{"IPv6Network":"::ffff:10.0.0.0/104","IPv6SubnetLen":120}`))
 	f.Add([]byte(`{"EnableIPv4":true,"IPv6Network":"fd10::/48","Network":"::ffff:10.0.0.0/104","SubnetLen":120}`))
