@@ -26,7 +26,7 @@ func (e *Options) resolvePassword() error {
 	case e.PasswordFile != "" && e.Password != "":
 		return fmt.Errorf("--etcd-password-file %s and --etcd-password (or VXLAN6D_ETCD_PASSWORD) are both set: give one", e.PasswordFile)
 	case e.PasswordFile != "":
-		p, err := ReadSecretFile(e.PasswordFile)
+		p, err := readSecretFile(e.PasswordFile)
 		if err != nil {
 			return fmt.Errorf("--etcd-password-file: %w", err)
 		}
@@ -39,7 +39,7 @@ func (e *Options) resolvePassword() error {
 			return nil
 		}
 		f := filepath.Join(dir, CredentialName)
-		p, err := ReadSecretFile(f)
+		p, err := readSecretFile(f)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -51,10 +51,10 @@ func (e *Options) resolvePassword() error {
 	return nil
 }
 
-// ReadSecretFile reads a password file: a regular file that neither group
+// readSecretFile reads a password file: a regular file that neither group
 // nor others may read or write (0600, 0400 or stricter), one line, the
 // trailing newline dropped. Errors name the file (and its mode).
-func ReadSecretFile(path string) (string, error) {
+func readSecretFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("open password file: %w", err)
