@@ -10,8 +10,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/vxlan6/vxlan6/internal/backoff"
 )
 
 // nodeRecord is the value of <prefix>/nodes/<node>.
@@ -151,73 +149,26 @@ func annotationSender(ctx context.Context, ch chan<- map[string]string) func(map
 	}
 }
 
-// watchNode reads the node's annotations and watches them from there,
-// again after each broken watch, until ctx ends or send fails.
+// watchNode sends the node's annotations (an empty map when the record is
+// absent or deleted) until ctx ends or send fails; an invalid record is
+// skipped with a warning and watched until it is fixed.
 func (r *Registry) watchNode(ctx context.Context, node string, send func(map[string]string) bool) {
 	key := r.NodeKey(node)
-	bo := backoff.New(200*time.Millisecond, 5*time.Second)
 	var lastLog time.Time
-	for ctx.Err() == nil {
-		var ann map[string]string
-		var rev int64
-		var err error
-		// etcd unreachable (no revision read) is retried; an invalid
-		// record is skipped and watched until it is fixed.
-		if backoff.Retry(ctx, bo, func() error {
-			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
-			defer cancel()
-			if ann, _, rev, err = r.nodeAnnotations(opCtx, node); err != nil && rev == 0 {
-				return err
-			}
-			return nil
-		}, func(_ int, _ time.Duration, err error) {
-			if time.Since(lastLog) >= 5*time.Second {
-				lastLog = time.Now()
-				r.log.Warn("cannot read node annotations, retrying", "key", key, "err", err)
-			}
-		}) != nil {
-			return
-		}
-		if err != nil {
-			r.log.Warn("ignoring invalid node record", "key", key, "err", err)
-		} else if !send(ann) {
-			return
-		}
-		start := time.Now()
-		if !r.watchNodeFrom(ctx, key, rev, send) {
-			return
-		}
-		if time.Since(start) >= stableHold {
-			bo.Reset()
-		}
-		if bo.Sleep(ctx) != nil {
-			return
-		}
-	}
-}
-
-// watchNodeFrom sends every change of key after rev until the watch breaks
-// (true: read again) or send fails (false).
-func (r *Registry) watchNodeFrom(ctx context.Context, key string, rev int64, send func(map[string]string) bool) bool {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for wr := range r.cli.Watch(clientv3.WithRequireLeader(wctx), key, clientv3.WithRev(rev+1)) {
-		if wr.Err() != nil || wr.CompactRevision != 0 {
-			break
-		}
-		for _, ev := range wr.Events {
-			ann, err := map[string]string{}, error(nil)
-			if ev.Type != clientv3.EventTypeDelete {
-				ann, err = parseNode(key, ev.Kv.Value)
-			}
-			if err != nil {
+	r.watchKey(ctx, key, func(raw []byte) bool {
+		ann := map[string]string{}
+		if raw != nil {
+			var err error
+			if ann, err = parseNode(key, raw); err != nil {
 				r.log.Warn("ignoring invalid node record", "key", key, "err", err)
-				continue
-			}
-			if !send(ann) {
-				return false
+				return true
 			}
 		}
-	}
-	return true
+		return send(ann)
+	}, func(err error) {
+		if time.Since(lastLog) >= 5*time.Second {
+			lastLog = time.Now()
+			r.log.Warn("cannot read node annotations, retrying", "key", key, "err", err)
+		}
+	})
 }

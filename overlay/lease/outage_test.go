@@ -17,7 +17,8 @@ import (
 // TestEtcdOutage stops etcd for longer than the lease TTL and starts it again
 // on the same data: KeepAlive must survive (never return, never give up) and
 // end up holding the same subnet; a watch must either resume or ask for a
-// resync.
+// resync; WatchConfig and WatchNode must pick up changes made after etcd
+// is back.
 func TestEtcdOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: waits out a lease TTL with etcd down")
@@ -64,6 +65,13 @@ func TestEtcdOutage(t *testing.T) {
 	t.Cleanup(func() { kaCancel(); <-kaDone })
 	snap := v.list(cfg)
 	wch := v.r.Watch(v.ctx, cfg, snap.Revision)
+	cfgCh, nodeCh := v.r.WatchConfig(v.ctx), v.r.WatchNode(v.ctx, "host-a")
+	if c := <-cfgCh; c.Err != nil || c.Config.Backend.VNI != DefaultVNI {
+		t.Fatalf("WatchConfig before the outage: %+v", c)
+	}
+	if ann := <-nodeCh; len(ann) != 0 {
+		t.Fatalf("WatchNode before the outage: %v", ann)
+	}
 
 	srv.Close()
 	time.Sleep(2 * ttl)
@@ -100,6 +108,24 @@ func TestEtcdOutage(t *testing.T) {
 		if nl := <-changes; nl.IPv6Subnet.String() != l.IPv6Subnet.String() {
 			t.Fatalf("re-acquired %s, want %s", nl.IPv6Subnet, l.IPv6Subnet)
 		}
+	}
+
+	v.put(v.r.ConfigKey(), `{"IPv6Network":"fd10:244::/48","Backend":{"Type":"vxlan","VNI":7}}`)
+	if err := v.r.Annotate(v.ctx, "host-a", AnnotationPublicIPv6, "2001:db8::77"); err != nil {
+		t.Fatal(err)
+	}
+	for c := range cfgCh {
+		if c.Err == nil && c.Config.Backend.VNI == 7 {
+			break
+		}
+	}
+	for ann := range nodeCh {
+		if ann[AnnotationPublicIPv6] == "2001:db8::77" {
+			break
+		}
+	}
+	if v.ctx.Err() != nil {
+		t.Fatal("WatchConfig or WatchNode did not deliver the change made after etcd came back")
 	}
 
 	v.put(v.r.LeasesPrefix()+"2001:db8::5", rec("2001:db8::5", "fd10:244:0:5::/64", "", 5))
