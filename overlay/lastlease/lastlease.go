@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 
+	"github.com/vxlan6/vxlan6/internal/atomicfile"
 	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
@@ -39,7 +39,8 @@ type file struct {
 	Subnet      string `json:"Subnet,omitempty"`
 }
 
-// Save writes l to path atomically (temp file, fsync, rename).
+// Save writes l to path atomically and durably (atomicfile.Write), mode
+// 0600.
 func Save(path string, l *Last) error {
 	if l.VTEP == nil || l.IPv6Subnet == nil || l.IPv6Network == nil {
 		return fmt.Errorf("save last lease to %s: needs VTEP, IPv6Network and IPv6Subnet", path)
@@ -49,33 +50,10 @@ func Save(path string, l *Last) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(path, append(data, '\n')); err != nil {
+	if err := atomicfile.Write(path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save last lease to %s: %w", path, err)
 	}
 	return nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	return err
 }
 
 // ErrNone is returned by Load when there is no file.
