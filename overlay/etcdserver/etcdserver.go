@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -64,8 +65,28 @@ type Server struct {
 	Endpoints []string
 }
 
-// Start launches the member and waits until it serves clients.
+// peerPortTries bounds how often Start picks another peer port when the
+// one it picked was taken before etcd could bind it.
+const peerPortTries = 5
+
+// freePort picks the default peer port (a seam for the test of the retry).
+var freePort = FreePort
+
+// Start launches the member and waits until it serves clients. A peer port
+// Start picked itself (no PeerURL) can be taken by another process between
+// the pick and etcd's bind; Start then picks another, up to peerPortTries
+// times.
 func Start(cfg Config) (*Server, error) {
+	for try := 1; ; try++ {
+		s, err := start(cfg)
+		if err == nil || cfg.PeerURL != "" || try == peerPortTries || !errors.Is(err, syscall.EADDRINUSE) {
+			return s, err
+		}
+		slog.Debug("embedded etcd: picked peer port was taken, picking another", "err", err)
+	}
+}
+
+func start(cfg Config) (*Server, error) {
 	cfg, err := withDefaults(cfg)
 	if err != nil {
 		return nil, err
@@ -106,7 +127,7 @@ func withDefaults(cfg Config) (Config, error) {
 		cfg.LogLevel = "error"
 	}
 	if cfg.PeerURL == "" {
-		port, err := FreePort()
+		port, err := freePort()
 		if err != nil {
 			return cfg, fmt.Errorf("etcd: pick peer port: %w", err)
 		}

@@ -2,6 +2,7 @@ package etcdserver
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -30,5 +31,34 @@ func TestStartUnixSocket(t *testing.T) {
 	r, err := cli.Get(ctx, "/k")
 	if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "v" {
 		t.Fatalf("get: %v %v", r, err)
+	}
+}
+
+// TestStartPeerPortTaken: when the peer port Start picked is taken before
+// etcd binds it (another test, another process), Start picks another
+// instead of failing.
+func TestStartPeerPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	picks := 0
+	freePort = func() (int, error) {
+		picks++
+		if picks == 1 {
+			return taken.Addr().(*net.TCPAddr).Port, nil
+		}
+		return FreePort()
+	}
+	t.Cleanup(func() { freePort = FreePort })
+	dir := t.TempDir()
+	s, err := Start(Config{DataDir: filepath.Join(dir, "data"), ClientURLs: []string{"unix://" + filepath.Join(dir, "etcd.sock")}, NoFsync: true})
+	if err != nil {
+		t.Fatalf("Start with its first peer port taken: %v", err)
+	}
+	s.Close()
+	if picks != 2 {
+		t.Errorf("picked %d peer ports, want 2", picks)
 	}
 }
