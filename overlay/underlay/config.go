@@ -15,5 +15,5 @@ func CheckConfig(ctx context.Context, cfg *lease.Config, ifIndex int, vteps []ne
 	if cfg.DualStack() {
 		nets = append(nets, Network{Field: "Network", Net: cfg.Network})
 	}
-	return Check(ctx, nets, ifIndex, vteps, endpoints)
+	return check(ctx, nets, ifIndex, vteps, endpoints)
 }

@@ -11,10 +11,10 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// LinkPrefixes are the addresses (each with its prefix) and the connected
+// linkPrefixes are the addresses (each with its prefix) and the connected
 // routes (main table, no gateway) of the link with index ifIndex, both
 // families. Link-local ones are left out: a pod network never is.
-func LinkPrefixes(ifIndex int) ([]Prefix, error) {
+func linkPrefixes(ifIndex int) ([]Prefix, error) {
 	link, err := netlink.LinkByIndex(ifIndex)
 	if err != nil {
 		return nil, fmt.Errorf("underlay link %d: %w", ifIndex, err)
@@ -47,10 +47,10 @@ func LinkPrefixes(ifIndex int) ([]Prefix, error) {
 	return out, nil
 }
 
-// Gather is every underlay prefix of this host: the underlay link's
+// gather is every underlay prefix of this host: the underlay link's
 // addresses and connected routes, the VTEP addresses, the etcd endpoints.
-func Gather(ctx context.Context, ifIndex int, vteps []net.IP, endpoints []string) ([]Prefix, error) {
-	out, err := LinkPrefixes(ifIndex)
+func gather(ctx context.Context, ifIndex int, vteps []net.IP, endpoints []string) ([]Prefix, error) {
+	out, err := linkPrefixes(ifIndex)
 	if err != nil {
 		return nil, err
 	}
@@ -59,17 +59,17 @@ func Gather(ctx context.Context, ifIndex int, vteps []net.IP, endpoints []string
 			out = append(out, Prefix{Net: hostPrefix(ip), What: "VTEP"})
 		}
 	}
-	return append(out, EndpointPrefixes(ctx, endpoints, 2*time.Second)...), nil
+	return append(out, endpointPrefixes(ctx, endpoints, 2*time.Second)...), nil
 }
 
-// Check gathers the underlay and checks the networks against it: nil, an
+// check gathers the underlay and checks the networks against it: nil, an
 // *OverlapError naming both prefixes, or an error reading the kernel.
-func Check(ctx context.Context, networks []Network, ifIndex int, vteps []net.IP, endpoints []string) error {
-	ps, err := Gather(ctx, ifIndex, vteps, endpoints)
+func check(ctx context.Context, networks []Network, ifIndex int, vteps []net.IP, endpoints []string) error {
+	ps, err := gather(ctx, ifIndex, vteps, endpoints)
 	if err != nil {
 		return fmt.Errorf("check the pod network against the underlay: %w", err)
 	}
-	return CheckOverlap(networks, ps)
+	return checkOverlap(networks, ps)
 }
 
 // LocalAddrs answers "is this one of the host's addresses?" from a copy of

@@ -3,7 +3,7 @@
 // prefixes a pod network must not overlap (issue 8 §2), and the host's own
 // addresses, which no peer may use as its VTEP (§3).
 //
-// The checks are pure functions over Prefix lists; Gather reads them from
+// The checks are pure functions over Prefix lists; gather reads them from
 // the kernel (netlink) and the etcd endpoints.
 package underlay
 
@@ -44,10 +44,10 @@ type Network struct {
 	Net   *net.IPNet
 }
 
-// CheckOverlap returns an *OverlapError for the first network that overlaps
+// checkOverlap returns an *OverlapError for the first network that overlaps
 // one of the underlay prefixes, else nil. Prefixes of length 0 (a default
 // route) are ignored: they overlap everything by definition.
-func CheckOverlap(networks []Network, underlay []Prefix) error {
+func checkOverlap(networks []Network, underlay []Prefix) error {
 	for _, n := range networks {
 		if n.Net == nil {
 			continue
@@ -75,10 +75,10 @@ func hostPrefix(ip net.IP) *net.IPNet {
 	return &net.IPNet{IP: ip.To16(), Mask: net.CIDRMask(128, 128)}
 }
 
-// EndpointPrefixes are the addresses of the etcd endpoints (host names
+// endpointPrefixes are the addresses of the etcd endpoints (host names
 // resolved, bounded by timeout); unix sockets have none. An endpoint that
 // cannot be resolved is skipped: the etcd client reports it better.
-func EndpointPrefixes(ctx context.Context, endpoints []string, timeout time.Duration) []Prefix {
+func endpointPrefixes(ctx context.Context, endpoints []string, timeout time.Duration) []Prefix {
 	var out []Prefix
 	for _, ep := range endpoints {
 		host := endpointHost(ep)

@@ -45,7 +45,7 @@ func TestCheckOverlap(t *testing.T) {
 		if !strings.Contains(tc.net, ":") {
 			field = "Network"
 		}
-		err := CheckOverlap([]Network{{Field: field, Net: cidr(t, tc.net)}}, under)
+		err := checkOverlap([]Network{{Field: field, Net: cidr(t, tc.net)}}, under)
 		var oe *OverlapError
 		switch {
 		case tc.want == "" && err != nil:
@@ -69,9 +69,9 @@ func TestEndpointHost(t *testing.T) {
 			t.Errorf("endpointHost(%q) = %q, want %q", ep, got, want)
 		}
 	}
-	ps := EndpointPrefixes(context.Background(), []string{"http://[2001:db8::1]:2379", "unix:///x"}, time.Second)
+	ps := endpointPrefixes(context.Background(), []string{"http://[2001:db8::1]:2379", "unix:///x"}, time.Second)
 	if len(ps) != 1 || ps[0].Net.String() != "2001:db8::1/128" {
-		t.Fatalf("EndpointPrefixes = %v", ps)
+		t.Fatalf("endpointPrefixes = %v", ps)
 	}
 }
 
@@ -107,17 +107,17 @@ func TestGatherFromKernel(t *testing.T) {
 		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: cidr(t, "2001:db8:77::/48")}); err != nil {
 			return err
 		}
-		err = Check(context.Background(), []Network{{Field: "IPv6Network", Net: cidr(t, "2001:db8:77:5::/64")}},
+		err = check(context.Background(), []Network{{Field: "IPv6Network", Net: cidr(t, "2001:db8:77:5::/64")}},
 			link.Attrs().Index, []net.IP{net.ParseIP("2001:db8:5::1")}, nil)
 		if err == nil || !strings.Contains(err.Error(), "connected route on under0 2001:db8:77::/48") {
 			t.Errorf("route overlap: %v", err)
 		}
-		err = Check(context.Background(), []Network{{Field: "IPv6Network", Net: cidr(t, "2001:db8:5::/48")}},
+		err = check(context.Background(), []Network{{Field: "IPv6Network", Net: cidr(t, "2001:db8:5::/48")}},
 			link.Attrs().Index, []net.IP{net.ParseIP("2001:db8:5::1")}, nil)
 		if err == nil || !strings.Contains(err.Error(), "VTEP 2001:db8:5::1/128") {
 			t.Errorf("VTEP overlap: %v", err)
 		}
-		err = Check(context.Background(), []Network{{Field: "IPv6Network", Net: cidr(t, "fd10:244::/48")}},
+		err = check(context.Background(), []Network{{Field: "IPv6Network", Net: cidr(t, "fd10:244::/48")}},
 			link.Attrs().Index, nil, []string{"http://[2001:db8:9::1]:2379"})
 		if err != nil {
 			t.Errorf("apart from the underlay: %v", err)
