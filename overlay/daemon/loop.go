@@ -13,10 +13,10 @@ import (
 func (d *daemon) loop(ctx context.Context, snap *lease.Snapshot) error {
 	w := d.watchLeases(ctx, snap)
 	defer w.stop()
-	n := d.watchNode(ctx)
-	defer n.stop()
-	// The annotation may have changed between the first read and the watch.
-	d.readAnnotations(ctx, false)
+	// WatchNode sends the current annotations first (a change since the
+	// read at start is not missed), re-establishes a broken watch itself and
+	// closes its channel only when ctx ends.
+	nodeCh := d.reg.WatchNode(ctx, d.o.NodeName)
 	configCh := d.reg.WatchConfig(ctx)
 	moveRetry := time.NewTicker(moveRetryEvery)
 	defer moveRetry.Stop()
@@ -44,15 +44,12 @@ func (d *daemon) loop(ctx context.Context, snap *lease.Snapshot) error {
 				// valid now: look at everything again.
 				w.restart(ctx)
 			}
-		case ann, ok := <-n.ch:
+		case ann, ok := <-nodeCh:
 			if !ok {
-				n.closed(ctx)
+				nodeCh = nil // ctx ended; the next round returns
 				continue
 			}
 			d.onAnnotations(ctx, ann)
-		case <-n.retry:
-			n.rewatch()
-			d.readAnnotations(ctx, false)
 		case <-moveRetry.C:
 			d.retryMove(ctx)
 		case c, ok := <-configCh:
@@ -114,36 +111,3 @@ func (w *leaseWatch) restart(ctx context.Context) {
 	}
 	w.start(ctx, snap)
 }
-
-// nodeWatch is the watch of this node's annotations. One context for every
-// watch: a watch is only restarted after its channel closed, so there is
-// never an older one left to cancel.
-type nodeWatch struct {
-	d      *daemon
-	ctx    context.Context
-	cancel context.CancelFunc
-	ch     <-chan map[string]string
-	retry  <-chan time.Time
-}
-
-func (d *daemon) watchNode(ctx context.Context) *nodeWatch {
-	nctx, cancel := context.WithCancel(ctx)
-	n := &nodeWatch{d: d, ctx: nctx, cancel: cancel}
-	n.rewatch()
-	return n
-}
-
-func (n *nodeWatch) rewatch() {
-	n.retry = nil
-	n.ch = n.d.reg.WatchNode(n.ctx, n.d.o.NodeName)
-}
-
-// closed: the watch ended; unless the daemon stops, watch again in a second.
-func (n *nodeWatch) closed(ctx context.Context) {
-	n.ch = nil
-	if ctx.Err() == nil {
-		n.retry = time.After(time.Second)
-	}
-}
-
-func (n *nodeWatch) stop() { n.cancel() }

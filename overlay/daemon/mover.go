@@ -48,29 +48,16 @@ func (d *daemon) onAnnotations(ctx context.Context, ann map[string]string) {
 	}
 }
 
-// readAnnotations reads the annotations again (after the node watch was
-// restarted, or to retry a move) and follows them; force tries the move
-// even if the annotation did not change.
-func (d *daemon) readAnnotations(ctx context.Context, force bool) {
-	if d.vtep.byFlag {
+// retryMove tries a failed move again, with the annotation as it is now.
+func (d *daemon) retryMove(ctx context.Context) {
+	if !d.vtep.pending || d.vtep.byFlag {
 		return
 	}
 	ann, err := d.annotations(ctx)
 	if err != nil {
 		return
 	}
-	if force {
-		d.changeVTEP(ctx, lease.PublicIPv6Annotation(ann))
-		return
-	}
-	d.onAnnotations(ctx, ann)
-}
-
-// retryMove tries a failed move again.
-func (d *daemon) retryMove(ctx context.Context) {
-	if d.vtep.pending {
-		d.readAnnotations(ctx, true)
-	}
+	d.changeVTEP(ctx, lease.PublicIPv6Annotation(ann))
 }
 
 // changeVTEP re-chooses the VTEP with annotation v and moves device, lease
