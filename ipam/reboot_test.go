@@ -313,17 +313,3 @@ func TestSubnetChangeAcrossBoot(t *testing.T) {
 		}
 	}
 }
-
-// getLocked is Get for use inside a Reclaimer (the store's lock is held).
-func (s *Store) getLocked(id, ifname string) (*Allocation, error) {
-	tok := token(id, ifname)
-	listed, _, err := s.readRecord(id, ifname, tok)
-	if err != nil {
-		return nil, err
-	}
-	held, err := s.held(listed, tok)
-	if err != nil || len(held) == 0 {
-		return nil, err
-	}
-	return &Allocation{ContainerID: id, IfName: ifname, IPs: toNetIPs(held)}, nil
-}

@@ -481,6 +481,12 @@ func (s *Store) Get(id, ifname string) (*Allocation, error) {
 		return nil, err
 	}
 	defer unlock()
+	return s.getLocked(id, ifname)
+}
+
+// getLocked is Get's work under the lock (a Reclaimer, called with the lock
+// held, may use it too).
+func (s *Store) getLocked(id, ifname string) (*Allocation, error) {
 	tok := token(id, ifname)
 	listed, _, err := s.readRecord(id, ifname, tok)
 	if err != nil {
@@ -584,17 +590,12 @@ func (s *Store) List() ([]Allocation, error) {
 			}
 			id, ifname = rec.ContainerID, rec.IfName
 		}
-		tok := token(id, ifname)
-		listed, _, err := s.readRecord(id, ifname, tok)
+		a, err := s.getLocked(id, ifname)
 		if err != nil {
 			return nil, err
 		}
-		held, err := s.held(listed, tok)
-		if err != nil {
-			return nil, err
-		}
-		if len(held) > 0 {
-			out = append(out, Allocation{ContainerID: id, IfName: ifname, IPs: toNetIPs(held)})
+		if a != nil {
+			out = append(out, *a)
 		}
 	}
 	return out, nil
