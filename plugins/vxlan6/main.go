@@ -183,7 +183,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 			return fmt.Errorf("set up masquerade for %s/%s: %w", args.ContainerID, args.IfName, err)
 		}
 	}
-	fastPathAdd(args, hostName, br, result)
+	fastPathAdd(args, conf, hostName, br, result)
 	return types.PrintResult(result, conf.CNIVersion)
 }
 
