@@ -249,7 +249,7 @@ func (s *Store) AllocateFor(id, ifname string, owner Owner, subnets []*net.IPNet
 	var result, created []netip.Addr
 	changed := false
 	err = s.locked(func() error {
-		meta := recordMeta{Boot: s.opts.BootID, Netns: owner.Netns, NetnsDev: owner.NetnsDev, NetnsIno: owner.NetnsIno, HostVeth: owner.HostVeth}
+		meta := recordMeta{Boot: s.opts.BootID, Owner: owner}
 		result, created, changed, err = s.allocateLocked(id, ifname, meta, pools, want)
 		return err
 	})
