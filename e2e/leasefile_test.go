@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
 )
@@ -65,13 +68,19 @@ func TestRebootPastTTLKeepsSubnet(t *testing.T) {
 // TestRebootPastTTLSubnetTakenIsLoud: when the old subnet was taken while
 // the node was down, the daemon says so as an error naming it (and is not
 // ready, see TestLostSubnetNotReady), and still serves new containers
-// from the subnet it got instead.
+// from the subnet it got instead. A container that outlived the daemon on
+// the old subnet fails CHECK with code 100 naming its address.
 func TestRebootPastTTLSubnetTakenIsLoud(t *testing.T) {
 	t.Parallel()
 	b := newBed(t, 1, false)
 	h1 := b.Hosts[0]
 	h1.StartDaemon("--lease-ttl", "2s").WaitReady(readyTimeout)
 	before := h1.WaitSubnetFile(readyTimeout)
+	ch := h1.Chain()
+	old := ch.Add(nil)
+	if err := ch.Check(old, nil); err != nil {
+		t.Fatalf("CHECK before the daemon went down: %v", err)
+	}
 	downPastTTL(t, b, h1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -92,4 +101,8 @@ func TestRebootPastTTLSubnetTakenIsLoud(t *testing.T) {
 		t.Errorf("the error does not name the lost subnet %s", before.SubnetV6)
 	}
 	h1.AddContainer()
+	var te *types.Error
+	if err := ch.Check(old, nil); !errors.As(err, &te) || te.Code != 100 || !strings.Contains(te.Msg, old.IPv6.String()) {
+		t.Errorf("CHECK of %s (%s, outside the new subnet %s): %v; want code 100 naming the address", old.Name, old.IPv6, after.SubnetV6, err)
+	}
 }

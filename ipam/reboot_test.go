@@ -270,7 +270,7 @@ func TestRepeatUpdatesOwner(t *testing.T) {
 	s := openBoot(t, t.TempDir(), "boot-a", nil)
 	sn := []*net.IPNet{testutil.MustCIDR("10.182.0.0/28")}
 	first := allocFor(t, s, "c", sn)
-	o := Owner{Netns: "/proc/42/ns/net", NetnsDev: 4, NetnsIno: 99, HostVeth: "vx6c"}
+	o := Owner{Netns: "/proc/42/ns/net", NetnsDev: 4, NetnsIno: 99, HostVeth: "vx6c", NoMasq: true}
 	again, err := s.AllocateFor("c", "eth0", o, sn, nil)
 	if err != nil || !again[0].Equal(first[0]) {
 		t.Fatalf("repeat: %v, %v", again, err)
@@ -278,6 +278,19 @@ func TestRepeatUpdatesOwner(t *testing.T) {
 	rec, err := s.loadRecordFile(recordName("c", "eth0"))
 	if err != nil || rec.Netns != o.Netns || rec.NetnsIno != 99 || rec.Boot != "boot-a" {
 		t.Fatalf("record %+v, %v; want owner %+v and boot-a", rec, err, o)
+	}
+	if rec.Owner != o {
+		t.Fatalf("record's owner %+v, want %+v", rec.Owner, o)
+	}
+	// The record's keys, which records already on disk use.
+	raw, err := os.ReadFile(filepath.Join(s.pairs, recordName("c", "eth0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{`"boot":"boot-a"`, `"netns":"/proc/42/ns/net"`, `"netnsDev":4`, `"netnsIno":99`, `"hostVeth":"vx6c"`, `"noMasq":true`} {
+		if !strings.Contains(string(raw), k) {
+			t.Errorf("record %s lacks %s", raw, k)
+		}
 	}
 }
 
@@ -314,16 +327,29 @@ func TestSubnetChangeAcrossBoot(t *testing.T) {
 	}
 }
 
-// getLocked is Get for use inside a Reclaimer (the store's lock is held).
-func (s *Store) getLocked(id, ifname string) (*Allocation, error) {
-	tok := token(id, ifname)
-	listed, _, err := s.readRecord(id, ifname, tok)
+// ownerReclaimer finds every leftover gone and records the owners it cleans.
+type ownerReclaimer struct{ seen []Owner }
+
+func (r *ownerReclaimer) Gone(Leftover) bool { return true }
+
+func (r *ownerReclaimer) Cleanup(l Leftover) error {
+	r.seen = append(r.seen, l.Owner)
+	return nil
+}
+
+// The Reclaimer gets a leftover's Owner as Allocate recorded it, NoMasq
+// included (the plugin skips the masquerade teardown on it).
+func TestLeftoverCarriesOwner(t *testing.T) {
+	rc := &ownerReclaimer{}
+	s := openBoot(t, t.TempDir(), "boot-a", rc)
+	sn := []*net.IPNet{testutil.MustCIDR("10.184.0.0/30")} // one assignable address
+	o := Owner{Netns: "/run/netns/gone", NetnsDev: 4, NetnsIno: 7, HostVeth: "vx6gone", NoMasq: true}
+	first, err := s.AllocateFor("gone", "eth0", o, sn, nil)
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	held, err := s.held(listed, tok)
-	if err != nil || len(held) == 0 {
-		return nil, err
+	again := allocFor(t, s, "next", sn)
+	if !again[0].Equal(first[0]) || len(rc.seen) != 1 || rc.seen[0] != o {
+		t.Fatalf("got %v (leftover had %v); reclaimer saw %+v, want [%+v]", again, first, rc.seen, o)
 	}
-	return &Allocation{ContainerID: id, IfName: ifname, IPs: toNetIPs(held)}, nil
 }

@@ -27,11 +27,16 @@ import (
 
 // Owner says where an allocation's container lives, recorded at Allocate so
 // a leftover can later be told from a live container.
+// Its fields are stored in the allocation's record under these keys.
 type Owner struct {
-	Netns    string // CNI_NETNS: /run/netns/NAME or /proc/PID/ns/net
-	NetnsDev uint64 // device and inode of the netns at Allocate
-	NetnsIno uint64
-	HostVeth string // host end of the container's veth pair
+	Netns    string `json:"netns,omitempty"`    // CNI_NETNS: /run/netns/NAME or /proc/PID/ns/net
+	NetnsDev uint64 `json:"netnsDev,omitempty"` // device and inode of the netns at Allocate
+	NetnsIno uint64 `json:"netnsIno,omitempty"`
+	HostVeth string `json:"hostVeth,omitempty"` // host end of the container's veth pair
+	// NoMasq says the caller set up no masquerade rules for the container,
+	// so a Reclaimer's Cleanup has none to remove. The zero value (also
+	// that of records written before the key existed) means it may have.
+	NoMasq bool `json:"noMasq,omitempty"`
 }
 
 // Leftover is a candidate for reclaim.
@@ -91,9 +96,7 @@ func (s *Store) reclaimWhere(want func(netip.Addr) bool, self string, dryRun boo
 		if !hit.IsValid() {
 			continue
 		}
-		l := Leftover{ContainerID: rec.ContainerID, IfName: rec.IfName, IPs: toNetIPs(held), Owner: Owner{
-			Netns: rec.Netns, NetnsDev: rec.NetnsDev, NetnsIno: rec.NetnsIno, HostVeth: rec.HostVeth,
-		}}
+		l := Leftover{ContainerID: rec.ContainerID, IfName: rec.IfName, IPs: toNetIPs(held), Owner: rec.Owner}
 		if !rc.Gone(l) {
 			continue
 		}

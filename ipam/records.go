@@ -30,13 +30,10 @@ type record struct {
 
 // recordMeta is what a record says about where its allocation was made, so
 // that a leftover can later be told from a live container: the boot it was
-// made in and the container's netns and host veth (see Owner).
+// made in and its Owner (whose fields are the record's keys).
 type recordMeta struct {
-	Boot     string `json:"boot,omitempty"`
-	Netns    string `json:"netns,omitempty"`
-	NetnsDev uint64 `json:"netnsDev,omitempty"`
-	NetnsIno uint64 `json:"netnsIno,omitempty"`
-	HostVeth string `json:"hostVeth,omitempty"`
+	Boot string `json:"boot,omitempty"`
+	Owner
 }
 
 // token is what a pair's reservations point at: short enough for an inline

@@ -249,7 +249,7 @@ func (s *Store) AllocateFor(id, ifname string, owner Owner, subnets []*net.IPNet
 	var result, created []netip.Addr
 	changed := false
 	err = s.locked(func() error {
-		meta := recordMeta{Boot: s.opts.BootID, Netns: owner.Netns, NetnsDev: owner.NetnsDev, NetnsIno: owner.NetnsIno, HostVeth: owner.HostVeth}
+		meta := recordMeta{Boot: s.opts.BootID, Owner: owner}
 		result, created, changed, err = s.allocateLocked(id, ifname, meta, pools, want)
 		return err
 	})
@@ -272,115 +272,141 @@ func (s *Store) AllocateFor(id, ifname string, owner Owner, subnets []*net.IPNet
 	return toNetIPs(result), nil
 }
 
-// allocateLocked does Allocate's work under the lock. It reports the
-// addresses it reserved and whether it changed anything on disk.
+// allocateLocked does Allocate's work under the lock: decide (planAlloc),
+// then write (applyAlloc). It reports the addresses it reserved and whether
+// it changed anything on disk.
 func (s *Store) allocateLocked(id, ifname string, meta recordMeta, pools []pool, want []netip.Addr) (result, create []netip.Addr, changed bool, err error) {
-	tok := token(id, ifname)
-	listed, oldMeta, exists, err := s.readRecordMeta(id, ifname, tok)
+	p, err := s.planAlloc(id, ifname, meta, pools, want)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if meta.NetnsIno == 0 && exists {
+	if len(p.create) == 0 && len(p.drop) == 0 && sameSet(p.listed, p.result) && p.meta == p.oldMeta {
+		return p.result, nil, false, nil
+	}
+	if err := s.applyAlloc(p, pools); err != nil {
+		return nil, nil, false, err
+	}
+	return p.result, p.create, true, nil
+}
+
+// allocPlan is what Allocate decided for a pair before anything changed on
+// disk (only a last-resort reclaim may have released a leftover by then).
+type allocPlan struct {
+	id, ifname, tok string
+	exists          bool         // the pair had a record
+	listed          []netip.Addr // the record's addresses
+	oldMeta, meta   recordMeta   // the record's metadata, and the one to write
+	result          []netip.Addr // the pair's address in each pool
+	create          []netip.Addr // those of result to reserve
+	drop            []netip.Addr // held by the pair, in no pool now
+	picked          []int        // pools whose address came from the cursor
+}
+
+// planAlloc chooses the pair's address in each pool: the requested one,
+// else the one it holds there, else a fresh one.
+func (s *Store) planAlloc(id, ifname string, meta recordMeta, pools []pool, want []netip.Addr) (*allocPlan, error) {
+	p := &allocPlan{id: id, ifname: ifname, tok: token(id, ifname), meta: meta}
+	var err error
+	p.listed, p.oldMeta, p.exists, err = s.readRecordMeta(id, ifname, p.tok)
+	if err != nil {
+		return nil, err
+	}
+	if meta.NetnsIno == 0 && p.exists {
 		// An Allocate without an owner keeps what is known of it.
-		meta, meta.Boot = oldMeta, s.opts.BootID
+		p.meta, p.meta.Boot = p.oldMeta, s.opts.BootID
 	}
 	var memory []netip.Addr
-	if !exists {
-		memory = s.remembered(id, ifname, tok)
+	if !p.exists {
+		memory = s.remembered(id, ifname, p.tok)
 	}
-	owned := make(map[netip.Addr]bool, len(listed))
-	for _, a := range listed {
+	owned := make(map[netip.Addr]bool, len(p.listed))
+	for _, a := range p.listed {
 		o, ok, err := s.owner(a)
 		if err != nil {
-			return nil, nil, false, err
+			return nil, err
 		}
-		owned[a] = ok && o == tok
+		owned[a] = ok && o == p.tok
 	}
 
-	result = make([]netip.Addr, len(pools))
-	var picked []int
+	p.result = make([]netip.Addr, len(pools))
 	for i, pl := range pools {
-		if a := want[i]; a.IsValid() {
-			isNew, err := s.takeRequested(a, pl, tok)
-			if err != nil {
-				return nil, nil, false, err
-			}
-			result[i] = a
-			if isNew {
-				create = append(create, a)
-			}
-			continue
+		var a netip.Addr
+		isNew, fromCursor := false, false
+		if want[i].IsValid() {
+			a = want[i]
+			isNew, err = s.takeRequested(a, pl, p.tok)
+		} else if a, isNew, err = s.kept(pl, p.listed, owned); err == nil && !a.IsValid() {
+			a, fromCursor, err = s.fresh(pl, memory, p.tok)
+			isNew = true
 		}
-		// Keep what the pair already has in this subnet.
-		for _, a := range listed {
-			if !pl.assignable(a) {
-				continue
-			}
-			if owned[a] {
-				result[i] = a
-				break
-			}
-			// Listed but not held: an interrupted earlier call. Take it
-			// back if nobody else did in between.
-			if _, exists, err := s.owner(a); err != nil {
-				return nil, nil, false, err
-			} else if !exists {
-				result[i] = a
-				create = append(create, a)
-				break
-			}
-		}
-		if result[i].IsValid() {
-			continue
-		}
-		a, fromCursor, err := s.fresh(pl, memory, tok)
 		if err != nil {
-			return nil, nil, false, err
+			return nil, err
 		}
-		result[i] = a
-		create = append(create, a)
+		p.result[i] = a
+		if isNew {
+			p.create = append(p.create, a)
+		}
 		if fromCursor {
-			picked = append(picked, i)
+			p.picked = append(p.picked, i)
 		}
 	}
+	for _, a := range p.listed {
+		if owned[a] && !slices.Contains(p.result, a) {
+			p.drop = append(p.drop, a)
+		}
+	}
+	return p, nil
+}
 
-	var drop []netip.Addr
+// kept is the address the pair already has in pl, if any; isNew when it is
+// listed in the record but not reserved (an interrupted earlier call) and
+// nobody took it in between, so it must be reserved again.
+func (s *Store) kept(pl pool, listed []netip.Addr, owned map[netip.Addr]bool) (a netip.Addr, isNew bool, err error) {
 	for _, a := range listed {
-		if owned[a] && !slices.Contains(result, a) {
-			drop = append(drop, a)
+		if !pl.assignable(a) {
+			continue
+		}
+		if owned[a] {
+			return a, false, nil
+		}
+		if _, exists, err := s.owner(a); err != nil {
+			return netip.Addr{}, false, err
+		} else if !exists {
+			return a, true, nil
 		}
 	}
-	if len(create) == 0 && len(drop) == 0 && sameSet(listed, result) && meta == oldMeta {
-		return result, nil, false, nil
-	}
+	return netip.Addr{}, false, nil
+}
 
+// applyAlloc writes p: record, reservations, then the tidying up.
+func (s *Store) applyAlloc(p *allocPlan, pools []pool) error {
 	// The record grows before the symlinks appear, so that a crash at any
 	// point below leaves every reservation of this pair listed in its record
 	// (Release can clean it), and nothing is reserved that is not listed.
-	union := slices.Clone(result)
-	for _, a := range listed {
+	union := slices.Clone(p.result)
+	for _, a := range p.listed {
 		if !slices.Contains(union, a) {
 			union = append(union, a)
 		}
 	}
-	if !sameSet(union, listed) || meta != oldMeta {
-		if err := s.writeRecordMeta(id, ifname, union, meta, !exists); err != nil {
-			return nil, nil, false, err
+	if !sameSet(union, p.listed) || p.meta != p.oldMeta {
+		if err := s.writeRecordMeta(p.id, p.ifname, union, p.meta, !p.exists); err != nil {
+			return err
 		}
 	}
 	at("allocate:record-grown")
-	for n, a := range create {
-		if err := s.reserve(a, tok); err != nil {
+	for n, a := range p.create {
+		if err := s.reserve(a, p.tok); err != nil {
 			// Undo this call: its reservations, then the record.
-			for _, c := range create[:n] {
-				if uerr := s.unreserve(c, tok); uerr != nil {
+			for _, c := range p.create[:n] {
+				if uerr := s.unreserve(c, p.tok); uerr != nil {
 					err = errors.Join(err, uerr)
 				}
 			}
-			if rerr := s.writeRecordMeta(id, ifname, listed, oldMeta, false); rerr != nil {
+			if rerr := s.writeRecordMeta(p.id, p.ifname, p.listed, p.oldMeta, false); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
-			return nil, nil, false, err
+			return err
 		}
 		at(fmt.Sprintf("allocate:reserved:%d", n))
 	}
@@ -388,25 +414,25 @@ func (s *Store) allocateLocked(id, ifname string, meta recordMeta, pools []pool,
 	// The call has succeeded; what follows only tidies up. If it is
 	// interrupted, the record still lists the dropped addresses, so a later
 	// Release or Allocate frees them.
-	final := slices.Clone(result)
-	for _, a := range drop {
-		if err := s.unreserve(a, tok); err != nil {
+	final := slices.Clone(p.result)
+	for _, a := range p.drop {
+		if err := s.unreserve(a, p.tok); err != nil {
 			slog.Warn("ipam: could not release an address outside the current subnets; kept in the record for a later Release",
-				"container", id, "ifname", ifname, "address", a, "err", err)
+				"container", p.id, "ifname", p.ifname, "address", a, "err", err)
 			final = append(final, a)
 		}
 		at("allocate:dropped")
 	}
 	if !sameSet(final, union) {
-		if err := s.writeRecordMeta(id, ifname, final, meta, false); err != nil {
-			slog.Warn("ipam: could not shrink the record; it still lists released addresses", "container", id, "ifname", ifname, "err", err)
+		if err := s.writeRecordMeta(p.id, p.ifname, final, p.meta, false); err != nil {
+			slog.Warn("ipam: could not shrink the record; it still lists released addresses", "container", p.id, "ifname", p.ifname, "err", err)
 		}
 		at("allocate:record-shrunk")
 	}
-	for _, i := range picked {
-		s.writeCursor(pools[i], result[i])
+	for _, i := range p.picked {
+		s.writeCursor(pools[i], p.result[i])
 	}
-	return result, create, true, nil
+	return nil
 }
 
 // takeRequested checks a requested address: held by the pair already
@@ -481,6 +507,12 @@ func (s *Store) Get(id, ifname string) (*Allocation, error) {
 		return nil, err
 	}
 	defer unlock()
+	return s.getLocked(id, ifname)
+}
+
+// getLocked is Get's work under the lock (a Reclaimer, called with the lock
+// held, may use it too).
+func (s *Store) getLocked(id, ifname string) (*Allocation, error) {
 	tok := token(id, ifname)
 	listed, _, err := s.readRecord(id, ifname, tok)
 	if err != nil {
@@ -584,17 +616,12 @@ func (s *Store) List() ([]Allocation, error) {
 			}
 			id, ifname = rec.ContainerID, rec.IfName
 		}
-		tok := token(id, ifname)
-		listed, _, err := s.readRecord(id, ifname, tok)
+		a, err := s.getLocked(id, ifname)
 		if err != nil {
 			return nil, err
 		}
-		held, err := s.held(listed, tok)
-		if err != nil {
-			return nil, err
-		}
-		if len(held) > 0 {
-			out = append(out, Allocation{ContainerID: id, IfName: ifname, IPs: toNetIPs(held)})
+		if a != nil {
+			out = append(out, *a)
 		}
 	}
 	return out, nil

@@ -4,7 +4,8 @@ package plugin
 // fresh dataDir (baseline), on one holding 500 records of an earlier boot
 // (what a reboot leaves), and on one whose IPv4 pool is full of leftovers of
 // this boot whose containers are gone (every ADD reclaims one: the last
-// resort). Stacks are measured interleaved, ADD by ADD, in one run.
+// resort), with and without masquerade rules to remove. Stacks are measured
+// interleaved, ADD by ADD, in one run.
 //
 //	go test -run '^$' -bench AddStale -benchtime 1x ./bench/plugin/
 
@@ -36,8 +37,9 @@ var staleSubnets = subnets{label: "dual-stack", network6: "fd10:244::/48", subne
 	network4: "10.244.0.0/16", subnet4: "10.244.2.0/23"}
 
 // populate writes n allocations of gone containers (no such netns, no such
-// host veth) under boot into dataDir, as the plugin would have.
-func populate(b *testing.B, dataDir, boot string, n int) {
+// host veth) under boot into dataDir, as the plugin would have with ipMasq
+// set to masq.
+func populate(b *testing.B, dataDir, boot string, n int, masq bool) {
 	b.Helper()
 	s, err := ipam.OpenWithOptions(dataDir, ipam.Options{NoSync: true, BootID: boot})
 	if err != nil {
@@ -48,7 +50,7 @@ func populate(b *testing.B, dataDir, boot string, n int) {
 	for i := range n {
 		id := fmt.Sprintf("stale-%04d", i)
 		o := ipam.Owner{Netns: "/run/netns/vx6bench-gone-" + id, NetnsDev: 4, NetnsIno: uint64(4026530000 + i),
-			HostVeth: link.HostVethName(id, "eth0")}
+			HostVeth: link.HostVethName(id, "eth0"), NoMasq: !masq}
 		if _, err := s.AllocateFor(id, "eth0", o, []*net.IPNet{sf.SubnetV6, sf.SubnetV4}, nil); err != nil {
 			b.Fatalf("populate %s: %v", dataDir, err)
 		}
@@ -88,6 +90,9 @@ func BenchmarkAddStaleRecords(b *testing.B) {
 			mk("0 stale records (baseline)", "fresh"),
 			mk(fmt.Sprintf("%d records of an earlier boot", staleRecords), "reboot"),
 			mk(fmt.Sprintf("%d leftovers of this boot, pool full", staleRecords+9), "leftover"),
+			// Their masquerade chains are looked for (two iptables execs
+			// per reclaim): ipMasq was on, or the record predates noMasq.
+			mk("the same, without noMasq", "leftover-masq"),
 		}
 		// Warm-up on a throwaway stack: the first exec of the binary pays
 		// cold caches, which would land on the baseline's first ADD.
@@ -95,8 +100,9 @@ func BenchmarkAddStaleRecords(b *testing.B) {
 		if _, err := warm.stack.op(true, rts("stale-bench-warm", newNetns(b, 1))[0]); err != nil {
 			b.Fatal(err)
 		}
-		populate(b, filepath.Join(dir, "reboot"), "bench-earlier-boot-id", staleRecords)
-		populate(b, filepath.Join(dir, "leftover"), boot, staleRecords+9)
+		populate(b, filepath.Join(dir, "reboot"), "bench-earlier-boot-id", staleRecords, false)
+		populate(b, filepath.Join(dir, "leftover"), boot, staleRecords+9, false)
+		populate(b, filepath.Join(dir, "leftover-masq"), boot, staleRecords+9, true)
 		conts := make([][]*libcni.RuntimeConf, len(rows))
 		for i, r := range rows {
 			conts[i] = rts("stale-bench-"+r.stack.name, newNetns(b, staleAdds))

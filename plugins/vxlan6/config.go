@@ -27,6 +27,9 @@ type NetConf struct {
 	Bridge     string `json:"bridge"`
 	MTU        int    `json:"mtu"`
 	IPMasq     bool   `json:"ipMasq"`
+	// FastPath "off" keeps this network's pods off vxlan6d's eBPF fast
+	// path (fastpath.go); anything else lets the daemon decide.
+	FastPath string `json:"fastPath"`
 	// BootIDFile holds the kernel's boot ID, which tells the IPAM store
 	// that the node rebooted. Only tests set it (to simulate a reboot).
 	BootIDFile string `json:"bootIDFile"`

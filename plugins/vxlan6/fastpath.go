@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,25 +24,16 @@ import (
 // the chain (bandwidth, portmap) has had its say. Every failure here only
 // costs speed, so it is logged and ADD/DEL go on.
 
-// fastPathOff reads the plugin key "fastPath": "off" opts a network out.
-func fastPathOff(stdin []byte) bool {
-	var c struct {
-		FastPath string `json:"fastPath"`
+func fastPathAdd(args *skel.CmdArgs, conf *NetConf, hostVeth string, br netlink.Link, res *current.Result) {
+	if strings.EqualFold(conf.FastPath, "off") {
+		return
 	}
-	_ = json.Unmarshal(stdin, &c)
-	return strings.EqualFold(c.FastPath, "off")
-}
-
-func fastPathAdd(args *skel.CmdArgs, hostVeth string, br netlink.Link, res *current.Result) {
 	if err := addToFastPath(args, hostVeth, br, res); err != nil {
 		slog.Warn("fast path: pod stays on the bridge path", "container", args.ContainerID, "err", err)
 	}
 }
 
 func addToFastPath(args *skel.CmdArgs, hostVeth string, br netlink.Link, res *current.Result) error {
-	if fastPathOff(args.StdinData) {
-		return nil
-	}
 	m, err := fastpath.OpenPinnedMaps()
 	if err != nil || m == nil {
 		return err

@@ -34,9 +34,10 @@ func openStore(conf *NetConf, code uint) (*ipam.Store, error) {
 
 // ownerOf is what the store records about the container at ADD: its netns
 // path and identity (device and inode: a /proc/PID/ns/net path can come back
-// with a reused PID, a /run/netns name with a new netns) and its host veth.
-func ownerOf(args *skel.CmdArgs, netns ns.NetNS) ipam.Owner {
-	o := ipam.Owner{Netns: args.Netns, HostVeth: link.HostVethName(args.ContainerID, args.IfName)}
+// with a reused PID, a /run/netns name with a new netns), its host veth, and
+// whether it gets masquerade rules.
+func ownerOf(args *skel.CmdArgs, conf *NetConf, netns ns.NetNS) ipam.Owner {
+	o := ipam.Owner{Netns: args.Netns, HostVeth: link.HostVethName(args.ContainerID, args.IfName), NoMasq: !conf.IPMasq}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(netns.Fd()), &st); err == nil {
 		o.NetnsDev, o.NetnsIno = uint64(st.Dev), st.Ino
@@ -80,9 +81,12 @@ func vethGone(l ipam.Leftover) bool {
 
 // Cleanup removes vxlan6's own state for the leftover before its address
 // is handed out again: its fast-path entries and pin, and its masquerade
-// rules, whether or not ipMasq is on now (it may have been when the
-// container was added).
+// rules unless its ADD set up none (NoMasq), whether or not ipMasq is on
+// now. (Looking for rules that were never made costs two iptables execs.)
 func (lo leftovers) Cleanup(l ipam.Leftover) error {
 	forgetFastPath(l.ContainerID, l.IfName, l.IPs)
+	if l.Owner.NoMasq {
+		return nil
+	}
 	return masq.Teardown(lo.conf.Name, l.ContainerID, l.IfName)
 }

@@ -159,7 +159,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if prev != nil {
 		return types.PrintResult(prev, conf.CNIVersion)
 	}
-	ips, err := store.AllocateFor(args.ContainerID, args.IfName, ownerOf(args, netns), nd.subnets, req.IPs)
+	ips, err := store.AllocateFor(args.ContainerID, args.IfName, ownerOf(args, conf, netns), nd.subnets, req.IPs)
 	if err != nil {
 		return ipamErr(fmt.Errorf("allocate in %v for %s/%s (requested %v): %w", nd.subnets, args.ContainerID, args.IfName, req.IPs, err))
 	}
@@ -183,7 +183,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 			return fmt.Errorf("set up masquerade for %s/%s: %w", args.ContainerID, args.IfName, err)
 		}
 	}
-	fastPathAdd(args, hostName, br, result)
+	fastPathAdd(args, conf, hostName, br, result)
 	return types.PrintResult(result, conf.CNIVersion)
 }
 

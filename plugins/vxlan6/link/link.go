@@ -72,59 +72,13 @@ var ErrForeignBridge = errors.New("bridge was not created by vxlan6")
 // that is a bridge of vxlan6 before the mark existed, adopted by marking it.
 func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) {
 	br, err := netlinksafe.LinkByName(name)
+	if isNotFound(err) {
+		br, err = createBridge(name, mtu)
+	} else if err != nil {
+		err = fmt.Errorf("look up bridge %s: %w", name, err)
+	}
 	if err != nil {
-		if !isNotFound(err) {
-			return nil, fmt.Errorf("look up bridge %s: %w", name, err)
-		}
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name = name
-		attrs.MTU = mtu
-		attrs.Flags = net.FlagUp
-		// A fixed MAC keeps the gateway's MAC stable while ports come and
-		// go; by default a bridge takes the lowest MAC of its ports.
-		attrs.HardwareAddr = randomMAC()
-		created := true
-		newBr := &netlink.Bridge{LinkAttrs: attrs}
-		if err := netlink.LinkAdd(newBr); err != nil {
-			if !errors.Is(err, unix.EEXIST) {
-				return nil, fmt.Errorf("create bridge %s: %w", name, err)
-			}
-			created = false
-		}
-		if created {
-			// First thing after creating it (the kernel ignores an alias
-			// in the create request): a process that lost the race
-			// waits for the mark (see adoptBridge).
-			if err := netlink.LinkSetAlias(newBr, BridgeAlias); err != nil {
-				_ = netlink.LinkDel(newBr)
-				return nil, fmt.Errorf("mark bridge %s as vxlan6's (alias %s): %w", name, BridgeAlias, err)
-			}
-		}
-		if br, err = netlinksafe.LinkByName(name); err != nil {
-			return nil, fmt.Errorf("look up bridge %s after creating it: %w", name, err)
-		}
-		if created {
-			// Containers are on the other side of this bridge: it must
-			// never take their router advertisements.
-			_, _ = sysctl.Sysctl("net/ipv6/conf/"+name+"/accept_ra", "0")
-			// The kernel sends a neighbour solicitation for a forwarded
-			// packet from the bridge's link-local address and sends none
-			// while that address is tentative; with DAD the first
-			// container's inbound traffic from other hosts stalled 1-2 s
-			// and under load failed with "address unreachable". The
-			// link-local appears with the first port, after this write,
-			// and its MAC is our random one (unless a process that lost
-			// the create race attaches a port first: then DAD runs once).
-			// Best effort like accept_ra: failing ADD over it would leave
-			// a bridge no retry configures.
-			_, _ = sysctl.Sysctl("net/ipv6/conf/"+name+"/accept_dad", "0")
-			// Only an explicit MTU change marks the bridge's MTU as set by
-			// the user; otherwise it falls back to 1500 when its last port
-			// leaves and follows its ports.
-			if err := netlink.LinkSetMTU(br, mtu); err != nil {
-				return nil, fmt.Errorf("set MTU %d on bridge %s: %w", mtu, name, err)
-			}
-		}
+		return nil, err
 	}
 	if _, ok := br.(*netlink.Bridge); !ok {
 		return nil, fmt.Errorf("%s exists but is a %s, not a bridge", name, br.Type())
@@ -148,6 +102,72 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 			return nil, fmt.Errorf("set bridge %s up: %w", name, err)
 		}
 	}
+	if err := setGateways(br, addrs, gws); err != nil {
+		return nil, err
+	}
+	return br, nil
+}
+
+// createBridge creates the node bridge, marked with BridgeAlias, or returns
+// the one a concurrent plugin process created first.
+func createBridge(name string, mtu int) (netlink.Link, error) {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = name
+	attrs.MTU = mtu
+	attrs.Flags = net.FlagUp
+	// A fixed MAC keeps the gateway's MAC stable while ports come and
+	// go; by default a bridge takes the lowest MAC of its ports.
+	attrs.HardwareAddr = randomMAC()
+	created := true
+	newBr := &netlink.Bridge{LinkAttrs: attrs}
+	if err := netlink.LinkAdd(newBr); err != nil {
+		if !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create bridge %s: %w", name, err)
+		}
+		created = false
+	}
+	if created {
+		// First thing after creating it (the kernel ignores an alias
+		// in the create request): a process that lost the race
+		// waits for the mark (see adoptBridge).
+		if err := netlink.LinkSetAlias(newBr, BridgeAlias); err != nil {
+			_ = netlink.LinkDel(newBr)
+			return nil, fmt.Errorf("mark bridge %s as vxlan6's (alias %s): %w", name, BridgeAlias, err)
+		}
+	}
+	br, err := netlinksafe.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("look up bridge %s after creating it: %w", name, err)
+	}
+	if !created {
+		return br, nil
+	}
+	// Containers are on the other side of this bridge: it must
+	// never take their router advertisements.
+	_, _ = sysctl.Sysctl("net/ipv6/conf/"+name+"/accept_ra", "0")
+	// The kernel sends a neighbour solicitation for a forwarded
+	// packet from the bridge's link-local address and sends none
+	// while that address is tentative; with DAD the first
+	// container's inbound traffic from other hosts stalled 1-2 s
+	// and under load failed with "address unreachable". The
+	// link-local appears with the first port, after this write,
+	// and its MAC is our random one (unless a process that lost
+	// the create race attaches a port first: then DAD runs once).
+	// Best effort like accept_ra: failing ADD over it would leave
+	// a bridge no retry configures.
+	_, _ = sysctl.Sysctl("net/ipv6/conf/"+name+"/accept_dad", "0")
+	// Only an explicit MTU change marks the bridge's MTU as set by
+	// the user; otherwise it falls back to 1500 when its last port
+	// leaves and follows its ports.
+	if err := netlink.LinkSetMTU(br, mtu); err != nil {
+		return nil, fmt.Errorf("set MTU %d on bridge %s: %w", mtu, name, err)
+	}
+	return br, nil
+}
+
+// setGateways makes the global addresses of br (addrs) exactly gws.
+func setGateways(br netlink.Link, addrs []netlink.Addr, gws []*net.IPNet) error {
+	name := br.Attrs().Name
 	have := make([]bool, len(gws))
 	for _, a := range addrs {
 		if a.IP.IsLinkLocalUnicast() {
@@ -165,7 +185,7 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 		// The bridge belongs to this plugin: any other global address is a
 		// gateway of a subnet this node no longer holds.
 		if err := netlink.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("remove stale gateway %s from bridge %s: %w", a.IPNet, name, err)
+			return fmt.Errorf("remove stale gateway %s from bridge %s: %w", a.IPNet, name, err)
 		}
 	}
 	for i, gw := range gws {
@@ -174,10 +194,10 @@ func EnsureBridge(name string, mtu int, gws []*net.IPNet) (netlink.Link, error) 
 		}
 		addr := &netlink.Addr{IPNet: gw, Flags: unix.IFA_F_NODAD}
 		if err := netlink.AddrAdd(br, addr); err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("add gateway %s to bridge %s: %w", gw, name, err)
+			return fmt.Errorf("add gateway %s to bridge %s: %w", gw, name, err)
 		}
 	}
-	return br, nil
+	return nil
 }
 
 // adoptBridge marks br as vxlan6's if it holds one of the gateways gws (a
