@@ -87,9 +87,6 @@ func (c *cli) execute(args []string) int {
 	}
 }
 
-// run is `vxlan6d run ARGS...`.
-func (c *cli) run(args []string) int { return c.execute(append([]string{"run"}, args...)) }
-
 func (c *cli) rootCmd() *cobra.Command {
 	var o runOptions
 	root := &cobra.Command{

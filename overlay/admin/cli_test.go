@@ -2,29 +2,27 @@ package admin
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/spf13/pflag"
 
 	"github.com/vxlan6/vxlan6/overlay/daemon"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/subnetfile"
 )
 
+// parseRun parses a `vxlan6d run` command line the way the binary does
+// (cobra, one-dash spellings, environment) and returns the options the
+// daemon would get, or the usage error printed on stderr.
 func parseRun(t *testing.T, args []string, env map[string]string) (runOptions, error) {
 	t.Helper()
-	var o runOptions
-	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	fs.SetOutput(&bytes.Buffer{})
-	addRunFlags(fs, &o)
-	err := parseFlags(fs, args, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err == nil {
-		err = o.validate()
+	code, _, errOut, o := testCLI(t, env, "", append([]string{"run"}, args...)...)
+	if code != ExitOK || o == nil {
+		return runOptions{}, fmt.Errorf("exit %d: %s", code, errOut)
 	}
-	return o, err
+	return runOptions{Options: *o}, nil
 }
 
 func TestFlagDefaults(t *testing.T) {
@@ -101,14 +99,12 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 		{[]string{"--node-name", "a/b"}, nil, "--node-name"},
 		{[]string{"extra"}, nil, "extra"},
 	} {
-		var out, errb bytes.Buffer
-		cl := &cli{stdout: &out, stderr: &errb, getenv: func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }}
-		code := cl.run(c.args)
+		code, _, errOut, _ := testCLI(t, c.env, "", append([]string{"run"}, c.args...)...)
 		if code != ExitUsage {
-			t.Errorf("%v %v: exit %d, want %d (stderr %q)", c.args, c.env, code, ExitUsage, errb.String())
+			t.Errorf("%v %v: exit %d, want %d (stderr %q)", c.args, c.env, code, ExitUsage, errOut)
 		}
-		if !strings.Contains(errb.String(), c.want) {
-			t.Errorf("%v %v: stderr %q does not name %q", c.args, c.env, errb.String(), c.want)
+		if !strings.Contains(errOut, c.want) {
+			t.Errorf("%v %v: stderr %q does not name %q", c.args, c.env, errOut, c.want)
 		}
 	}
 }

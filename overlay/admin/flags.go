@@ -90,15 +90,6 @@ func envName(flagName string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parseFlags parses args, then fills every flag not given on the command line
-// from its environment variable. Errors name the flag (and the variable).
-func parseFlags(fs *pflag.FlagSet, args []string, getenv func(string) (string, bool)) error {
-	if err := fs.Parse(fixSingleDash(args, longFlags(fs))); err != nil {
-		return flagError(err)
-	}
-	return applyEnv(fs, getenv, nil)
-}
-
 // noEnv are the flags that no variable sets: they steer the CLI itself.
 var noEnv = map[string]bool{"help": true, "version": true, "env-file": true}
 
