@@ -2,6 +2,8 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -113,7 +115,7 @@ func (c *cli) nodesCmd() *cobra.Command {
 	addOutputFlag(cmd.Flags(), &out)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return ec.do(cmd, func(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) error {
-			nodes, err := listNodes(ctx, cli, reg)
+			nodes, skipped, err := listNodes(ctx, cli, reg)
 			if err != nil {
 				return c.fail(cmd, err)
 			}
@@ -132,6 +134,9 @@ func (c *cli) nodesCmd() *cobra.Command {
 			if err := writeOutput(c.stdout, out, t, nodes); err != nil {
 				return c.fail(cmd, err)
 			}
+			for _, s := range skipped {
+				fmt.Fprintf(c.stderr, "skipped invalid node record %s\n", s)
+			}
 			return nil
 		})
 	}
@@ -148,16 +153,20 @@ func join(s []string) string {
 	return strings.Join(keep, ",")
 }
 
-// listNodes merges <prefix>/nodes/* with the node names of the leases.
-func listNodes(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) ([]nodeView, error) {
+// listNodes merges <prefix>/nodes/* with the node names of the leases. A
+// node record vxlan6d could not have written (a key with a '/' in the name,
+// a value that is not the annotations JSON) is left out and returned in
+// skipped, key and reason: it must not hide the valid nodes from the
+// command an operator runs to find it.
+func listNodes(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) (nodes []nodeView, skipped []string, err error) {
 	leases, _, _, err := listLeases(ctx, cli, reg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nodesPrefix := strings.TrimSuffix(reg.NodeKey("x"), "x")
 	resp, err := cli.Get(ctx, nodesPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", nodesPrefix, err)
+		return nil, nil, fmt.Errorf("list %s: %w", nodesPrefix, err)
 	}
 	byName := map[string]*nodeView{}
 	get := func(name string) *nodeView {
@@ -168,9 +177,17 @@ func listNodes(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) (
 	}
 	for _, kv := range resp.Kvs {
 		name := strings.TrimPrefix(string(kv.Key), nodesPrefix)
+		if strings.ContainsAny(name, "/\x00") { // no node name: NodeAnnotations refuses it
+			skipped = append(skipped, fmt.Sprintf("%s: %q is no node name", kv.Key, name))
+			continue
+		}
 		ann, err := reg.NodeAnnotations(ctx, name)
+		if badNodeRecord(err) {
+			skipped = append(skipped, fmt.Sprintf("%s: %v", kv.Key, err))
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("read annotations of node %s: %w", name, err)
+			return nil, nil, fmt.Errorf("read annotations of node %s: %w", name, err)
 		}
 		n := get(name)
 		n.Annotations, n.PublicIPv6 = ann, lease.PublicIPv6Annotation(ann)
@@ -179,11 +196,19 @@ func listNodes(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) (
 		n := get(l.Node)
 		n.Leases = append(n.Leases, l)
 	}
-	out := make([]nodeView, 0, len(byName))
+	nodes = make([]nodeView, 0, len(byName))
 	for _, k := range sortedKeys(byName) {
-		out = append(out, *byName[k])
+		nodes = append(nodes, *byName[k])
 	}
-	return out, nil
+	return nodes, skipped, nil
+}
+
+// badNodeRecord: the record was read but is not the annotations JSON
+// (lease wraps the decoder's error); an etcd error is no such thing.
+func badNodeRecord(err error) bool {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	return errors.As(err, &syntax) || errors.As(err, &typ)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -1,0 +1,73 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxlan6/vxlan6/internal/testutil"
+	"github.com/vxlan6/vxlan6/overlay/lease"
+	"github.com/vxlan6/vxlan6/overlay/vxlan"
+)
+
+// TestListingsSurviveCorruptRecords: a lease or node record in etcd that is
+// not what vxlan6d writes (garbage JSON, a node key with a '/') must not
+// hide the good ones: 'leases' and 'nodes' list every valid record, in every
+// format, and name what they skipped on stderr. These are the commands an
+// operator runs to find such a record.
+func TestListingsSurviveCorruptRecords(t *testing.T) {
+	e := testutil.StartEtcd(t)
+	prefix := "/" + testutil.UniqueName("bad")
+	flags := []string{"--etcd-endpoints", e.Endpoints[0], "--etcd-prefix", prefix}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reg := lease.New(e.Client, prefix)
+	vtep := net.ParseIP("2001:db8::21")
+	_, s6, _ := net.ParseCIDR("fd10:244:0:21::/64")
+	good, err := lease.MarshalRecord(&lease.Lease{VTEP: vtep, IPv6Subnet: s6, VtepMAC: vxlan.MACFor(vtep), NodeName: "good"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		reg.ConfigKey():                     `{"IPv6Network":"fd10:244::/48","IPv6SubnetLen":64,"Backend":{"Type":"vxlan"}}`,
+		reg.LeaseKey(vtep):                  string(good),
+		reg.LeasesPrefix() + "2001:db8::66": `{not json`,
+		reg.NodeKey("good"):                 `{"annotations":{"example.com/rack":"r1"}}`,
+		reg.NodeKey("broken"):               `{not json`,
+		reg.NodeKey("typed"):                `{"annotations":{"a":1}}`,
+		reg.NodeKey("nested") + "/deeper":   `{"annotations":{}}`,
+	} {
+		if _, err := e.Client.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, f := range []string{"table", "wide", "json", "yaml"} {
+		code, out, errOut, _ := testCLI(t, nil, "", append([]string{"leases", "-o", f}, flags...)...)
+		if code != ExitOK || !strings.Contains(out, "2001:db8::21") || strings.Contains(out, "2001:db8::66") ||
+			!strings.Contains(errOut, "1 invalid lease record(s) skipped") {
+			t.Errorf("leases -o %s with a corrupt lease: exit %d\n%s%s", f, code, out, errOut)
+		}
+		code, out, errOut, _ = testCLI(t, nil, "", append([]string{"nodes", "-o", f}, flags...)...)
+		if code != ExitOK || !strings.Contains(out, "good") || !strings.Contains(out, "2001:db8::21") ||
+			(f != "table" && !strings.Contains(out, "example.com/rack")) ||
+			!strings.Contains(errOut, reg.NodeKey("broken")) || !strings.Contains(errOut, reg.NodeKey("typed")) || !strings.Contains(errOut, reg.NodeKey("nested")+"/deeper") {
+			t.Errorf("nodes -o %s with corrupt node records: exit %d\n%s%s", f, code, out, errOut)
+		}
+	}
+	code, out, errOut, _ := testCLI(t, nil, "", append([]string{"nodes", "-o", "json"}, flags...)...)
+	var nodes []nodeView
+	if err := json.Unmarshal([]byte(out), &nodes); err != nil || code != ExitOK {
+		t.Fatalf("nodes -o json: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	var names []string
+	for _, n := range nodes {
+		names = append(names, n.Name)
+	}
+	if strings.Join(names, ",") != "good" {
+		t.Errorf("nodes -o json lists %v, want only the valid node good", names)
+	}
+}
