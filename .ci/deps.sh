@@ -13,7 +13,7 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 echo "== apt packages"
 pkgs=(make iproute2 iputils-ping iperf3 iptables nftables procps psmisc kmod util-linux
       podman runc containerd busybox-static containernetworking-plugins
-      systemd git radvd)
+      systemd git radvd curl)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
