@@ -179,6 +179,12 @@ func (c *cli) reserve(cli *clientv3.Client, reg *lease.Registry, ra *reserveArgs
 		}
 		rec.PublicIPv4 = own.PublicIPv4
 	}
+	// The readers' own rules: a record every daemon would skip as invalid
+	// (VTEP inside the pod network, site-local, an overlong node name) is
+	// refused here rather than written and ignored.
+	if err := lease.CheckRecord(cfg, rec); err != nil {
+		return fmt.Errorf("no daemon would accept this reservation: %w", err)
+	}
 	value, err := lease.MarshalRecord(rec)
 	if err != nil {
 		return err
