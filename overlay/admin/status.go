@@ -82,8 +82,7 @@ the daemon's --subnet-file and etcd settings (the env file has them).`,
 	fs.StringVar(&so.subnetFile, "subnet-file", subnetfile.DefaultPath, "the daemon's subnet file")
 	fs.BoolVar(&so.probe, "probe", false, "ping each peer's gateway through the overlay")
 	fs.IntVar(&so.count, "probe-count", 5, "echo requests per peer with --probe")
-	fs.VarP(&so.out, "output", "o", "output format: table or json")
-	so.out = "table"
+	addOutputFlag(fs, &so.out) // wide is the table: status has no narrow form
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if so.count < 1 || so.count > 100 {
 			return c.usageErr(cmd, fmt.Errorf("--probe-count %d: want 1..100", so.count))
