@@ -2,8 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -154,19 +152,17 @@ func join(s []string) string {
 }
 
 // listNodes merges <prefix>/nodes/* with the node names of the leases. A
-// node record vxlan6d could not have written (a key with a '/' in the name,
-// a value that is not the annotations JSON) is left out and returned in
-// skipped, key and reason: it must not hide the valid nodes from the
+// node record vxlan6d could not have written is left out and returned in
+// skipped ("key: reason"): it must not hide the valid nodes from the
 // command an operator runs to find it.
 func listNodes(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) (nodes []nodeView, skipped []string, err error) {
 	leases, _, _, err := listLeases(ctx, cli, reg)
 	if err != nil {
 		return nil, nil, err
 	}
-	nodesPrefix := strings.TrimSuffix(reg.NodeKey("x"), "x")
-	resp, err := cli.Get(ctx, nodesPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	anns, skipped, err := reg.Nodes(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list %s: %w", nodesPrefix, err)
+		return nil, nil, err
 	}
 	byName := map[string]*nodeView{}
 	get := func(name string) *nodeView {
@@ -175,20 +171,7 @@ func listNodes(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) (
 		}
 		return byName[name]
 	}
-	for _, kv := range resp.Kvs {
-		name := strings.TrimPrefix(string(kv.Key), nodesPrefix)
-		if strings.ContainsAny(name, "/\x00") { // no node name: NodeAnnotations refuses it
-			skipped = append(skipped, fmt.Sprintf("%s: %q is no node name", kv.Key, name))
-			continue
-		}
-		ann, err := reg.NodeAnnotations(ctx, name)
-		if badNodeRecord(err) {
-			skipped = append(skipped, fmt.Sprintf("%s: %v", kv.Key, err))
-			continue
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("read annotations of node %s: %w", name, err)
-		}
+	for name, ann := range anns {
 		n := get(name)
 		n.Annotations, n.PublicIPv6 = ann, lease.PublicIPv6Annotation(ann)
 	}
@@ -201,14 +184,6 @@ func listNodes(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) (
 		nodes = append(nodes, *byName[k])
 	}
 	return nodes, skipped, nil
-}
-
-// badNodeRecord: the record was read but is not the annotations JSON
-// (lease wraps the decoder's error); an etcd error is no such thing.
-func badNodeRecord(err error) bool {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	return errors.As(err, &syntax) || errors.As(err, &typ)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
