@@ -18,6 +18,12 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
 TESTBED="$SCRIPT_DIR/testbed.sh"
 
+# The lab's hosts are namespaces on this machine: the machine's own env file
+# (/etc/vxlan6/vxlan6d.env after make install or the .deb) names its etcd,
+# TLS files and VTEP, none of them the lab's. No vxlan6d started here reads
+# it; flags and VXLAN6D_* variables still apply.
+export VXLAN6D_ENV_FILE="${VXLAN6D_ENV_FILE:-/dev/null}"
+
 KEEP="${KEEP:-0}"
 DUAL="${DUAL:-0}"
 HOSTS="${HOSTS:-3}"
@@ -191,7 +197,7 @@ The testbed is still up (KEEP=1). Poke at it:
   ip -n $PREFIX-h1 -d link show vxlan6.1          # the VXLAN device; 'local' is the VTEP
   /usr/sbin/bridge -n $PREFIX-h1 fdb show dev vxlan6.1   # one fdb entry per peer VTEP
   ip -n $PREFIX-h1 -6 neigh show dev vxlan6.1; ip -n $PREFIX-h1 -6 route
-  $BIN/vxlan6d leases --etcd-endpoints unix://$STATE_DIR/etcd.sock
+  $BIN/vxlan6d leases --env-file /dev/null --etcd-endpoints unix://$STATE_DIR/etcd.sock
   cat $STATE_DIR/h1/subnet.env; tail -f $STATE_DIR/h1/vxlan6d.log
   $TESTBED status --prefix $PREFIX
   $TESTBED add-container h2 c9 --prefix $PREFIX   # another container

@@ -58,6 +58,12 @@ set -Eeuo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
 
+# The lab's hosts are namespaces on this machine: the machine's own env file
+# (/etc/vxlan6/vxlan6d.env after make install or the .deb) names its etcd,
+# TLS files and VTEP, none of them the lab's. No vxlan6d started here reads
+# it; flags and VXLAN6D_* variables still apply.
+export VXLAN6D_ENV_FILE="${VXLAN6D_ENV_FILE:-/dev/null}"
+
 PREFIX="${PREFIX:-vx6}"
 STATE_DIR="${STATE_DIR:-}"
 HOSTS=3

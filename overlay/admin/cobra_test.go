@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vxlan6/vxlan6/overlay/daemon"
+	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
 // testCLI runs one command line with env as the whole environment and
@@ -148,5 +149,10 @@ VXLAN6D_ETCD_ENDPOINTS=http://[2001:db8::1]:2379,\
 	os.WriteFile(bad, []byte("VXLAN6D_LEASE_TTL=soon\n"), 0o644)
 	if code, _, errOut, _ := testCLI(t, nil, bad, "run"); code != ExitUsage || !strings.Contains(errOut, "VXLAN6D_LEASE_TTL (env file) for flag --lease-ttl") {
 		t.Errorf("bad value in env file: exit %d %s", code, errOut)
+	}
+	// VXLAN6D_ENV_FILE=/dev/null (the lab scripts, e2e) shields a command
+	// from the machine's own default env file.
+	if code, _, errOut, o := testCLI(t, map[string]string{"VXLAN6D_ENV_FILE": os.DevNull}, bad, "run", "--node-name", "n"); code != ExitOK || o == nil || o.LeaseTTL != lease.DefaultTTL {
+		t.Errorf("VXLAN6D_ENV_FILE=/dev/null with a bad default env file: exit %d %s", code, errOut)
 	}
 }
