@@ -6,6 +6,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,13 +49,19 @@ func listLeases(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) 
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("list leases: %w", err)
 	}
-	ttls := ttlCache{cli: cli, m: map[clientv3.LeaseID]ttlState{}}
+	ids := make([]clientv3.LeaseID, 0, len(snap.Leases))
+	for _, l := range snap.Leases {
+		if !l.Reserved {
+			ids = append(ids, l.EtcdLease)
+		}
+	}
+	ttls := leaseTTLs(ctx, cli, ids)
 	views := make([]leaseView, 0, len(snap.Leases))
 	for _, l := range snap.Leases {
 		v := leaseView{VTEP: ipStr(l.VTEP), Node: l.NodeName, IPv6Subnet: netStr(l.IPv6Subnet), IPv4Subnet: netStr(l.IPv4Subnet),
 			VtepMAC: l.VtepMAC.String(), PublicIPv4: ipStr(l.PublicIPv4), Reserved: l.Reserved, ModRevision: l.ModRevision, State: "reserved"}
 		if !l.Reserved {
-			st := ttls.get(ctx, l.EtcdLease)
+			st := ttls[l.EtcdLease]
 			v.State, v.TTLSeconds, v.EtcdLease = st.state, st.ttl, fmt.Sprintf("%x", int64(l.EtcdLease))
 		}
 		views = append(views, v)
@@ -200,28 +207,43 @@ type ttlState struct {
 	ttl   int64
 }
 
-// ttlCache asks etcd for the remaining TTL of each etcd lease once (many
-// records may share one).
-type ttlCache struct {
-	cli *clientv3.Client
-	m   map[clientv3.LeaseID]ttlState
-}
+// ttlLookups bounds the TimeToLive requests in flight: etcd has no call
+// for many leases' TTLs, and one at a time costs a round trip per node.
+const ttlLookups = 16
 
-func (c *ttlCache) get(ctx context.Context, id clientv3.LeaseID) ttlState {
-	if id == 0 {
-		return ttlState{state: "reserved"}
+// leaseTTLs asks etcd for the remaining TTL of each etcd lease once (many
+// records may share one), ttlLookups at a time.
+func leaseTTLs(ctx context.Context, cli *clientv3.Client, ids []clientv3.LeaseID) map[clientv3.LeaseID]ttlState {
+	var uniq []clientv3.LeaseID
+	seen := make(map[clientv3.LeaseID]bool, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			uniq = append(uniq, id)
+		}
 	}
-	if v, ok := c.m[id]; ok {
-		return v
+	states := make([]ttlState, len(uniq))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, ttlLookups)
+	for i, id := range uniq {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			states[i] = ttlState{state: "expired"}
+			if t, err := cli.TimeToLive(ctx, id); err != nil {
+				states[i].state = "unknown"
+			} else if t.TTL >= 0 {
+				states[i] = ttlState{state: "live", ttl: t.TTL}
+			}
+		}()
 	}
-	v := ttlState{state: "expired"}
-	if t, err := c.cli.TimeToLive(ctx, id); err != nil {
-		v.state = "unknown"
-	} else if t.TTL >= 0 {
-		v = ttlState{state: "live", ttl: t.TTL}
+	wg.Wait()
+	m := make(map[clientv3.LeaseID]ttlState, len(uniq))
+	for i, id := range uniq {
+		m[id] = states[i]
 	}
-	c.m[id] = v
-	return v
+	return m
 }
 
 // parseVTEP reads a VTEP argument (an IPv6 unicast address).

@@ -3,10 +3,13 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/overlay/lease"
@@ -45,6 +48,33 @@ func TestListingsSurviveCorruptRecords(t *testing.T) {
 		}
 	}
 
+	// Two live records on one etcd lease (its TTL is asked once).
+	g, err := e.Client.Grant(ctx, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []string{"2001:db8::31", "2001:db8::32"} {
+		ip := net.ParseIP(v)
+		_, sn, _ := net.ParseCIDR(fmt.Sprintf("fd10:244:0:3%d::/64", i))
+		rec, err := lease.MarshalRecord(&lease.Lease{VTEP: ip, IPv6Subnet: sn, VtepMAC: vxlan.MACFor(ip), NodeName: "live"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Client.Put(ctx, reg.LeaseKey(ip), string(rec), clientv3.WithLease(g.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut, _ := testCLI(t, nil, "", append([]string{"leases", "-o", "json"}, flags...)...)
+	var views []leaseView
+	if err := json.Unmarshal([]byte(out), &views); err != nil || code != ExitOK || len(views) != 3 {
+		t.Fatalf("leases -o json: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	for _, v := range views {
+		if live := v.Node == "live"; live != (v.State == "live" && v.TTLSeconds > 500) || v.Reserved == live {
+			t.Errorf("lease %s of node %s: state %s ttl %d reserved %v", v.VTEP, v.Node, v.State, v.TTLSeconds, v.Reserved)
+		}
+	}
+
 	for _, f := range []string{"table", "wide", "json", "yaml"} {
 		code, out, errOut, _ := testCLI(t, nil, "", append([]string{"leases", "-o", f}, flags...)...)
 		if code != ExitOK || !strings.Contains(out, "2001:db8::21") || strings.Contains(out, "2001:db8::66") ||
@@ -58,7 +88,7 @@ func TestListingsSurviveCorruptRecords(t *testing.T) {
 			t.Errorf("nodes -o %s with corrupt node records: exit %d\n%s%s", f, code, out, errOut)
 		}
 	}
-	code, out, errOut, _ := testCLI(t, nil, "", append([]string{"nodes", "-o", "json"}, flags...)...)
+	code, out, errOut, _ = testCLI(t, nil, "", append([]string{"nodes", "-o", "json"}, flags...)...)
 	var nodes []nodeView
 	if err := json.Unmarshal([]byte(out), &nodes); err != nil || code != ExitOK {
 		t.Fatalf("nodes -o json: exit %d %v\n%s%s", code, err, out, errOut)
@@ -67,7 +97,7 @@ func TestListingsSurviveCorruptRecords(t *testing.T) {
 	for _, n := range nodes {
 		names = append(names, n.Name)
 	}
-	if strings.Join(names, ",") != "good" {
-		t.Errorf("nodes -o json lists %v, want only the valid node good", names)
+	if strings.Join(names, ",") != "good,live" {
+		t.Errorf("nodes -o json lists %v, want only the valid nodes good and live", names)
 	}
 }
