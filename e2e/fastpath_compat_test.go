@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -217,4 +220,49 @@ func TestFastPathDaemonRestart(t *testing.T) {
 		const count = 20
 		f.checkPath(t, "after restarts", f.pingCounted(t, f.c1, f.c2, count), count)
 	})
+}
+
+// A host where the fast path cannot load falls back to the bridge path by
+// itself, with a log line saying so: the daemons are restarted without
+// CAP_BPF (setpriv drops it, with CAP_SYS_ADMIN and CAP_PERFMON, from the
+// bounding set), as on a host that forbids BPF. Programs and maps pinned
+// by the earlier daemon go with it (else they would go on redirecting with
+// a peers map nobody keeps), pods old and new reach each other over the
+// bridges, and the plugin, finding no maps, records nothing.
+func TestFastPathFallbackWithoutBPF(t *testing.T) {
+	f := newFastPathBed(t, "auto", testbed.Options{})
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatalf("setpriv (util-linux) is needed to drop CAP_BPF: %v", err)
+	}
+	wrapper := filepath.Join(t.TempDir(), "vxlan6d-nobpf")
+	script := "#!/bin/sh\nexec setpriv --inh-caps=-bpf,-perfmon,-sys_admin --bounding-set=-bpf,-perfmon,-sys_admin -- " +
+		f.b.DaemonBin + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.b.DaemonBin = wrapper
+	for _, h := range f.b.Hosts {
+		if code := h.Daemon().Stop(); code != 0 {
+			t.Errorf("vxlan6d on %s exited %d on SIGTERM", h.Name, code)
+		}
+		d := h.StartDaemon()
+		d.WaitReady(readyTimeout)
+		for _, msg := range []string{`msg="data path: bridge path"`, `reason="eBPF fast path unavailable"`} {
+			if err := d.WaitLog(msg, readyTimeout); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if pods, err := h.FastPathPods(); err != nil || pods != nil {
+			t.Errorf("fast-path maps of %s after the fallback: %v, %v", h.Name, pods, err)
+		}
+	}
+	f.fast = false
+	const count = 20
+	f.checkPath(t, "across hosts after the fallback", f.pingCounted(t, f.c1, f.c2, count), count)
+	f.checkPath(t, "one host after the fallback", f.pingCounted(t, f.c1, f.c1b, count), count)
+	c3 := f.h2.AddContainer()
+	f.checkPath(t, "new pod after the fallback", f.pingCounted(t, f.c1, c3, count), count)
+	if pods, err := f.h2.FastPathPods(); err != nil || pods != nil {
+		t.Errorf("the plugin recorded a pod without the daemon's maps: %v, %v", pods, err)
+	}
 }

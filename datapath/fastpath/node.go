@@ -48,12 +48,21 @@ type Node struct {
 const RejudgeEvery = 10
 
 // NewNode opens the maps (creating them) and a netlink handle in the current
-// network namespace.
+// network namespace, and loads the tunnel-side program once: pins an
+// earlier process left open without privilege and may need nothing
+// attached at first, so only a load tells whether new pods can get a
+// program (an error wrapping ErrUnsupported says they cannot).
 func NewNode(device string) (*Node, error) {
 	m, err := OpenMaps()
 	if err != nil {
 		return nil, err
 	}
+	prog, err := loadProgram("vx6_from_tun", fromTunnelProgram(m.Pods))
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("load vx6_from_tun: %w: %w", ErrUnsupported, err)
+	}
+	prog.Close()
 	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		m.Close()

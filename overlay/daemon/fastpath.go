@@ -51,9 +51,12 @@ func (d *daemon) startFastPath(ctx context.Context) func() {
 	}
 	if errors.Is(err, fastpath.ErrUnsupported) || (err != nil && node == nil) {
 		if node != nil {
-			_ = node.Remove()
 			node.Close()
 		}
+		// Also when the maps could not even be opened (no CAP_BPF):
+		// programs an earlier daemon pinned would otherwise go on
+		// redirecting with a peers map nobody keeps.
+		removeFastPath(d)
 		log.Warn("data path: bridge path", "reason", "eBPF fast path unavailable", "err", err)
 		return func() {}
 	}
@@ -160,15 +163,12 @@ func watchPeers(node *fastpath.Node, changed chan<- struct{}, stop chan struct{}
 	}()
 }
 
-// removeFastPath detaches this host's programs and removes its maps, so every
-// pod takes the bridge path.
+// removeFastPath detaches this host's programs and removes its maps, of every
+// Version, so every pod takes the bridge path. It only unlinks pins in
+// bpffs (the last reference to a TCX link goes, so the kernel detaches its
+// program): that needs no bpf() call, so it works where loading them fails.
 func removeFastPath(d *daemon) {
-	m, err := fastpath.OpenPinnedMaps()
-	if err != nil || m == nil {
-		return
-	}
-	defer m.Close()
-	if err := m.Remove(); err != nil {
+	if err := fastpath.RemoveHost(); err != nil {
 		d.log.Warn("remove fast path", "err", err)
 	}
 }
