@@ -244,3 +244,40 @@ func TestRedirectNeigh(t *testing.T) {
 		t.Errorf("pod → tunnel via bpf_redirect_neigh: %v", err)
 	}
 }
+
+// A pod that a DNAT rule of the legacy ip6tables targets (a host whose
+// iptables is the legacy build: portmap's rules are not in nft's ruleset)
+// stays on the ordinary path, so its replies are reverse-translated.
+func TestLegacyDNATTargetStaysSlow(t *testing.T) {
+	l := newLab(t)
+	run(t, l.host, "ip6tables-legacy", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "18080",
+		"-j", "DNAT", "--to-destination", "[fd00:1::2]:8080")
+	var n *Node
+	err := l.host.Do(func(ns.NetNS) (err error) {
+		n, err = NewNode("nodev")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	n.Grace = 0
+	for addr, hostEnd := range map[string]string{"fd00:1::2": "hp1", "fd00:1::3": "hp2"} {
+		if err := n.PutPod(net.ParseIP(addr), Pod{Ifindex: uint32(l.idx[hostEnd]), Flags: FlagSlow | FlagPending}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.host.Do(func(ns.NetNS) error { return n.SyncPods() }); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := n.PodEntries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := pods["fd00:1::2"].Flags; f != FlagSlow {
+		t.Errorf("DNAT target of a legacy ip6tables rule: flags %d, want slow (%d)", f, FlagSlow)
+	}
+	if f := pods["fd00:1::3"].Flags; f != 0 {
+		t.Errorf("pod no rule names: flags %d, want fast (0)", f)
+	}
+}

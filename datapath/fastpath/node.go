@@ -32,9 +32,9 @@ type Node struct {
 	Hooks  Hooks         // what the pod-side program takes
 	Tunnel bool          // attach the tunnel-side program to Device
 	Grace  time.Duration // a pending pod is judged no earlier than this after ADD
-	// NATTargets returns the text of the host's NAT rules (nft list
-	// ruleset); a pod whose address it names is a DNAT target (portmap)
-	// and stays slow. nil: NFTRuleset.
+	// NATTargets returns the text of the host's NAT rules; a pod whose
+	// address a DNAT rule names is a DNAT target (portmap) and stays slow.
+	// nil: NATRules.
 	NATTargets func() (string, error)
 	Log        *slog.Logger
 
@@ -176,15 +176,43 @@ func (n *Node) syncPeers(dev netlink.Link) error {
 	return errors.Join(errs...)
 }
 
-// NFTRuleset is the default Node.NATTargets: `nft list ruleset`, which
-// shows iptables-nft rules (portmap's default backend on Debian) as well as
-// native nftables ones.
-func NFTRuleset() (string, error) {
+// NATRules is the default Node.NATTargets: `nft list ruleset`, which shows
+// iptables-nft rules (portmap's default backend on Debian) as well as
+// native nftables ones, and, where the legacy ip6tables nat table is in use
+// (a host whose iptables is the legacy build: portmap's rules land there,
+// unseen by nft), its rules from ip6tables-save.
+func NATRules() (string, error) {
 	out, err := exec.Command("nft", "list", "ruleset").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("nft list ruleset: %w: %s", err, out)
 	}
-	return string(out), nil
+	if !legacyNAT() {
+		return string(out), nil
+	}
+	save := "ip6tables-legacy-save"
+	if _, err := exec.LookPath(save); err != nil {
+		save = "ip6tables-save"
+	}
+	legacy, err := exec.Command(save, "-t", "nat").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%s -t nat: %w: %s", save, err, legacy)
+	}
+	return string(out) + string(legacy), nil
+}
+
+// legacyNAT reports whether the legacy (x_tables) ip6tables nat table
+// exists in the calling thread's network namespace.
+func legacyNAT() bool {
+	b, err := os.ReadFile("/proc/thread-self/net/ip6_tables_names")
+	if err != nil {
+		return false
+	}
+	for _, t := range strings.Fields(string(b)) {
+		if t == "nat" {
+			return true
+		}
+	}
+	return false
 }
 
 // dnatTarget reports whether a DNAT rule of the ruleset text names addr:
@@ -265,7 +293,7 @@ func (n *Node) syncPods(att map[string]int) error {
 		if nat == nil {
 			f := n.NATTargets
 			if f == nil {
-				f = NFTRuleset
+				f = NATRules
 			}
 			s, err := f()
 			if err != nil {
