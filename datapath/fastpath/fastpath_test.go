@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"errors"
 	"net"
 	"os/exec"
 	"strings"
@@ -242,6 +243,58 @@ func TestRedirectNeigh(t *testing.T) {
 	l.attach(t, Hooks{Local: true, Remote: true, Neigh: true})
 	if err := ping(l.remote, "fd00:1::2"); err != nil {
 		t.Errorf("pod → tunnel via bpf_redirect_neigh: %v", err)
+	}
+}
+
+// Node.Due: a pod waiting out its grace period keeps the node due (the
+// daemon runs pod rounds while it is); once every pod is judged and nothing
+// failed, only a link change or the next re-judgement gives it work.
+func TestNodeDue(t *testing.T) {
+	l := newLab(t)
+	var n *Node
+	err := l.host.Do(func(ns.NetNS) (err error) {
+		n, err = NewNode("nodev")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	n.NATTargets = func() (string, error) { return "", nil }
+	p := Pod{Ifindex: uint32(l.idx["hp1"]), Flags: FlagSlow | FlagPending, MAC: mustMAC("02:00:00:00:01:02"), Created: uint32(time.Now().Unix())}
+	if err := n.PutPod(net.ParseIP("fd00:1::2"), p); err != nil {
+		t.Fatal(err)
+	}
+	syncPods := func() {
+		t.Helper()
+		if err := l.host.Do(func(ns.NetNS) error { return n.SyncPods() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Grace = time.Hour
+	syncPods()
+	if !n.Due() {
+		t.Error("not due with a pod still in its grace period")
+	}
+	n.Grace = 0
+	syncPods()
+	if n.Due() {
+		t.Error("due with every pod judged")
+	}
+	pods, err := n.PodEntries()
+	if err != nil || pods["fd00:1::2"].Flags != 0 {
+		t.Errorf("pod not put on the fast path: %v, %v", pods, err)
+	}
+	n.NATTargets = func() (string, error) { return "", errors.New("no nft") }
+	p.Flags, p.Created = FlagSlow|FlagPending, 0
+	if err := n.PutPod(net.ParseIP("fd00:1::2"), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.host.Do(func(ns.NetNS) error { return n.SyncPods() }); err == nil {
+		t.Error("SyncPods hid the NAT rules' error")
+	}
+	if !n.Due() {
+		t.Error("not due after a failed judgement")
 	}
 }
 

@@ -39,13 +39,15 @@ type Node struct {
 	Log        *slog.Logger
 
 	h       netlinksafe.Handle
-	rounds  int
-	lastDev int // device index at the last peers sync
+	judged  time.Time // last re-judgement of every pod
+	due     bool      // a pod was left pending, or a step failed
+	lastDev int       // device index at the last peers sync
 }
 
-// RejudgeEvery is how many Syncs pass between re-judging pods already on a
-// path (pending ones are judged on every Sync).
-const RejudgeEvery = 10
+// RejudgeEvery is how often pods already on a path are judged again (a
+// qdisc or a DNAT rule may come later); pending ones are judged on every
+// Sync.
+const RejudgeEvery = 10 * time.Second
 
 // NewNode opens the maps (creating them) and a netlink handle in the current
 // network namespace, and loads the tunnel-side program once: pins an
@@ -78,6 +80,12 @@ func (n *Node) Close() {
 	n.Maps.Close()
 }
 
+// Due reports whether SyncPods has work to do even if no link changed since
+// it last ran: a pod was left pending (or a step failed), or a re-judgement
+// is due. Otherwise only a link change (a new veth, a veth gone) gives it
+// work, so a caller that watches links can skip the round.
+func (n *Node) Due() bool { return n.due || time.Since(n.judged) >= RejudgeEvery }
+
 // Sync brings maps and attachments in line with the kernel once.
 func (n *Node) Sync() error { return n.sync(true) }
 
@@ -86,6 +94,7 @@ func (n *Node) Sync() error { return n.sync(true) }
 func (n *Node) SyncPods() error { return n.sync(false) }
 
 func (n *Node) sync(peers bool) error {
+	n.due = true // until a round completes without error
 	var errs []error
 	dev, err := n.h.LinkByName(n.Device)
 	var notFound netlink.LinkNotFoundError
@@ -123,7 +132,11 @@ func (n *Node) sync(peers bool) error {
 		delete(att, n.Device)
 	}
 	errs = append(errs, n.syncPods(att))
-	return errors.Join(errs...)
+	err = errors.Join(errs...)
+	if err != nil {
+		n.due = true // try again on the next round
+	}
+	return err
 }
 
 // syncPeers: every onlink route via the device whose gateway has a
@@ -305,8 +318,11 @@ func (n *Node) syncPods(att map[string]int) error {
 	}
 	var errs []error
 	now := time.Now()
-	n.rounds++
-	rejudge := n.rounds%RejudgeEvery == 1
+	rejudge := now.Sub(n.judged) >= RejudgeEvery
+	if rejudge {
+		n.judged = now
+	}
+	waiting := false
 	keep := map[string]bool{n.Device: true}
 	for addr, p := range pods {
 		l := byIdx[int(p.Ifindex)]
@@ -318,6 +334,7 @@ func (n *Node) syncPods(att map[string]int) error {
 		keep[name] = true
 		pending := p.Flags&FlagPending != 0
 		if pending && now.Sub(time.Unix(int64(p.Created), 0)) < n.Grace {
+			waiting = true
 			continue
 		}
 		if !pending && !rejudge {
@@ -344,7 +361,9 @@ func (n *Node) syncPods(att map[string]int) error {
 			errs = append(errs, n.Detach(name))
 		}
 	}
-	return errors.Join(errs...)
+	err = errors.Join(errs...)
+	n.due = waiting || err != nil
+	return err
 }
 
 // judge puts one pod on the fast path (why == "") or keeps it slow.

@@ -3,24 +3,32 @@ package daemon
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/vxlan6/vxlan6/datapath/fastpath"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
-// How the fast path is kept in line with the kernel: pods every
-// fastPathInterval (new pods wait that long, on the bridge path, which is
-// correct, only slower); the peers map after the kernel reports a route or
-// neighbour change of the device, at most every fastPathPeerGap (a new peer
-// takes the bridge path until then), and every fastPathFullEvery ticks
-// regardless (so a lost notification costs at most that long).
+// How the fast path is kept in line with the kernel, on a one-second tick:
+// pods after the kernel reports a link change (a pod's veth comes or goes),
+// for fastPathSettle after it, and whenever the Node says it is due (a pod
+// pending, a failed step, the periodic re-judgement); the peers map after
+// the kernel reports a route or neighbour change of the device, at most
+// every fastPathPeerGap (a new peer takes the bridge path until then), and
+// every fastPathFullEvery ticks regardless (so a lost notification costs at
+// most that long). A host whose pods do not change does no pod round
+// between re-judgements: each is a dump of every link and qdisc.
 const (
 	fastPathInterval  = time.Second
 	fastPathFullEvery = 30
 	fastPathPeerGap   = 5 * time.Second
+	// The plugin records a pod in the map after its veth's last link
+	// change, later in the same ADD.
+	fastPathSettle = 5 * time.Second
 )
 
 // startFastPath runs the eBPF fast path (datapath/fastpath) beside the
@@ -78,33 +86,37 @@ func (d *daemon) startFastPath(ctx context.Context) func() {
 }
 
 func runFastPath(ctx context.Context, node *fastpath.Node, d *daemon) {
-	changed := make(chan struct{}, 1)
+	changed, links := make(chan struct{}, 1), make(chan struct{}, 1)
 	stop := make(chan struct{})
 	defer close(stop)
-	watchPeers(node, changed, stop, d)
+	watching := watchKernel(node.Device, changed, links, stop, d)
 	t := time.NewTicker(fastPathInterval)
 	defer t.Stop()
 	pending := false
-	last := time.Now()
+	last, lastLink := time.Now(), time.Now()
 	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		select {
-		case <-changed:
+		if signalled(changed) {
 			pending = true
-		default:
+		}
+		if signalled(links) {
+			lastLink = time.Now()
 		}
 		// A full peers sync dumps the device's routes and neighbours
 		// (thousands on a big cluster): at most every fastPathPeerGap,
 		// and the garbage is handed back at once (RSS).
 		peers := tick%fastPathFullEvery == 0 || (pending && time.Since(last) >= fastPathPeerGap)
 		sync := node.SyncPods
-		if peers {
+		switch {
+		case peers:
 			sync = node.Sync
 			pending, last = false, time.Now()
+		case watching.Load() && !node.Due() && time.Since(lastLink) >= fastPathSettle:
+			continue
 		}
 		if err := sync(); err != nil {
 			d.log.Warn("fast path sync", "device", node.Device, "err", err)
@@ -115,27 +127,47 @@ func runFastPath(ctx context.Context, node *fastpath.Node, d *daemon) {
 	}
 }
 
-// watchPeers signals changed on every route or neighbour change in the
-// daemon's netns (they are few: peers come and go).
-func watchPeers(node *fastpath.Node, changed chan<- struct{}, stop chan struct{}, d *daemon) {
+func signalled(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// watchKernel signals changed on every route or neighbour change of device
+// (they are few: peers come and go) and links on every link change in the
+// daemon's netns. The flag it returns says whether link changes are still
+// watched (else pod rounds cannot wait for them).
+func watchKernel(device string, changed, links chan<- struct{}, stop chan struct{}, d *daemon) *atomic.Bool {
 	routes := make(chan netlink.RouteUpdate, 64)
 	neighs := make(chan netlink.NeighUpdate, 64)
-	errf := func(err error) { d.log.Debug("fast path: route/neighbour watch", "err", err) }
+	lupd := make(chan netlink.LinkUpdate, 64)
+	errf := func(err error) { d.log.Debug("fast path: route/neighbour/link watch", "err", err) }
 	if err := netlink.RouteSubscribeWithOptions(routes, stop, netlink.RouteSubscribeOptions{ErrorCallback: errf}); err != nil {
 		d.log.Warn("fast path: cannot watch routes; peers follow every 30 s", "err", err)
 	}
 	if err := netlink.NeighSubscribeWithOptions(neighs, stop, netlink.NeighSubscribeOptions{ErrorCallback: errf}); err != nil {
 		d.log.Warn("fast path: cannot watch neighbours; peers follow every 30 s", "err", err)
 	}
-	// Only the device's own routes and neighbours are peers; the pods'
-	// neighbour entries change state all the time.
-	mine := func(idx int) bool {
-		l, err := netlink.LinkByName(node.Device)
-		return err != nil || l.Attrs().Index == idx
+	watching := &atomic.Bool{}
+	if err := netlink.LinkSubscribeWithOptions(lupd, stop, netlink.LinkSubscribeOptions{ErrorCallback: errf}); err != nil {
+		d.log.Warn("fast path: cannot watch links; pods are synced every second", "err", err)
+	} else {
+		watching.Store(true)
 	}
-	signal := func() {
+	// Only the device's own routes and neighbours are peers; the pods'
+	// neighbour entries change state all the time. The device's index is
+	// followed from link updates (0: unknown, every change counts).
+	devIdx := 0
+	if l, err := netlink.LinkByName(device); err == nil {
+		devIdx = l.Attrs().Index
+	}
+	mine := func(idx int) bool { return devIdx == 0 || idx == devIdx }
+	signal := func(c chan<- struct{}) {
 		select {
-		case changed <- struct{}{}:
+		case c <- struct{}{}:
 		default:
 		}
 	}
@@ -147,20 +179,35 @@ func watchPeers(node *fastpath.Node, changed chan<- struct{}, stop chan struct{}
 					routes = nil
 				}
 				if !ok || mine(u.LinkIndex) {
-					signal()
+					signal(changed)
 				}
 			case u, ok := <-neighs:
 				if !ok {
 					neighs = nil
 				}
 				if !ok || mine(u.LinkIndex) {
-					signal()
+					signal(changed)
 				}
+			case u, ok := <-lupd:
+				if !ok {
+					// No longer watched: every round is a pod round.
+					lupd = nil
+					watching.Store(false)
+					continue
+				}
+				if u.Attrs().Name == device {
+					devIdx = u.Attrs().Index
+					if u.Header.Type == unix.RTM_DELLINK {
+						devIdx = 0
+					}
+				}
+				signal(links)
 			case <-stop:
 				return
 			}
 		}
 	}()
+	return watching
 }
 
 // removeFastPath detaches this host's programs and removes its maps, of every
