@@ -18,27 +18,35 @@ import (
 // auto and off, and proves the feature works the same either way.
 
 // A pod on another host reaches a hostPort (portmap DNAT); the replies must
-// be reverse-NATed, so the target pod stays on the bridge path.
+// be reverse-NATed, so the target pod stays on the bridge path. With either
+// of portmap's backends: iptables (iptables-nft here) and native nftables,
+// whose rules the daemon reads in a form of their own.
 func TestFastPathPortmapFromOtherHost(t *testing.T) {
 	forModes(t, func(t *testing.T, mode string) {
-		f := newFastPathHosts(t, mode, testbed.Options{})
-		ch := f.h1.Chain(map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}})
-		k1 := ch.Add(map[string]any{"portMappings": []map[string]any{{"hostPort": 18080, "containerPort": 8080, "protocol": "tcp"}}})
-		c2 := f.h2.AddContainer()
-		f.waitFast(t, c2)
-		if f.fast {
-			line := f.h1.WaitLogPod(testbed.FastPathSlowMsg, k1, 30*time.Second)
-			t.Logf("portmap target: %s", line)
-		}
-		testbed.StartIperfServerPort(t, k1.Name, 8080)
-		for _, dst := range []*testbed.Host{f.h1} {
-			gbps, err := testbed.IperfPort(c2.Name, dst.Addr1, 18080, 1, 2*time.Second)
-			if err != nil {
-				t.Fatalf("TCP from pod %s to hostPort 18080 on %s: %v", c2.Name, dst.Name, err)
-			}
-			t.Logf("pod on %s → hostPort on %s: %.2f Gbit/s", f.h2.Name, dst.Name, gbps)
+		for _, backend := range []string{"iptables", "nftables"} {
+			t.Run("backend="+backend, func(t *testing.T) { testPortmapFromOtherHost(t, mode, backend) })
 		}
 	})
+}
+
+func testPortmapFromOtherHost(t *testing.T, mode, backend string) {
+	f := newFastPathHosts(t, mode, testbed.Options{})
+	ch := f.h1.Chain(map[string]any{"type": "portmap", "backend": backend, "capabilities": map[string]any{"portMappings": true}})
+	k1 := ch.Add(map[string]any{"portMappings": []map[string]any{{"hostPort": 18080, "containerPort": 8080, "protocol": "tcp"}}})
+	c2 := f.h2.AddContainer()
+	f.waitFast(t, c2)
+	if f.fast {
+		line := f.h1.WaitLogPod(testbed.FastPathSlowMsg, k1, 30*time.Second)
+		t.Logf("portmap target: %s", line)
+	}
+	testbed.StartIperfServerPort(t, k1.Name, 8080)
+	for _, dst := range []*testbed.Host{f.h1} {
+		gbps, err := testbed.IperfPort(c2.Name, dst.Addr1, 18080, 1, 2*time.Second)
+		if err != nil {
+			t.Fatalf("TCP from pod %s to hostPort 18080 on %s: %v", c2.Name, dst.Name, err)
+		}
+		t.Logf("pod on %s → hostPort on %s: %.2f Gbit/s", f.h2.Name, dst.Name, gbps)
+	}
 }
 
 var natPackets = regexp.MustCompile(`\[(\d+):\d+\] -A \S+ .*MASQUERADE`)
