@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
+	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
 // Compatibility of the eBPF fast path: each test runs with Backend.FastPath
@@ -239,16 +240,7 @@ func TestFastPathDaemonRestart(t *testing.T) {
 // bridges, and the plugin, finding no maps, records nothing.
 func TestFastPathFallbackWithoutBPF(t *testing.T) {
 	f := newFastPathBed(t, "auto", testbed.Options{})
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Fatalf("setpriv (util-linux) is needed to drop CAP_BPF: %v", err)
-	}
-	wrapper := filepath.Join(t.TempDir(), "vxlan6d-nobpf")
-	script := "#!/bin/sh\nexec setpriv --inh-caps=-bpf,-perfmon,-sys_admin --bounding-set=-bpf,-perfmon,-sys_admin -- " +
-		f.b.DaemonBin + " \"$@\"\n"
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f.b.DaemonBin = wrapper
+	withCaps(t, f.b, "-bpf,-perfmon,-sys_admin")
 	for _, h := range f.b.Hosts {
 		if code := h.Daemon().Stop(); code != 0 {
 			t.Errorf("vxlan6d on %s exited %d on SIGTERM", h.Name, code)
@@ -273,4 +265,38 @@ func TestFastPathFallbackWithoutBPF(t *testing.T) {
 	if pods, err := f.h2.FastPathPods(); err != nil || pods != nil {
 		t.Errorf("the plugin recorded a pod without the daemon's maps: %v, %v", pods, err)
 	}
+}
+
+// withCaps makes the bed's daemons start from now on with these changes to
+// their capabilities (setpriv syntax: "-bpf,..." or "-all,+net_admin,...").
+func withCaps(t *testing.T, b *testbed.Bed, caps string) {
+	t.Helper()
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatalf("setpriv (util-linux) is needed to drop capabilities: %v", err)
+	}
+	if b.DaemonBin == "" {
+		b.DaemonBin = testutil.Binary(t, "vxlan6d")
+	}
+	wrapper := filepath.Join(t.TempDir(), "vxlan6d-caps")
+	script := "#!/bin/sh\nexec setpriv --inh-caps=" + caps + " --bounding-set=" + caps + " -- " + b.DaemonBin + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.DaemonBin = wrapper
+}
+
+// The capabilities vxlan6d.service leaves the daemon (its
+// CapabilityBoundingSet: no CAP_SYS_ADMIN) are enough for the fast path:
+// pods go on it and reach each other over it.
+func TestFastPathServiceCapabilities(t *testing.T) {
+	f := newFastPathHosts(t, "auto", testbed.Options{}, func(h *testbed.Host) {
+		if h == h.Bed.Hosts[0] { // once: the daemon binary is the bed's
+			withCaps(t, h.Bed, "-all,+net_admin,+net_raw,+net_bind_service,+bpf,+perfmon")
+		}
+	})
+	f.c1, f.c1b, f.c2 = f.h1.AddContainer(), f.h1.AddContainer(), f.h2.AddContainer()
+	f.waitFast(t, f.c1, f.c1b, f.c2)
+	const count = 20
+	f.checkPath(t, "across hosts", f.pingCounted(t, f.c1, f.c2, count), count)
+	f.checkPath(t, "one host", f.pingCounted(t, f.c1, f.c1b, count), count)
 }
