@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vxlan6/vxlan6/internal/testutil"
+	"github.com/vxlan6/vxlan6/internal/testbed/topology"
 )
 
 // RAPrefix is the prefix the router advertises to RA hosts (the switch's own).
@@ -193,23 +193,13 @@ func (b *Bed) startRouter() {
 // for the RA default route.
 func (b *Bed) addRAHost(tempAddr bool) *Host {
 	b.T.Helper()
-	id := len(b.Hosts) + 1
-	h := &Host{Bed: b, ID: id, Name: fmt.Sprintf("%sh%d", b.Name, id), Bridge: testutil.UniqueName("vxb")}
-	h.Dir = filepath.Join(b.Dir, h.Name)
-	h.SubnetFile = filepath.Join(h.Dir, "subnet.env")
-	h.DataDir = filepath.Join(h.Dir, "ipam")
-	if err := os.MkdirAll(h.Dir, 0o755); err != nil {
-		b.T.Fatal(err)
-	}
-	b.AddNetns(h.Name)
-	b.T.Cleanup(func() {
-		if b.T.Failed() {
-			b.dumpState(h.Name)
-		}
-	})
-	port := fmt.Sprintf("p%d", id)
+	// newHost registers the fast-path pin removal too: the daemon runs the
+	// fast path by default, and an RA host's pins would otherwise stay in
+	// the shared bpffs.
+	h := b.newHost()
+	port := topology.SwitchPort(h.ID)
 	b.MustExec(b.Switch, "ip", "link", "add", port, "type", "veth", "peer", "name", Uplink, "netns", h.Name)
-	b.MustExec(b.Switch, "ip", "link", "set", port, "master", "br0", "up")
+	b.MustExec(b.Switch, "ip", "link", "set", port, "master", topology.SwitchBridge, "up")
 	b.MustExec(h.Name, "ip", "link", "set", "lo", "up")
 	// A fresh netns takes RAs (accept_ra 1, forwarding 0), like a host
 	// whose kernel does SLAAC.
