@@ -69,6 +69,9 @@ func shippedContainer(t *testing.T, h *testbed.Host, file, binDir string) *testb
 // vxlan6d masquerades pod egress; with --ip-masq=false the rules go and
 // the router, which has no route to the pod network, cannot answer. The
 // plugin's per-attachment ipMasq (chains VX6-*) works beside it and alone.
+// The host's firewall drops forwarded traffic (FORWARD policy DROP, both
+// families, as Docker leaves it): egress must pass the daemon's forward
+// rules as well as its masquerade.
 func TestPodEgressMasquerade(t *testing.T) {
 	testutil.RequireRoot(t)
 	t.Parallel()
@@ -76,6 +79,7 @@ func TestPodEgressMasquerade(t *testing.T) {
 	b := testbed.New(t, testbed.Options{Hosts: 1, ReverseAddrOrder: true, PluginExtra: map[string]any{"ipMasq": true}})
 	b.PutConfig(testbed.ConfigJSON(true))
 	h := b.Hosts[0]
+	h.DropForward()
 	// An IPv4 "outside": the switch and the host's uplink get 192.0.2.0/24.
 	router4 := net.ParseIP("192.0.2.1")
 	b.MustExec(b.Switch, "ip", "addr", "add", "192.0.2.1/24", "dev", "br0")
