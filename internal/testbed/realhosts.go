@@ -292,41 +292,17 @@ func (h *Host) DropForward() {
 
 // Monitor is a command (e.g. `ip -6 monitor route`) running in a host's
 // netns for the length of a test step, its output in a file.
-type Monitor struct {
-	cmd  *exec.Cmd
-	path string
-	done chan struct{}
-}
+type Monitor struct{ *Proc }
 
 // StartMonitor runs args in the host's netns until Stop (or Cleanup).
 func (h *Host) StartMonitor(args ...string) *Monitor {
-	t := h.Bed.T
-	t.Helper()
-	m := &Monitor{path: filepath.Join(h.Dir, fmt.Sprintf("monitor-%d.log", time.Now().UnixNano())), done: make(chan struct{})}
-	f, err := os.Create(m.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.cmd = exec.Command("nsenter", append([]string{"--net=" + h.NetnsPath(), "--"}, args...)...)
-	m.cmd.Stdout, m.cmd.Stderr = f, f
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := m.cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %v on %s: %v", args, h.Name, err)
-	}
-	go func() { _ = m.cmd.Wait(); f.Close(); close(m.done) }()
-	t.Cleanup(func() { m.Stop() })
-	return m
+	h.Bed.T.Helper()
+	path := filepath.Join(h.Dir, fmt.Sprintf("monitor-%d.log", time.Now().UnixNano()))
+	return &Monitor{StartProc(h.Bed.T, strings.Join(args, " ")+" on "+h.Name, h.Name, path, nil, 0, args...)}
 }
 
 // Stop ends the monitor (once) and returns everything it printed.
 func (m *Monitor) Stop() string {
-	select {
-	case <-m.done:
-	default:
-		_ = m.cmd.Process.Kill()
-		<-m.done
-	}
-	b, _ := os.ReadFile(m.path)
-	return string(b)
+	m.Kill()
+	return m.Log()
 }
