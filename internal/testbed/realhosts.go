@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,17 +44,6 @@ type RealOptions struct {
 	ForwardDrop bool
 }
 
-// realOpts maps *Bed -> *RealOptions (kept here, not in Bed, so this file
-// stays self-contained).
-var realOpts sync.Map
-
-func (b *Bed) realOptions() *RealOptions {
-	if o, ok := realOpts.Load(b); ok {
-		return o.(*RealOptions)
-	}
-	return &RealOptions{}
-}
-
 // requireTool skips the test when a tool is missing, or fails it under CI=true
 // (.ci/deps.sh installs it).
 func requireTool(t testing.TB, tool string) {
@@ -75,8 +63,7 @@ func NewRealHosts(t testing.TB, o RealOptions) *Bed {
 	base := o.Options
 	base.Hosts = 0
 	b := New(t, base)
-	realOpts.Store(b, &o)
-	t.Cleanup(func() { realOpts.Delete(b) })
+	b.real = o
 	if o.RA {
 		requireTool(t, "radvd")
 		b.startRouter()
@@ -92,7 +79,7 @@ func NewRealHosts(t testing.TB, o RealOptions) *Bed {
 // static one as AddHost makes, with the firewall asked for.
 func (b *Bed) AddRealHost() *Host {
 	b.T.Helper()
-	o := b.realOptions()
+	o := b.real
 	var h *Host
 	if o.RA {
 		h = b.addRAHost(o.TempAddr)
@@ -103,14 +90,6 @@ func (b *Bed) AddRealHost() *Host {
 		h.DropForward()
 	}
 	return h
-}
-
-// RouterNS is the router netns of an RA bed ("" otherwise).
-func (b *Bed) RouterNS() string {
-	if !b.realOptions().RA {
-		return ""
-	}
-	return b.Name + "r"
 }
 
 // startRouter makes the router netns (uplink "r0" on the switch bridge,
