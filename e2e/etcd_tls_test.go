@@ -113,6 +113,19 @@ func TestEtcdTLSRBACPastTokenTTL(t *testing.T) {
 	if out, errOut, code := h1.Run(30*time.Second, nil, certOnly...); code != 0 || strings.Count(out, "fd10:244:") != 3 {
 		t.Errorf("vxlan6d leases as the certificate's CN %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
 	}
+	// The write side as the prefix-limited user: a node annotation (a
+	// compare-and-put transaction under <prefix>/nodes/) and the config.
+	userFlags := append(b.EtcdFlags(), c.ClientFlags()...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, errOut, code := h1.Run(30*time.Second, nil, append([]string{"annotate", h3.Name, "team=blue"}, userFlags...)...); code != 0 {
+		t.Errorf("vxlan6d annotate as %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
+	} else if ann, err := b.Registry().NodeAnnotations(ctx, h3.Name); err != nil || ann["team"] != "blue" {
+		t.Errorf("annotation written as %s: %v %v", testbed.EtcdUser, ann, err)
+	}
+	if out, errOut, code := h1.Run(30*time.Second, nil, append([]string{"config", "get"}, userFlags...)...); code != 0 || !strings.Contains(out, testbed.IPv6Network) {
+		t.Errorf("vxlan6d config get as %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
+	}
 	creds := t.TempDir()
 	if err := os.WriteFile(filepath.Join(creds, "etcd-password"), []byte(c.Password), 0o400); err != nil {
 		t.Fatal(err)
