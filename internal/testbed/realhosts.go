@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vxlan6/vxlan6/internal/testbed/topology"
+	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
 // RAPrefix is the prefix the router advertises to RA hosts (the switch's own).
@@ -44,18 +45,6 @@ type RealOptions struct {
 	ForwardDrop bool
 }
 
-// requireTool skips the test when a tool is missing, or fails it under CI=true
-// (.ci/deps.sh installs it).
-func requireTool(t testing.TB, tool string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (.ci/deps.sh installs it): %v", tool, err)
-		}
-		t.Skipf("%s not installed: %v", tool, err)
-	}
-}
-
 // NewRealHosts builds a bed like New and then o.Hosts hosts with the
 // conditions o asks for. Hosts added later with AddRealHost get them too.
 func NewRealHosts(t testing.TB, o RealOptions) *Bed {
@@ -65,7 +54,7 @@ func NewRealHosts(t testing.TB, o RealOptions) *Bed {
 	b := New(t, base)
 	b.real = o
 	if o.RA {
-		requireTool(t, "radvd")
+		testutil.RequireTool(t, "radvd", "apt-get install radvd")
 		b.startRouter()
 	}
 	for i := 0; i < o.Hosts; i++ {
