@@ -138,18 +138,9 @@ func TestEtcdSubcommand(t *testing.T) {
 	bin := testutil.Binary(t, "vxlan6d")
 	dir := t.TempDir()
 	sock := "unix://" + filepath.Join(dir, "etcd.sock")
-	cmd := exec.Command(bin, "etcd", "--data-dir", filepath.Join(dir, "data"), "--listen-client-urls", sock)
-	var logb strings.Builder
-	cmd.Stdout, cmd.Stderr = &logb, &logb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
+	// Killed in Cleanup; gone with the test process even without it.
+	etcd := testbed.StartProc(t, "vxlan6d etcd", "", filepath.Join(dir, "etcd.log"), nil, 8<<10,
+		bin, "etcd", "--data-dir", filepath.Join(dir, "data"), "--listen-client-urls", sock)
 	conf := filepath.Join(dir, "net.json")
 	os.WriteFile(conf, []byte(testbed.ConfigJSON(true)), 0o644)
 	run := func(args ...string) (string, error) {
@@ -165,7 +156,7 @@ func TestEtcdSubcommand(t *testing.T) {
 		}
 		return nil
 	}); err != nil {
-		t.Fatalf("config put against vxlan6d etcd: %v\n%s", err, logb.String())
+		t.Fatalf("config put against vxlan6d etcd: %v", err)
 	}
 	out, err := run("config", "get")
 	if err != nil || !strings.Contains(out, testbed.IPv4Network) {
@@ -174,14 +165,11 @@ func TestEtcdSubcommand(t *testing.T) {
 	if out, err := run("leases"); err != nil || !strings.Contains(out, "VTEP") {
 		t.Errorf("leases on an empty cluster: %v %s", err, out)
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-done:
-		done <- err
-		if err != nil {
-			t.Errorf("vxlan6d etcd exit after SIGTERM: %v\n%s", err, logb.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("vxlan6d etcd ignored SIGTERM")
+	_ = etcd.Signal(syscall.SIGTERM)
+	if _, err := etcd.Wait(20 * time.Second); err != nil {
+		t.Fatalf("vxlan6d etcd ignored SIGTERM: %v", err)
+	}
+	if err := etcd.ExitErr(); err != nil {
+		t.Errorf("vxlan6d etcd exit after SIGTERM: %v\n%s", err, etcd.Log())
 	}
 }

@@ -1,19 +1,13 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/vxlan6/vxlan6/internal/testbed"
-	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
 // Issue 8 §7: a stuck etcd (its process frozen with SIGSTOP: connections
@@ -25,37 +19,11 @@ func TestFrozenEtcdDoesNotHangLoop(t *testing.T) {
 	t.Parallel()
 	b := testbed.New(t, testbed.Options{Hosts: 1})
 	h := b.Hosts[0]
-	// An etcd process of its own (the bed's is in the test process).
-	dir := t.TempDir()
-	sock := "unix://" + filepath.Join(dir, "etcd.sock")
-	cmd := exec.Command(testutil.Binary(t, "vxlan6d"), "etcd", "--data-dir", filepath.Join(dir, "data"), "--listen-client-urls", sock)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{sock}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	err = testbed.Eventually(30*time.Second, 200*time.Millisecond, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := cli.Put(ctx, b.Registry().ConfigKey(), testbed.ConfigJSON(false))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("put config into the etcd process: %v", err)
-	}
-	// --etcd-endpoints adds to a list: point the bed's flags at this etcd.
-	b.Etcd.Endpoints = []string{sock}
+	// An etcd process of its own (the bed's is in the test process), which
+	// the daemon reaches over the underlay, as on a real host.
+	m := b.StartEtcdCluster(testbed.EtcdClusterOptions{}).Members[0]
+	t.Cleanup(func() { _ = m.Proc.Signal(syscall.SIGCONT) })
+	b.PutConfig(testbed.ConfigJSON(false))
 	d := h.StartDaemon("--resync-interval", "1s")
 	d.WaitReady(readyTimeout)
 	sf := h.WaitSubnetFile(readyTimeout)
@@ -66,7 +34,7 @@ func TestFrozenEtcdDoesNotHangLoop(t *testing.T) {
 
 	const warn = "periodic resync: cannot list leases"
 	n0 := strings.Count(d.Log(), warn)
-	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := m.Proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	// healListTimeout is 5s: at least two bounded failures in 20s prove
@@ -87,7 +55,7 @@ func TestFrozenEtcdDoesNotHangLoop(t *testing.T) {
 		t.Errorf("data path changed while etcd was frozen (%v):\nbefore:\n%s\nafter:\n%s", err, before, now)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := m.Proc.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	n1 := strings.Count(d.Log(), "peers reconciled")

@@ -107,65 +107,18 @@ func TestConfdConflistsWork(t *testing.T) {
 		dual bool
 	}{{"10-vxlan6.conflist", false}, {"10-vxlan6-dualstack.conflist", true}} {
 		t.Run(tc.file, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join(confdDir(t), tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
 			b := newBed(t, 2, tc.dual)
 			b.StartDaemons(readyTimeout, nil)
-			binDir := t.TempDir()
-			for src, name := range map[string]string{testutil.Binary(t, "vxlan6"): "vxlan6", portmap: "portmap"} {
-				if err := os.Symlink(src, filepath.Join(binDir, name)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var ips []target
+			binDir := shippedBinDir(t, portmap)
+			var cs []*testbed.Container
 			for _, h := range b.Hosts {
-				var conf map[string]any
-				if err := json.Unmarshal(raw, &conf); err != nil {
-					t.Fatal(err)
-				}
-				p := conf["plugins"].([]any)[0].(map[string]any)
-				p["subnetFile"], p["dataDir"], p["bridge"] = h.SubnetFile, h.DataDir, h.Bridge
-				list, _ := json.Marshal(conf)
-				cl, err := libcni.ConfListFromBytes(list)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c := &testbed.Container{Host: h, Name: testutil.UniqueName(h.Name[:4] + "cd")}
-				b.AddNetns(c.Name)
-				rc := &libcni.RuntimeConf{
-					ContainerID: c.Name, NetNS: testbed.NetnsPath(c.Name), IfName: "eth0",
-					CapabilityArgs: map[string]any{"portMappings": []map[string]any{{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}}},
-				}
-				// The plugins must run inside the host's netns (the node
-				// bridge, the host-side veths and portmap's rules live there).
-				cn := libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(h.Dir, "confd-cache"), h.PluginExec())
-				ctx := testutil.Context(t, time.Minute)
-				res, err := cn.AddNetworkList(ctx, cl, rc)
-				t.Cleanup(func() {
-					if err := cn.DelNetworkList(testutil.Context(t, time.Minute), cl, rc); err != nil {
-						t.Errorf("DEL %s: %v", c.Name, err)
-					}
+				c := shippedContainer(t, h, tc.file, binDir, map[string]any{
+					"portMappings": []map[string]any{{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}},
 				})
-				if err != nil {
-					t.Fatalf("ADD through %s on %s: %v", tc.file, h.Name, err)
+				if c.IPv6 == nil || tc.dual && c.IPv4 == nil {
+					t.Fatalf("%s on %s: addresses %s %s, want IPv6 (dual: and IPv4)", c.Name, h.Name, c.IPv6, c.IPv4)
 				}
-				r, err := types100.NewResultFromResult(res)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, ip := range r.IPs {
-					if ip.Address.IP.To4() != nil {
-						c.IPv4 = ip.Address.IP
-						if tc.dual {
-							ips = append(ips, target{c, c.IPv4})
-						}
-					} else {
-						c.IPv6 = ip.Address.IP
-						ips = append(ips, target{c, c.IPv6})
-					}
-				}
+				cs = append(cs, c)
 				// portmap ran after vxlan6 with its prevResult: its DNAT
 				// chain for the mapping exists in the host's ip6tables.
 				out, err := h.Exec("ip6tables-save", "-t", "nat")
@@ -173,27 +126,74 @@ func TestConfdConflistsWork(t *testing.T) {
 					t.Errorf("%s: no ip6tables port mapping for 18080 after ADD (%v):\n%s", h.Name, err, out)
 				}
 			}
-			want := 2
+			meshPing(t, targets(cs, false))
 			if tc.dual {
-				want = 4
-			}
-			if len(ips) != want {
-				t.Fatalf("got %d container addresses, want %d: %v", len(ips), want, ips)
-			}
-			var v6, v4 []target
-			for _, x := range ips {
-				if x.ip.To4() != nil {
-					v4 = append(v4, x)
-				} else {
-					v6 = append(v6, x)
-				}
-			}
-			meshPing(t, v6)
-			if tc.dual {
-				meshPing(t, v4)
+				meshPing(t, targets(cs, true))
 			}
 		})
 	}
+}
+
+// shippedBinDir is a CNI bin dir holding vxlan6 and the reference portmap
+// plugin at path portmap, what the shipped conflists chain.
+func shippedBinDir(t *testing.T, portmap string) string {
+	t.Helper()
+	binDir := t.TempDir()
+	for src, name := range map[string]string{testutil.Binary(t, "vxlan6"): "vxlan6", portmap: "portmap"} {
+		if err := os.Symlink(src, filepath.Join(binDir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return binDir
+}
+
+// shippedContainer attaches a container on h through conflist file from
+// conf.d with only the host's paths filled in (chained portmap included),
+// plugins from binDir, run inside the host's netns (the node bridge, the
+// host-side veths and portmap's rules live there), with capability args
+// caps (may be nil). DEL runs in Cleanup.
+func shippedContainer(t *testing.T, h *testbed.Host, file, binDir string, caps map[string]any) *testbed.Container {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(confdDir(t), file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf map[string]any
+	if err := json.Unmarshal(raw, &conf); err != nil {
+		t.Fatal(err)
+	}
+	p := conf["plugins"].([]any)[0].(map[string]any)
+	p["subnetFile"], p["dataDir"], p["bridge"] = h.SubnetFile, h.DataDir, h.Bridge
+	list, _ := json.Marshal(conf)
+	cl, err := libcni.ConfListFromBytes(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testbed.Container{Host: h, Name: testutil.UniqueName(h.Name[:4] + "sc")}
+	h.Bed.AddNetns(c.Name)
+	rc := &libcni.RuntimeConf{ContainerID: c.Name, NetNS: testbed.NetnsPath(c.Name), IfName: "eth0", CapabilityArgs: caps}
+	cn := libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(h.Dir, "shipped-cache"), h.PluginExec())
+	res, err := cn.AddNetworkList(testutil.Context(t, time.Minute), cl, rc)
+	t.Cleanup(func() {
+		if err := cn.DelNetworkList(testutil.Context(t, time.Minute), cl, rc); err != nil {
+			t.Errorf("DEL %s: %v", c.Name, err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("ADD through %s on %s: %v", file, h.Name, err)
+	}
+	r, err := types100.NewResultFromResult(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range r.IPs {
+		if ip.Address.IP.To4() != nil {
+			c.IPv4 = ip.Address.IP
+		} else {
+			c.IPv6 = ip.Address.IP
+		}
+	}
+	return c
 }
 
 // refPlugin finds a reference CNI plugin (portmap...): testutil.RefPlugin.

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,12 +23,6 @@ func configWith(vni, port, mtu int, network string) string {
 		"Backend": map[string]any{"Type": "vxlan", "VNI": vni, "Port": port, "MTU": mtu},
 	})
 	return string(data)
-}
-
-// healthz is the HTTP status of h's /healthz on addr.
-func healthz(h *testbed.Host, addr string) string {
-	out, _ := h.Exec("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://"+addr+"/healthz")
-	return strings.TrimSpace(out)
 }
 
 // reachBoth waits until c1 and c2 reach each other and returns how long
@@ -73,8 +66,7 @@ func TestConfigChangesWhileRunning(t *testing.T) {
 	const net6, port = testbed.IPv6Network, testbed.Port
 	b := testbed.NewConfigured(t, testbed.Options{Hosts: 2}, false)
 	h1, h2 := b.Hosts[0], b.Hosts[1]
-	const hz = "[::1]:9474"
-	h1.StartDaemon("--healthz-addr", hz)
+	h1.StartDaemon("--healthz-addr", healthAddr)
 	h2.StartDaemon()
 	h1.Daemon().WaitReady(readyTimeout)
 	h2.Daemon().WaitReady(readyTimeout)
@@ -95,8 +87,8 @@ func TestConfigChangesWhileRunning(t *testing.T) {
 			if err := h1.Daemon().WaitLog(c.names, 20*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			if code := healthz(h1, hz); code != "503" {
-				t.Errorf("healthz %s while the config in etcd is not the one in use, want 503", code)
+			if code, _ := probe(h1, "/healthz"); code != 503 {
+				t.Errorf("healthz %d while the config in etcd is not the one in use, want 503", code)
 			}
 			if dp, _ := h1.DataPath(); dp != dp1 {
 				t.Errorf("data path changed on a refused config change:\nbefore:\n%s\nafter:\n%s", dp1, dp)
@@ -105,8 +97,8 @@ func TestConfigChangesWhileRunning(t *testing.T) {
 		}
 		b.PutConfig(configWith(testbed.VNI, port, 0, net6))
 		if err := testbed.Eventually(20*time.Second, 200*time.Millisecond, func() error {
-			if code := healthz(h1, hz); code != "200" {
-				return fmt.Errorf("healthz %s after the config was put back, want 200", code)
+			if code, _ := probe(h1, "/healthz"); code != 200 {
+				return fmt.Errorf("healthz %d after the config was put back, want 200", code)
 			}
 			return nil
 		}); err != nil {

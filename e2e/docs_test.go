@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -133,36 +131,8 @@ func docsEnvFile(t *testing.T, h *testbed.Host) []string {
 func docsBackground(t *testing.T, h *testbed.Host, env []string, args []string) (logPath string, exited func() bool) {
 	t.Helper()
 	logPath = filepath.Join(h.Dir, fmt.Sprintf("docs-%s.log", args[0]))
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("nsenter", append([]string{"--net=" + h.NetnsPath(), "--", testutil.Binary(t, "vxlan6d")}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start vxlan6d %v: %v", args, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("log of vxlan6d %v:\n%s", args, testbed.Tail(string(b), 8<<10))
-		}
-	})
-	return logPath, func() bool {
-		select {
-		case <-done:
-			return true
-		default:
-			return false
-		}
-	}
+	p := testbed.StartProc(t, fmt.Sprintf("vxlan6d %v", args), h.Name, logPath, env, 8<<10, append([]string{testutil.Binary(t, "vxlan6d")}, args...)...)
+	return logPath, p.Exited
 }
 
 // docsStep is one doc command as this test runs it.

@@ -1,67 +1,15 @@
 package e2e
 
 import (
-	"encoding/json"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/containernetworking/cni/libcni"
-	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/overlay/egress"
 )
-
-// shippedContainer attaches a container on h through a conflist from
-// conf.d with only the host's paths filled in (chained portmap included).
-func shippedContainer(t *testing.T, h *testbed.Host, file, binDir string) *testbed.Container {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(confdDir(t), file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conf map[string]any
-	if err := json.Unmarshal(raw, &conf); err != nil {
-		t.Fatal(err)
-	}
-	p := conf["plugins"].([]any)[0].(map[string]any)
-	p["subnetFile"], p["dataDir"], p["bridge"] = h.SubnetFile, h.DataDir, h.Bridge
-	list, _ := json.Marshal(conf)
-	cl, err := libcni.ConfListFromBytes(list)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &testbed.Container{Host: h, Name: testutil.UniqueName(h.Name[:4] + "eg")}
-	h.Bed.AddNetns(c.Name)
-	rc := &libcni.RuntimeConf{ContainerID: c.Name, NetNS: testbed.NetnsPath(c.Name), IfName: "eth0"}
-	cn := libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(h.Dir, "egress-cache"), h.PluginExec())
-	res, err := cn.AddNetworkList(testutil.Context(t, time.Minute), cl, rc)
-	t.Cleanup(func() {
-		if err := cn.DelNetworkList(testutil.Context(t, time.Minute), cl, rc); err != nil {
-			t.Errorf("DEL %s: %v", c.Name, err)
-		}
-	})
-	if err != nil {
-		t.Fatalf("ADD through %s on %s: %v", file, h.Name, err)
-	}
-	r, err := types100.NewResultFromResult(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ip := range r.IPs {
-		if ip.Address.IP.To4() != nil {
-			c.IPv4 = ip.Address.IP
-		} else {
-			c.IPv6 = ip.Address.IP
-		}
-	}
-	return c
-}
 
 // TestPodEgressMasquerade: with the shipped conflists (no ipMasq) and the
 // daemon's defaults, a pod reaches addresses outside the cluster, the
@@ -69,6 +17,9 @@ func shippedContainer(t *testing.T, h *testbed.Host, file, binDir string) *testb
 // vxlan6d masquerades pod egress; with --ip-masq=false the rules go and
 // the router, which has no route to the pod network, cannot answer. The
 // plugin's per-attachment ipMasq (chains VX6-*) works beside it and alone.
+// The host's firewall drops forwarded traffic (FORWARD policy DROP, both
+// families, as Docker leaves it): egress must pass the daemon's forward
+// rules as well as its masquerade.
 func TestPodEgressMasquerade(t *testing.T) {
 	testutil.RequireRoot(t)
 	t.Parallel()
@@ -76,20 +27,16 @@ func TestPodEgressMasquerade(t *testing.T) {
 	b := testbed.New(t, testbed.Options{Hosts: 1, ReverseAddrOrder: true, PluginExtra: map[string]any{"ipMasq": true}})
 	b.PutConfig(testbed.ConfigJSON(true))
 	h := b.Hosts[0]
+	h.DropForward()
 	// An IPv4 "outside": the switch and the host's uplink get 192.0.2.0/24.
 	router4 := net.ParseIP("192.0.2.1")
 	b.MustExec(b.Switch, "ip", "addr", "add", "192.0.2.1/24", "dev", "br0")
 	h.MustExec("ip", "addr", "add", "192.0.2.11/24", "dev", testbed.Uplink)
-	binDir := t.TempDir()
-	for src, name := range map[string]string{testutil.Binary(t, "vxlan6"): "vxlan6", portmap: "portmap"} {
-		if err := os.Symlink(src, filepath.Join(binDir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	binDir := shippedBinDir(t, portmap)
 	h.StartDaemon()
 	h.Daemon().WaitReady(readyTimeout)
-	c6 := shippedContainer(t, h, "10-vxlan6.conflist", binDir)
-	c46 := shippedContainer(t, h, "10-vxlan6-dualstack.conflist", binDir)
+	c6 := shippedContainer(t, h, "10-vxlan6.conflist", binDir, nil)
+	c46 := shippedContainer(t, h, "10-vxlan6-dualstack.conflist", binDir, nil)
 	cm := h.AddContainer() // the testbed's conflist, with "ipMasq": true
 	for _, x := range []struct {
 		c   *testbed.Container

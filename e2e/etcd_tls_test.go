@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
 	"github.com/vxlan6/vxlan6/internal/testpki"
+	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
 // secureBed is a bed whose etcd is `vxlan6d etcd` processes demanding
@@ -112,6 +114,35 @@ func TestEtcdTLSRBACPastTokenTTL(t *testing.T) {
 	certOnly := withoutFlag(withoutFlag(base, "--etcd-password-file"), "--etcd-username")
 	if out, errOut, code := h1.Run(30*time.Second, nil, certOnly...); code != 0 || strings.Count(out, "fd10:244:") != 3 {
 		t.Errorf("vxlan6d leases as the certificate's CN %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
+	}
+	// The write side as the prefix-limited user: a node annotation (a
+	// compare-and-put transaction under <prefix>/nodes/) and the config;
+	// the annotation names another VTEP, so h3's daemon, also that user,
+	// moves its lease (a transaction deleting the old key, putting the new).
+	userFlags := append(b.EtcdFlags(), c.ClientFlags()...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	from, to := h3.VTEP(t), h3.NotFirst()
+	if from.Equal(to) {
+		t.Fatalf("%s already tunnels from %s: the move would prove nothing", h3.Name, to)
+	}
+	annotate := []string{"annotate", h3.Name, "team=blue", lease.AnnotationPublicIPv6 + "=" + to.String()}
+	if out, errOut, code := h1.Run(30*time.Second, nil, append(annotate, userFlags...)...); code != 0 {
+		t.Errorf("vxlan6d annotate as %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
+	} else if ann, err := b.Registry().NodeAnnotations(ctx, h3.Name); err != nil || ann["team"] != "blue" {
+		t.Errorf("annotation written as %s: %v %v", testbed.EtcdUser, ann, err)
+	}
+	if err := testbed.Eventually(testbed.PeerTimeout, 200*time.Millisecond, func() error {
+		if b.LeaseFor(to) == nil || b.LeaseFor(from) != nil {
+			return fmt.Errorf("lease of %s not moved from %s to %s: %v", h3.Name, from, to, b.Leases())
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+	meshPing(t, targets(cs, false))
+	if out, errOut, code := h1.Run(30*time.Second, nil, append([]string{"config", "get"}, userFlags...)...); code != 0 || !strings.Contains(out, testbed.IPv6Network) {
+		t.Errorf("vxlan6d config get as %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
 	}
 	creds := t.TempDir()
 	if err := os.WriteFile(filepath.Join(creds, "etcd-password"), []byte(c.Password), 0o400); err != nil {

@@ -14,6 +14,7 @@ import (
 // rules belong in the legacy tables: pods reach each other across hosts in
 // both families, and the nft backend, which drops nothing, is left alone.
 func TestForwardDropLegacyFirewall(t *testing.T) {
+	t.Parallel()
 	b := testbed.NewRealHosts(t, testbed.RealOptions{Hosts: 2})
 	for _, h := range b.Hosts {
 		h.MustExec("ip6tables-legacy", "-P", "FORWARD", "DROP")

@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
-	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
 )
@@ -72,19 +69,7 @@ func TestSubnetHeldByOtherNodeBlocksADD(t *testing.T) {
 	}
 	add := func() error {
 		t.Helper()
-		name := testutil.UniqueName("vx6held")
-		b.AddNetns(name)
-		list, err := libcni.ConfListFromBytes(h.ConfList())
-		if err != nil {
-			t.Fatal(err)
-		}
-		bin := testutil.Binary(t, "vxlan6")
-		cn := libcni.NewCNIConfigWithCacheDir([]string{filepath.Dir(bin)}, filepath.Join(h.Dir, "cnicache"), h.PluginExec())
-		rt := &libcni.RuntimeConf{ContainerID: name, NetNS: testbed.NetnsPath(name), IfName: "eth0"}
-		_, err = cn.AddNetworkList(ctx, list, rt)
-		if err == nil {
-			t.Cleanup(func() { _ = cn.DelNetworkList(context.Background(), list, rt) })
-		}
+		_, err := h.TryAddContainer()
 		return err
 	}
 	err = add()

@@ -129,7 +129,7 @@ func TestJoinRaceOneSubnetLeft(t *testing.T) {
 // TestHostileLeasesIgnored: records that are not JSON, claim our VTEP,
 // overlap a real peer, reuse its MAC, lie outside the network or have an
 // IPv4 VTEP are never programmed and crash nothing, on the watch path and on
-// the full-resync path (restart).
+// the full-resync path (restart); `vxlan6d leases` still lists the real ones.
 func TestHostileLeasesIgnored(t *testing.T) {
 	t.Parallel()
 	b := testbed.NewConfigured(t, testbed.Options{Hosts: 2}, false)
@@ -185,6 +185,13 @@ func TestHostileLeasesIgnored(t *testing.T) {
 		c1.MustPing(t, c2.IPv6)
 	}
 	check("after watch events")
+	// The operator's view: `vxlan6d leases` lists the real leases, says it
+	// skipped invalid records, and is not stopped by them.
+	out, errOut, code := h1.Run(60*time.Second, nil, append([]string{"leases"}, b.EtcdFlags()...)...)
+	if code != 0 || !strings.Contains(out, sf1.VTEP.String()) || !strings.Contains(out, sf2.VTEP.String()) ||
+		!strings.Contains(errOut, "invalid lease record(s) skipped") {
+		t.Errorf("vxlan6d leases with hostile records: exit %d, want 0, both real leases and the skipped count:\n%s%s", code, out, errOut)
+	}
 	h1.Daemon().Stop()
 	h1.StartDaemon()
 	h1.Daemon().WaitReady(readyTimeout)

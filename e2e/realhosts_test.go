@@ -17,6 +17,7 @@ import (
 // Every write of 1 to all/forwarding deletes RA default routes on links
 // whose accept_ra is not 2; on c8681c8 the daemon's first start did so.
 func TestRAUnderlayKeepsDefaultRoute(t *testing.T) {
+	t.Parallel()
 	b := testbed.NewRealHosts(t, testbed.RealOptions{Hosts: 2, RA: true})
 	b.PutConfig(testbed.ConfigJSON(true))
 	mons := make([]*testbed.Monitor, len(b.Hosts))
@@ -72,6 +73,7 @@ func TestRAUnderlayKeepsDefaultRoute(t *testing.T) {
 // (temporary) one: the daemon tunnels from the stable SLAAC address, which
 // outlives the temporary one, and pods reach across hosts.
 func TestRAUnderlayPrivacyAddressesPicksSLAAC(t *testing.T) {
+	t.Parallel()
 	b := testbed.NewRealHosts(t, testbed.RealOptions{Hosts: 2, RA: true, TempAddr: true})
 	b.PutIPv6Config()
 	b.StartDaemons(readyTimeout, nil)
@@ -103,6 +105,7 @@ func TestRAUnderlayPrivacyAddressesPicksSLAAC(t *testing.T) {
 // daemon's VXLAN6-FWD chain lets it through, both families, and puts it back
 // on the next resync after a firewall reload removed it.
 func TestForwardDropFirewall(t *testing.T) {
+	t.Parallel()
 	b := testbed.NewRealHosts(t, testbed.RealOptions{Hosts: 2, ForwardDrop: true})
 	b.PutConfig(testbed.ConfigJSON(true))
 	b.StartDaemons(readyTimeout, func(*testbed.Host) []string { return []string{"--forward-rules=false"} })
@@ -152,6 +155,7 @@ func TestForwardDropFirewall(t *testing.T) {
 // next periodic RA does the same) is answered, the SLAAC address, the RA
 // default route, the VXLAN device and pod traffic are back.
 func TestRAUnderlayRecreated(t *testing.T) {
+	t.Parallel()
 	b := testbed.NewRealHosts(t, testbed.RealOptions{Hosts: 2, RA: true})
 	b.PutIPv6Config()
 	b.StartDaemons(readyTimeout, func(*testbed.Host) []string { return []string{"--resync-interval", "1s"} })

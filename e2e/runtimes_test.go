@@ -84,9 +84,7 @@ func runtimeSetup(t *testing.T, component string) map[string]string {
 func requireBinaries(t *testing.T, install string, bins ...string) {
 	t.Helper()
 	for _, b := range bins {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not installed (%s); CI installs it", b, install)
-		}
+		testutil.RequireTool(t, b, install)
 	}
 }
 
@@ -208,15 +206,10 @@ func TestRuntimes(t *testing.T) {
 // --- cnitool ---------------------------------------------------------------------
 
 func cnitoolPath(t *testing.T) string {
-	if p, err := exec.LookPath("cnitool"); err == nil {
-		return p
-	}
+	t.Helper()
 	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "cnitool")
-	if _, err := os.Stat(p); err != nil {
-		t.Skip("cnitool not installed (go install github.com/containernetworking/cni/cnitool@v1.3.0)")
-	}
-	return p
+	return testutil.RequireTool(t, "cnitool", "go install github.com/containernetworking/cni/cnitool@v1.3.0",
+		filepath.Join(strings.TrimSpace(string(gopath)), "bin"))
 }
 
 // The run* functions start one runtime's container on h; t is the subtest

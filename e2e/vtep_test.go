@@ -85,14 +85,21 @@ func TestTwoAddressTrap(t *testing.T) {
 					t.Errorf("the log does not say the VTEP was the operator's choice")
 				}
 				if metrics {
-					out, err := h1.Exec("curl", "-sf", "http://[::1]:9473/metrics")
-					if err != nil {
-						t.Fatalf("metrics: %v", err)
-					}
 					// client_golang writes labels sorted by name.
 					wantLine := fmt.Sprintf(`vxlan6d_vtep_info{address=%q,interface=%q,local=%q,operator_chosen="true",source="flag --public-ipv6"`, want.String(), testbed.Uplink, want.String())
-					if !strings.Contains(out, wantLine) || !strings.Contains(out, "vxlan6d_peers 1") {
-						t.Errorf("metrics lack %s / peers 1:\n%s", wantLine, out)
+					// h2's fdb (waited for above) says h2 knows h1, not
+					// that h1 has counted h2 yet: wait for the gauge.
+					var out string
+					if err := testbed.Eventually(testbed.PeerTimeout, 100*time.Millisecond, func() (err error) {
+						if out, err = h1.Exec("curl", "-sf", "http://[::1]:9473/metrics"); err != nil {
+							return err
+						}
+						if !strings.Contains(out, wantLine) || !strings.Contains(out, "vxlan6d_peers 1") {
+							return fmt.Errorf("metrics lack %s / peers 1:\n%s", wantLine, out)
+						}
+						return nil
+					}); err != nil {
+						t.Errorf("metrics: %v", err)
 					}
 					if out, err := h1.Exec("curl", "-sf", "http://[::1]:9473/healthz"); err != nil || !strings.Contains(out, "ok") {
 						t.Errorf("healthz: %v %s", err, out)

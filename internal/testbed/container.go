@@ -112,6 +112,23 @@ func (h *Host) cni() (*libcni.CNIConfig, *libcni.NetworkConfigList) {
 func (h *Host) AddContainer() *Container {
 	t := h.Bed.T
 	t.Helper()
+	c, err := h.TryAddContainer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IPv6 == nil {
+		t.Fatalf("CNI ADD of %s gave no IPv6 address", c.Name)
+	}
+	t.Logf("%s: container %s has %s %s", h.Name, c.Name, c.IPv6, ipOrEmpty(c.IPv4))
+	return c
+}
+
+// TryAddContainer is AddContainer for tests of a refused ADD: it returns
+// the ADD error (a *types.Error from the plugin) instead of failing the
+// test. The netns goes in Cleanup either way, DEL after a successful ADD.
+func (h *Host) TryAddContainer() (*Container, error) {
+	t := h.Bed.T
+	t.Helper()
 	h.nContainers++
 	c := &Container{Host: h, Name: fmt.Sprintf("%sc%d", h.Name, h.nContainers)}
 	h.Bed.AddNetns(c.Name)
@@ -125,12 +142,12 @@ func (h *Host) AddContainer() *Container {
 	defer cancel()
 	res, err := cn.AddNetworkList(ctx, list, c.runtimeConf())
 	if err != nil {
-		t.Fatalf("CNI ADD of %s on %s: %v", c.Name, h.Name, err)
+		return c, fmt.Errorf("CNI ADD of %s on %s: %w", c.Name, h.Name, err)
 	}
 	c.added = true
 	r, err := types100.NewResultFromResult(res)
 	if err != nil {
-		t.Fatalf("CNI result of %s: %v", c.Name, err)
+		return c, fmt.Errorf("CNI result of %s: %w", c.Name, err)
 	}
 	for _, ip := range r.IPs {
 		if ip.Address.IP.To4() != nil {
@@ -139,11 +156,7 @@ func (h *Host) AddContainer() *Container {
 			c.IPv6 = ip.Address.IP
 		}
 	}
-	if c.IPv6 == nil {
-		t.Fatalf("CNI ADD of %s gave no IPv6 address: %v", c.Name, r)
-	}
-	t.Logf("%s: container %s has %s %s", h.Name, c.Name, c.IPv6, ipOrEmpty(c.IPv4))
-	return c
+	return c, nil
 }
 
 func ipOrEmpty(ip net.IP) string {

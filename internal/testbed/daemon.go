@@ -8,22 +8,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
-// Daemon is one vxlan6d process on a host.
+// Daemon is one vxlan6d process on a host (PID, Exited, ExitErr,
+// ExitCode, Wait, Kill, Log and LogPath, its stdout+stderr, come from Proc).
 type Daemon struct {
-	Host    *Host
-	Args    []string // the full vxlan6d argument list
-	LogPath string   // its stdout+stderr
-	cmd     *exec.Cmd
-	done    chan struct{}
-	mu      sync.Mutex
-	err     error
+	*Proc
+	Host *Host
+	Args []string // the full vxlan6d argument list
 }
 
 // DaemonArgs are the flags StartDaemon passes before the caller's: the bed's
@@ -44,44 +40,13 @@ func (h *Host) StartDaemon(args ...string) *Daemon {
 		h.Bed.DaemonBin = testutil.Binary(t, "vxlan6d")
 	}
 	full := append([]string{"run"}, append(h.DaemonArgs(), args...)...)
-	d := &Daemon{
-		Host: h, Args: full, done: make(chan struct{}),
-		LogPath: filepath.Join(h.Dir, fmt.Sprintf("vxlan6d-%d.log", len(h.daemons)+1)),
-	}
-	logf, err := os.Create(d.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = exec.Command("nsenter", append([]string{"--net=" + h.NetnsPath(), "--", h.Bed.DaemonBin}, full...)...)
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	if len(h.DaemonEnv) > 0 {
-		d.cmd.Env = append(os.Environ(), h.DaemonEnv...)
-	}
-	// Its own process group: a signal to the test does not reach it twice.
-	// Pdeathsig: if the test process dies without running Cleanup (killed,
-	// timed out), the daemon goes too instead of lingering (nsenter keeps
-	// it across exec).
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start vxlan6d on %s: %v", h.Name, err)
-	}
-	go func() {
-		err := d.cmd.Wait()
-		logf.Close()
-		d.mu.Lock()
-		d.err = err
-		d.mu.Unlock()
-		close(d.done)
-	}()
+	n := len(h.daemons) + 1
+	d := &Daemon{Host: h, Args: full}
+	// Killed in Cleanup, its last 24 KiB logged if the test failed.
+	d.Proc = StartProc(t, fmt.Sprintf("vxlan6d #%d on %s", n, h.Name), h.Name,
+		filepath.Join(h.Dir, fmt.Sprintf("vxlan6d-%d.log", n)), h.DaemonEnv, 24<<10, append([]string{h.Bed.DaemonBin}, full...)...)
 	h.daemons = append(h.daemons, d)
-	t.Logf("%s: started vxlan6d (pid %d): %s", h.Name, d.cmd.Process.Pid, strings.Join(full, " "))
-	t.Cleanup(func() {
-		d.Kill()
-		if t.Failed() {
-			t.Logf("log of vxlan6d #%d on %s (%s):\n%s", len(h.daemons), h.Name, d.LogPath, Tail(d.Log(), 24<<10))
-		}
-	})
+	t.Logf("%s: started vxlan6d (pid %d): %s", h.Name, d.PID(), strings.Join(full, " "))
 	return d
 }
 
@@ -93,73 +58,19 @@ func (h *Host) Daemon() *Daemon {
 	return h.daemons[len(h.daemons)-1]
 }
 
-// PID of the process (nsenter execs vxlan6d, so it is the daemon's).
-func (d *Daemon) PID() int { return d.cmd.Process.Pid }
-
-// Exited reports whether the process has ended.
-func (d *Daemon) Exited() bool {
-	select {
-	case <-d.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// ExitErr is the process's wait error (nil for exit 0); only meaningful
-// once Exited.
-func (d *Daemon) ExitErr() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.err
-}
-
-// ExitCode is the exit status, -1 while running or when killed by a signal.
-func (d *Daemon) ExitCode() int {
-	if !d.Exited() {
-		return -1
-	}
-	return d.cmd.ProcessState.ExitCode()
-}
-
-// Wait waits (bounded) for the process to exit and returns its exit code.
-func (d *Daemon) Wait(timeout time.Duration) (int, error) {
-	select {
-	case <-d.done:
-		return d.cmd.ProcessState.ExitCode(), nil
-	case <-time.After(timeout):
-		return -1, fmt.Errorf("vxlan6d on %s still running after %s", d.Host.Name, timeout)
-	}
-}
-
 // Stop sends SIGTERM and waits up to 10s (then SIGKILL). It returns the
 // exit code.
 func (d *Daemon) Stop() int {
 	if d.Exited() {
 		return d.ExitCode()
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	_ = d.Signal(syscall.SIGTERM)
 	if code, err := d.Wait(10 * time.Second); err == nil {
 		return code
 	}
 	d.Host.Bed.T.Logf("vxlan6d on %s ignored SIGTERM for 10s, killing it", d.Host.Name)
 	d.Kill()
 	return -1
-}
-
-// Kill sends SIGKILL (a crash) and waits for the process to go.
-func (d *Daemon) Kill() {
-	if d.Exited() {
-		return
-	}
-	_ = d.cmd.Process.Kill()
-	<-d.done
-}
-
-// Log is everything the daemon printed so far.
-func (d *Daemon) Log() string {
-	b, _ := os.ReadFile(d.LogPath)
-	return string(b)
 }
 
 // WaitLog waits (bounded) until the log contains substr. It fails fast if

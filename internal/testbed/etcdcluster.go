@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -54,8 +52,9 @@ type EtcdMember struct {
 	SockURL string
 	Args    []string
 	LogPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
+	// Proc is the running process (nil before StartEtcdCluster starts
+	// it): Proc.Signal(syscall.SIGSTOP) freezes the member.
+	Proc *Proc
 }
 
 // EtcdCluster is the bed's etcd once StartEtcdCluster ran.
@@ -160,51 +159,20 @@ func (c *EtcdCluster) start(m *EtcdMember, initial string) {
 		b.DaemonBin = testutil.Binary(t, "vxlan6d")
 	}
 	args := append(append([]string(nil), m.Args...), "--initial-cluster", initial, "--initial-cluster-token", b.Name)
-	logf, err := os.Create(m.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.done = make(chan struct{})
-	m.cmd = exec.Command("nsenter", append([]string{"--net=" + NetnsPath(b.Switch), "--", b.DaemonBin}, args...)...)
-	m.cmd.Stdout, m.cmd.Stderr = logf, logf
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := m.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start etcd member %s: %v", m.Name, err)
-	}
-	go func() {
-		_ = m.cmd.Wait()
-		logf.Close()
-		close(m.done)
-	}()
-	t.Logf("started etcd member %s (pid %d): vxlan6d %s", m.Name, m.cmd.Process.Pid, strings.Join(args, " "))
-	t.Cleanup(func() {
-		m.Kill()
-		if t.Failed() {
-			log, _ := os.ReadFile(m.LogPath)
-			t.Logf("log of etcd member %s:\n%s", m.Name, Tail(string(log), 8<<10))
-		}
-	})
+	// Killed in Cleanup, its log shown if the test failed.
+	m.Proc = StartProc(t, "etcd member "+m.Name, b.Switch, m.LogPath, nil, 8<<10, append([]string{b.DaemonBin}, args...)...)
+	t.Logf("started etcd member %s (pid %d): vxlan6d %s", m.Name, m.Proc.PID(), strings.Join(args, " "))
 }
 
 // Kill sends SIGKILL to the member and waits for it to go.
 func (m *EtcdMember) Kill() {
-	if m.cmd == nil || m.Exited() {
-		return
+	if m.Proc != nil {
+		m.Proc.Kill()
 	}
-	_ = m.cmd.Process.Kill()
-	<-m.done
 }
 
 // Exited reports whether the member's process has ended.
-func (m *EtcdMember) Exited() bool {
-	select {
-	case <-m.done:
-		return true
-	default:
-		return false
-	}
-}
+func (m *EtcdMember) Exited() bool { return m.Proc != nil && m.Proc.Exited() }
 
 // ClientURLs are the members' client URLs as the hosts reach them.
 func (c *EtcdCluster) ClientURLs() []string {

@@ -40,13 +40,21 @@ type Host struct {
 // AddHost creates one more host on the switch.
 func (b *Bed) AddHost() *Host {
 	b.T.Helper()
+	h := b.newHost()
+	h.Addr1, h.Addr2 = topology.Addr1(h.ID), topology.Addr2(h.ID)
+	b.apply(topology.Host(b.Switch, h.Name, h.ID, b.opts.ReverseAddrOrder))
+	b.Hosts = append(b.Hosts, h)
+	return h
+}
+
+// newHost is what every kind of host shares (AddHost, addRAHost): the next
+// id, its state dir, its netns and the Cleanups that must run before the
+// netns goes (fast-path pins, a state dump on failure). The caller wires
+// the uplink and appends the host to b.Hosts.
+func (b *Bed) newHost() *Host {
+	b.T.Helper()
 	id := len(b.Hosts) + 1
-	h := &Host{
-		Bed: b, ID: id, Name: fmt.Sprintf("%sh%d", b.Name, id),
-		Addr1:  topology.Addr1(id),
-		Addr2:  topology.Addr2(id),
-		Bridge: testutil.UniqueName("vxb"),
-	}
+	h := &Host{Bed: b, ID: id, Name: fmt.Sprintf("%sh%d", b.Name, id), Bridge: testutil.UniqueName("vxb")}
 	h.Dir = filepath.Join(b.Dir, h.Name)
 	h.SubnetFile = filepath.Join(h.Dir, "subnet.env")
 	h.DataDir = filepath.Join(h.Dir, "ipam")
@@ -61,8 +69,6 @@ func (b *Bed) AddHost() *Host {
 			b.dumpState(h.Name)
 		}
 	})
-	b.apply(topology.Host(b.Switch, h.Name, id, b.opts.ReverseAddrOrder))
-	b.Hosts = append(b.Hosts, h)
 	return h
 }
 

@@ -13,11 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vxlan6/vxlan6/internal/testbed/topology"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
@@ -45,29 +45,6 @@ type RealOptions struct {
 	ForwardDrop bool
 }
 
-// realOpts maps *Bed -> *RealOptions (kept here, not in Bed, so this file
-// stays self-contained).
-var realOpts sync.Map
-
-func (b *Bed) realOptions() *RealOptions {
-	if o, ok := realOpts.Load(b); ok {
-		return o.(*RealOptions)
-	}
-	return &RealOptions{}
-}
-
-// requireTool skips the test when a tool is missing, or fails it under CI=true
-// (.ci/deps.sh installs it).
-func requireTool(t testing.TB, tool string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (.ci/deps.sh installs it): %v", tool, err)
-		}
-		t.Skipf("%s not installed: %v", tool, err)
-	}
-}
-
 // NewRealHosts builds a bed like New and then o.Hosts hosts with the
 // conditions o asks for. Hosts added later with AddRealHost get them too.
 func NewRealHosts(t testing.TB, o RealOptions) *Bed {
@@ -75,10 +52,9 @@ func NewRealHosts(t testing.TB, o RealOptions) *Bed {
 	base := o.Options
 	base.Hosts = 0
 	b := New(t, base)
-	realOpts.Store(b, &o)
-	t.Cleanup(func() { realOpts.Delete(b) })
+	b.real = o
 	if o.RA {
-		requireTool(t, "radvd")
+		testutil.RequireTool(t, "radvd", "apt-get install radvd")
 		b.startRouter()
 	}
 	for i := 0; i < o.Hosts; i++ {
@@ -92,7 +68,7 @@ func NewRealHosts(t testing.TB, o RealOptions) *Bed {
 // static one as AddHost makes, with the firewall asked for.
 func (b *Bed) AddRealHost() *Host {
 	b.T.Helper()
-	o := b.realOptions()
+	o := b.real
 	var h *Host
 	if o.RA {
 		h = b.addRAHost(o.TempAddr)
@@ -103,14 +79,6 @@ func (b *Bed) AddRealHost() *Host {
 		h.DropForward()
 	}
 	return h
-}
-
-// RouterNS is the router netns of an RA bed ("" otherwise).
-func (b *Bed) RouterNS() string {
-	if !b.realOptions().RA {
-		return ""
-	}
-	return b.Name + "r"
 }
 
 // startRouter makes the router netns (uplink "r0" on the switch bridge,
@@ -193,23 +161,13 @@ func (b *Bed) startRouter() {
 // for the RA default route.
 func (b *Bed) addRAHost(tempAddr bool) *Host {
 	b.T.Helper()
-	id := len(b.Hosts) + 1
-	h := &Host{Bed: b, ID: id, Name: fmt.Sprintf("%sh%d", b.Name, id), Bridge: testutil.UniqueName("vxb")}
-	h.Dir = filepath.Join(b.Dir, h.Name)
-	h.SubnetFile = filepath.Join(h.Dir, "subnet.env")
-	h.DataDir = filepath.Join(h.Dir, "ipam")
-	if err := os.MkdirAll(h.Dir, 0o755); err != nil {
-		b.T.Fatal(err)
-	}
-	b.AddNetns(h.Name)
-	b.T.Cleanup(func() {
-		if b.T.Failed() {
-			b.dumpState(h.Name)
-		}
-	})
-	port := fmt.Sprintf("p%d", id)
+	// newHost registers the fast-path pin removal too: the daemon runs the
+	// fast path by default, and an RA host's pins would otherwise stay in
+	// the shared bpffs.
+	h := b.newHost()
+	port := topology.SwitchPort(h.ID)
 	b.MustExec(b.Switch, "ip", "link", "add", port, "type", "veth", "peer", "name", Uplink, "netns", h.Name)
-	b.MustExec(b.Switch, "ip", "link", "set", port, "master", "br0", "up")
+	b.MustExec(b.Switch, "ip", "link", "set", port, "master", topology.SwitchBridge, "up")
 	b.MustExec(h.Name, "ip", "link", "set", "lo", "up")
 	// A fresh netns takes RAs (accept_ra 1, forwarding 0), like a host
 	// whose kernel does SLAAC.
@@ -302,41 +260,17 @@ func (h *Host) DropForward() {
 
 // Monitor is a command (e.g. `ip -6 monitor route`) running in a host's
 // netns for the length of a test step, its output in a file.
-type Monitor struct {
-	cmd  *exec.Cmd
-	path string
-	done chan struct{}
-}
+type Monitor struct{ *Proc }
 
 // StartMonitor runs args in the host's netns until Stop (or Cleanup).
 func (h *Host) StartMonitor(args ...string) *Monitor {
-	t := h.Bed.T
-	t.Helper()
-	m := &Monitor{path: filepath.Join(h.Dir, fmt.Sprintf("monitor-%d.log", time.Now().UnixNano())), done: make(chan struct{})}
-	f, err := os.Create(m.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.cmd = exec.Command("nsenter", append([]string{"--net=" + h.NetnsPath(), "--"}, args...)...)
-	m.cmd.Stdout, m.cmd.Stderr = f, f
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := m.cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %v on %s: %v", args, h.Name, err)
-	}
-	go func() { _ = m.cmd.Wait(); f.Close(); close(m.done) }()
-	t.Cleanup(func() { m.Stop() })
-	return m
+	h.Bed.T.Helper()
+	path := filepath.Join(h.Dir, fmt.Sprintf("monitor-%d.log", time.Now().UnixNano()))
+	return &Monitor{StartProc(h.Bed.T, strings.Join(args, " ")+" on "+h.Name, h.Name, path, nil, 0, args...)}
 }
 
 // Stop ends the monitor (once) and returns everything it printed.
 func (m *Monitor) Stop() string {
-	select {
-	case <-m.done:
-	default:
-		_ = m.cmd.Process.Kill()
-		<-m.done
-	}
-	b, _ := os.ReadFile(m.path)
-	return string(b)
+	m.Kill()
+	return m.Log()
 }

@@ -99,6 +99,7 @@ type Bed struct {
 	DaemonBin string
 	PluginBin string
 	opts      Options
+	real      RealOptions // what NewRealHosts asked for (zero for New)
 	etcdUp    bool
 }
 
