@@ -23,9 +23,13 @@ import (
 // of portmap's backends: iptables (iptables-nft here) and native nftables,
 // whose rules the daemon reads in a form of their own.
 func TestFastPathPortmapFromOtherHost(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
 		for _, backend := range []string{"iptables", "nftables"} {
-			t.Run("backend="+backend, func(t *testing.T) { testPortmapFromOtherHost(t, mode, backend) })
+			t.Run("backend="+backend, func(t *testing.T) {
+				t.Parallel()
+				testPortmapFromOtherHost(t, mode, backend)
+			})
 		}
 	})
 }
@@ -56,6 +60,7 @@ var natPackets = regexp.MustCompile(`\[(\d+):\d+\] -A \S+ .*MASQUERADE`)
 // is masqueraded (the fast path takes only pod-to-pod traffic), while
 // pod-to-pod traffic still takes the path of the mode.
 func TestFastPathMasquerade(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
 		f := newFastPathBed(t, mode, testbed.Options{PluginExtra: map[string]any{"ipMasq": true}})
 		if out, err := f.c1.Ping(f.h2.Addr1, 5); err != nil {
@@ -85,6 +90,7 @@ func TestFastPathMasquerade(t *testing.T) {
 // (Pods on one host are not checked: where br_netfilter is loaded, the
 // bridge sends their neighbour discovery through FORWARD as well.)
 func TestFastPathForwardDrop(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
 		drop := func(h *testbed.Host) { h.MustExec("ip6tables", "-P", "FORWARD", "DROP") }
 		f := newFastPathBed(t, mode, testbed.Options{}, drop)
@@ -102,6 +108,7 @@ func TestFastPathForwardDrop(t *testing.T) {
 // An attachment shaped by the bandwidth plugin keeps its qdiscs and stays
 // on the bridge path (redirected packets would skip the shaping).
 func TestFastPathBandwidthStaysOnBridge(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
 		f := newFastPathHosts(t, mode, testbed.Options{})
 		ch := f.h1.Chain(map[string]any{"type": "bandwidth", "capabilities": map[string]any{"bandwidth": true}})
@@ -133,6 +140,7 @@ func TestFastPathBandwidthStaysOnBridge(t *testing.T) {
 // program pin (vxlan6d notices the veth is gone); DEL without a netns
 // removes the pod's entry at once.
 func TestFastPathCheckGCDel(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
 		f := newFastPathHosts(t, mode, testbed.Options{CNIVersion: "1.1.0"})
 		ch := f.h1.Chain()
@@ -200,6 +208,7 @@ func (f *fastPathBed) waitPods(t *testing.T, in, out []*testbed.Container) {
 // Established flows (ping both ways, a TCP stream) survive restarts of both
 // daemons: programs and maps are pinned, and the new daemon adopts them.
 func TestFastPathDaemonRestart(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
 		f := newFastPathBed(t, mode, testbed.Options{})
 		testbed.StartIperfServer(t, f.c2.Name)
@@ -239,6 +248,7 @@ func TestFastPathDaemonRestart(t *testing.T) {
 // a peers map nobody keeps), pods old and new reach each other over the
 // bridges, and the plugin, finding no maps, records nothing.
 func TestFastPathFallbackWithoutBPF(t *testing.T) {
+	t.Parallel()
 	f := newFastPathBed(t, "auto", testbed.Options{})
 	withCaps(t, f.b, "-bpf,-perfmon,-sys_admin")
 	for _, h := range f.b.Hosts {
@@ -289,6 +299,7 @@ func withCaps(t *testing.T, b *testbed.Bed, caps string) {
 // CapabilityBoundingSet: no CAP_SYS_ADMIN) are enough for the fast path:
 // pods go on it and reach each other over it.
 func TestFastPathServiceCapabilities(t *testing.T) {
+	t.Parallel()
 	f := newFastPathHosts(t, "auto", testbed.Options{}, func(h *testbed.Host) {
 		if h == h.Bed.Hosts[0] { // once: the daemon binary is the bed's
 			withCaps(t, h.Bed, "-all,+net_admin,+net_raw,+net_bind_service,+bpf,+perfmon")

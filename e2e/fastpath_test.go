@@ -98,13 +98,17 @@ func (f *fastPathBed) checkPath(t *testing.T, what string, sent uint64, count in
 
 func forModes(t *testing.T, f func(t *testing.T, mode string)) {
 	for _, mode := range []string{"auto", "off"} {
-		t.Run("fastpath="+mode, func(t *testing.T) { f(t, mode) })
+		t.Run("fastpath="+mode, func(t *testing.T) {
+			t.Parallel()
+			f(t, mode)
+		})
 	}
 }
 
 // Pod → pod across hosts and on one host, ICMP and TCP, with the fast path
 // on and off; the bridges' counters show which path carried them.
 func TestFastPathPodToPod(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
 		f := newFastPathBed(t, mode, testbed.Options{})
 		const n = 20
@@ -124,6 +128,7 @@ func TestFastPathPodToPod(t *testing.T) {
 // A conflist with "fastPath": "off" keeps its pods on the bridge path on a
 // host whose daemon runs the fast path.
 func TestFastPathPluginOptOut(t *testing.T) {
+	t.Parallel()
 	f := newFastPathHosts(t, "auto", testbed.Options{PluginExtra: map[string]any{"fastPath": "off"}})
 	f.c1, f.c2 = f.h1.AddContainer(), f.h2.AddContainer()
 	time.Sleep(3 * time.Second) // past the daemon's grace period
