@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/internal/testbed"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
@@ -224,8 +225,8 @@ func TestLeaseLostIsReacquired(t *testing.T) {
 		if nl == nil || nl.EtcdLease == l.EtcdLease {
 			return fmt.Errorf("not re-acquired yet")
 		}
-		if nl.IPv6Subnet.String() != sf1.SubnetV6.String() {
-			return fmt.Errorf("re-acquired %s, want the same %s", nl.IPv6Subnet, sf1.SubnetV6)
+		if nl.Subnets.V6.String() != sf1.SubnetV6.String() {
+			return fmt.Errorf("re-acquired %s, want the same %s", nl.Subnets.V6, sf1.SubnetV6)
 		}
 		return nil
 	}); err != nil {
@@ -235,7 +236,7 @@ func TestLeaseLostIsReacquired(t *testing.T) {
 
 	// Now steal the subnet in the same transaction that deletes the lease.
 	l = b.LeaseFor(sf1.VTEP)
-	thief := &lease.Lease{VTEP: net.ParseIP("2001:db8:99::77"), VtepMAC: vxlan.MACFor(net.ParseIP("2001:db8:99::77")), IPv6Subnet: sf1.SubnetV6, NodeName: "thief"}
+	thief := &lease.Lease{VTEP: net.ParseIP("2001:db8:99::77"), VtepMAC: vxlan.MACFor(net.ParseIP("2001:db8:99::77")), Subnets: ipnet.Subnets{V6: sf1.SubnetV6}, NodeName: "thief"}
 	v, err := lease.MarshalRecord(thief)
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +256,7 @@ func TestLeaseLostIsReacquired(t *testing.T) {
 		if sf.SubnetV6.String() == sf1.SubnetV6.String() {
 			return fmt.Errorf("subnet file still has the stolen %s", sf.SubnetV6)
 		}
-		if nl := b.LeaseFor(sf1.VTEP); nl == nil || nl.IPv6Subnet.String() != sf.SubnetV6.String() {
+		if nl := b.LeaseFor(sf1.VTEP); nl == nil || nl.Subnets.V6.String() != sf.SubnetV6.String() {
 			return fmt.Errorf("lease %v does not match the subnet file's %s", nl, sf.SubnetV6)
 		}
 		return nil
@@ -415,7 +416,7 @@ func TestOlderLeaseTakesOverSubnet(t *testing.T) {
 	}
 	mk := func(vtep string, subnet *net.IPNet) *lease.Lease {
 		ip := net.ParseIP(vtep)
-		return &lease.Lease{VTEP: ip, VtepMAC: vxlan.MACFor(ip), IPv6Subnet: subnet, NodeName: "fake-" + vtep}
+		return &lease.Lease{VTEP: ip, VtepMAC: vxlan.MACFor(ip), Subnets: ipnet.Subnets{V6: subnet}, NodeName: "fake-" + vtep}
 	}
 	a, bl := mk("2001:db8:99::a1", subnets[0]), mk("2001:db8:99::b1", subnets[1])
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -435,21 +436,21 @@ func TestOlderLeaseTakesOverSubnet(t *testing.T) {
 	put(a)
 	put(bl)
 	for _, l := range []*lease.Lease{a, bl} {
-		h1.WaitRoute(t, l.IPv6Subnet, true, testbed.PeerTimeout)
+		h1.WaitRoute(t, l.Subnets.V6, true, testbed.PeerTimeout)
 		h1.WaitFDB(t, l.VTEP, true)
 	}
 
 	// Same key, so A keeps its CreateRevision and wins B's subnet.
-	oldA := a.IPv6Subnet
-	a.IPv6Subnet = bl.IPv6Subnet
+	oldA := a.Subnets.V6
+	a.Subnets.V6 = bl.Subnets.V6
 	put(a)
 	h1.WaitFDB(t, bl.VTEP, false)
 	h1.WaitRoute(t, oldA, false, testbed.PeerTimeout)
-	h1.WaitRoute(t, a.IPv6Subnet, true, testbed.PeerTimeout)
+	h1.WaitRoute(t, a.Subnets.V6, true, testbed.PeerTimeout)
 	h1.WaitFDB(t, a.VTEP, true)
 	// The route goes through a permanent neighbour for the subnet's
 	// gateway; it must resolve to A's MAC, whose fdb entry tunnels to A.
-	gw := a.IPv6Subnet.IP.String()
+	gw := a.Subnets.V6.IP.String()
 	h1.WaitPresent(t, fmt.Sprintf("neighbour %s with A's MAC %s", gw, a.VtepMAC), true, testbed.PeerTimeout, func() (bool, error) {
 		out, err := h1.Exec("ip", "-6", "neigh", "show", gw, "dev", testbed.Device, "nud", "permanent")
 		if err != nil {
@@ -466,8 +467,8 @@ func TestOlderLeaseTakesOverSubnet(t *testing.T) {
 			t.Errorf("%s: fdb entry for A's MAC %s tunnels to %s, want %s", h1.Name, e.MAC, e.Dst, a.VTEP)
 		}
 	}
-	if rs, _ := h1.Routes(); len(rs) != 1 || rs[0] != a.IPv6Subnet.String() {
-		t.Errorf("%s: routes %v, want only %s", h1.Name, rs, a.IPv6Subnet)
+	if rs, _ := h1.Routes(); len(rs) != 1 || rs[0] != a.Subnets.V6.String() {
+		t.Errorf("%s: routes %v, want only %s", h1.Name, rs, a.Subnets.V6)
 	}
 	if h1.Daemon().Exited() {
 		t.Fatalf("daemon on %s exited: %v", h1.Name, h1.Daemon().ExitErr())

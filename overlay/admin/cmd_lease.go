@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
 )
@@ -141,14 +142,14 @@ func (c *cli) reserve(cli *clientv3.Client, reg *lease.Registry, ra *reserveArgs
 	if err != nil {
 		return fmt.Errorf("read network config: %w", err)
 	}
-	if ra.s6, err = subnetIn("SUBNET", subnet, cfg.IPv6Network, cfg.IPv6SubnetLen); err != nil {
+	if ra.s6, err = subnetIn("SUBNET", subnet, cfg.Networks.V6, cfg.SubnetLen.V6); err != nil {
 		return err
 	}
 	if ra.s4Flag != "" {
 		if !cfg.DualStack() {
 			return fmt.Errorf("--ipv4-subnet %s: the network is IPv6-only", ra.s4Flag)
 		}
-		if ra.s4, err = subnetIn("--ipv4-subnet", ra.s4Flag, cfg.Network, cfg.SubnetLen); err != nil {
+		if ra.s4, err = subnetIn("--ipv4-subnet", ra.s4Flag, cfg.Networks.V4, cfg.SubnetLen.V4); err != nil {
 			return err
 		}
 	}
@@ -164,15 +165,15 @@ func (c *cli) reserve(cli *clientv3.Client, reg *lease.Registry, ra *reserveArgs
 			own = l
 			continue
 		}
-		if sameNet(l.IPv6Subnet, ra.s6) || (ra.s4 != nil && sameNet(l.IPv4Subnet, ra.s4)) {
+		if sameNet(l.Subnets.V6, ra.s6) || (ra.s4 != nil && sameNet(l.Subnets.V4, ra.s4)) {
 			return fmt.Errorf("%s is held by VTEP %s (node %s)", subnetOf(l, ra), l.VTEP, dash(l.NodeName))
 		}
 	}
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(reg.LeasesPrefix()), "<", snap.Revision+1).WithPrefix()}
-	rec := &lease.Lease{VTEP: ra.vtep, IPv6Subnet: ra.s6, IPv4Subnet: ra.s4, VtepMAC: vxlan.MACFor(ra.vtep), NodeName: ra.node}
+	rec := &lease.Lease{VTEP: ra.vtep, Subnets: ipnet.Subnets{V6: ra.s6, V4: ra.s4}, VtepMAC: vxlan.MACFor(ra.vtep), NodeName: ra.node}
 	if own != nil {
-		if !own.Reserved && !ra.force && (!sameNet(own.IPv6Subnet, ra.s6) || (ra.s4 != nil && !sameNet(own.IPv4Subnet, ra.s4))) {
-			return fmt.Errorf("VTEP %s holds a lease of %s (node %s); reserving another subnet renumbers that node: use --force", ra.vtep, own.IPv6Subnet, dash(own.NodeName))
+		if !own.Reserved && !ra.force && (!sameNet(own.Subnets.V6, ra.s6) || (ra.s4 != nil && !sameNet(own.Subnets.V4, ra.s4))) {
+			return fmt.Errorf("VTEP %s holds a lease of %s (node %s); reserving another subnet renumbers that node: use --force", ra.vtep, own.Subnets.V6, dash(own.NodeName))
 		}
 		if rec.NodeName == "" {
 			rec.NodeName = own.NodeName
@@ -200,7 +201,7 @@ func (c *cli) reserve(cli *clientv3.Client, reg *lease.Registry, ra *reserveArgs
 }
 
 func subnetOf(l *lease.Lease, ra *reserveArgs) string {
-	if sameNet(l.IPv6Subnet, ra.s6) {
+	if sameNet(l.Subnets.V6, ra.s6) {
 		return ra.s6.String()
 	}
 	return ra.s4.String()

@@ -24,11 +24,11 @@ type subnetWriter struct {
 func (d *daemon) subnetConfig(c *vtep.Choice) *subnetfile.Config {
 	l := d.ka.lease
 	sf := &subnetfile.Config{
-		NetworkV6: d.cfg.IPv6Network, SubnetV6: l.IPv6Subnet,
+		NetworkV6: d.cfg.Networks.V6, SubnetV6: l.Subnets.V6,
 		MTU: d.dev.MTU, VTEP: c.Public, HeldBy: d.held.by,
 	}
-	if d.cfg.EnableIPv4 && l.IPv4Subnet != nil {
-		sf.NetworkV4, sf.SubnetV4 = d.cfg.Network, l.IPv4Subnet
+	if d.cfg.EnableIPv4 && l.Subnets.V4 != nil {
+		sf.NetworkV4, sf.SubnetV4 = d.cfg.Networks.V4, l.Subnets.V4
 	}
 	return sf
 }
