@@ -47,7 +47,7 @@ func TestSubnetHeldByOtherNodeBlocksADD(t *testing.T) {
 	if sf.Held() {
 		t.Fatalf("fresh subnet file marked held by %s", sf.HeldBy)
 	}
-	mine := sf.SubnetV6
+	mine := sf.Subnets.V6
 
 	// The same key now claims our subnet, keeping its older CreateRevision.
 	other.Subnets.V6 = mine
@@ -89,8 +89,8 @@ func TestSubnetHeldByOtherNodeBlocksADD(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if c.Held() || c.SubnetV6.String() != mine.String() {
-			return errors.New("subnet file still marked held (or subnet changed): " + c.HeldBy + " " + c.SubnetV6.String())
+		if c.Held() || c.Subnets.V6.String() != mine.String() {
+			return errors.New("subnet file still marked held (or subnet changed): " + c.HeldBy + " " + c.Subnets.V6.String())
 		}
 		return nil
 	})

@@ -145,7 +145,7 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("lease reserve --force: exit %d %s%s", code, out, errOut)
 	}
 	if err := testbed.Eventually(30*time.Second, 200*time.Millisecond, func() error {
-		if sf, err := h2.SubnetConfig(); err != nil || sf.SubnetV6.String() != want {
+		if sf, err := h2.SubnetConfig(); err != nil || sf.Subnets.V6.String() != want {
 			return errorString("subnet file not renumbered")
 		}
 		return nil

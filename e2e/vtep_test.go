@@ -184,7 +184,7 @@ func TestFailedMoveKeepsPeers(t *testing.T) {
 	h1.Annotate(lease.AnnotationPublicIPv6 + "=" + from.String())
 	startAll(t, b, nil)
 	sf2, _ := h2.SubnetConfig()
-	h1.WaitRoute(t, sf2.SubnetV6, true, testbed.PeerTimeout)
+	h1.WaitRoute(t, sf2.Subnets.V6, true, testbed.PeerTimeout)
 	h2.WaitFDB(t, from, true)
 	c1, c2 := h1.AddContainer(), h2.AddContainer()
 	c1.MustPing(t, c2.IPv6)
@@ -246,7 +246,7 @@ func TestFailedMoveKeepsPeers(t *testing.T) {
 	}); err != nil {
 		t.Error(err)
 	}
-	h1.WaitRoute(t, sf2.SubnetV6, true, testbed.PeerTimeout)
+	h1.WaitRoute(t, sf2.Subnets.V6, true, testbed.PeerTimeout)
 	c1.MustPing(t, c2.IPv6)
 	c2.MustPing(t, c1.IPv6)
 }
@@ -327,7 +327,7 @@ func TestForeignLeaseAtPreviousVTEPKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sf2.SubnetV6.String() == sf1.SubnetV6.String() || sf2.VTEP.Equal(sf1.VTEP) {
-		t.Fatalf("%s took %s's subnet or VTEP: %s %s", h2.Name, h1.Name, sf2.SubnetV6, sf2.VTEP)
+	if sf2.Subnets.V6.String() == sf1.Subnets.V6.String() || sf2.VTEP.Equal(sf1.VTEP) {
+		t.Fatalf("%s took %s's subnet or VTEP: %s %s", h2.Name, h1.Name, sf2.Subnets.V6, sf2.VTEP)
 	}
 }

@@ -188,11 +188,11 @@ func (d *daemon) withHints(attrs lease.Attrs) (lease.Attrs, net.IP) {
 	if err != nil {
 		return d.hintsFromLastLease(attrs, err)
 	}
-	if ipnet.Fits(d.cfg.Networks.V6, d.cfg.SubnetLen.V6, sf.SubnetV6) {
-		attrs.Hint.V6 = sf.SubnetV6
+	if ipnet.Fits(d.cfg.Networks.V6, d.cfg.SubnetLen.V6, sf.Subnets.V6) {
+		attrs.Hint.V6 = sf.Subnets.V6
 	}
-	if d.cfg.EnableIPv4 && ipnet.Fits(d.cfg.Networks.V4, d.cfg.SubnetLen.V4, sf.SubnetV4) {
-		attrs.Hint.V4 = sf.SubnetV4
+	if d.cfg.EnableIPv4 && ipnet.Fits(d.cfg.Networks.V4, d.cfg.SubnetLen.V4, sf.Subnets.V4) {
+		attrs.Hint.V4 = sf.Subnets.V4
 	}
 	d.log.Info("hint from previous subnet file", "subnetV6", netStr(attrs.Hint.V6), "subnetV4", netStr(attrs.Hint.V4),
 		"vtep", ipStr(sf.VTEP))
