@@ -34,11 +34,11 @@ func (d *daemon) hintsFromLastLease(attrs lease.Attrs, noSubnetFile error) (leas
 		d.log.Warn("lease file is another node's; ignoring it", "path", d.o.LeaseFile, "node", last.NodeName)
 		return attrs, nil
 	}
-	if ipnet.Fits(d.cfg.Networks.V6, d.cfg.SubnetLen.V6, last.IPv6Subnet) {
-		attrs.Hint.V6 = last.IPv6Subnet
+	if ipnet.Fits(d.cfg.Networks.V6, d.cfg.SubnetLen.V6, last.Subnets.V6) {
+		attrs.Hint.V6 = last.Subnets.V6
 	}
-	if d.cfg.EnableIPv4 && ipnet.Fits(d.cfg.Networks.V4, d.cfg.SubnetLen.V4, last.Subnet) {
-		attrs.Hint.V4 = last.Subnet
+	if d.cfg.EnableIPv4 && ipnet.Fits(d.cfg.Networks.V4, d.cfg.SubnetLen.V4, last.Subnets.V4) {
+		attrs.Hint.V4 = last.Subnets.V4
 	}
 	d.log.Info("hint from the lease file", "path", d.o.LeaseFile, "subnetV6", netStr(attrs.Hint.V6),
 		"subnetV4", netStr(attrs.Hint.V4), "vtep", ipStr(last.VTEP))
@@ -51,9 +51,9 @@ func (d *daemon) saveLastLease() {
 		return
 	}
 	own := d.ka.lease
-	l := &lastlease.Last{NodeName: d.o.NodeName, VTEP: own.VTEP, IPv6Network: d.cfg.Networks.V6, IPv6Subnet: own.Subnets.V6}
+	l := &lastlease.Last{NodeName: d.o.NodeName, VTEP: own.VTEP, Networks: ipnet.Subnets{V6: d.cfg.Networks.V6}, Subnets: ipnet.Subnets{V6: own.Subnets.V6}}
 	if d.cfg.DualStack() && own.Subnets.V4 != nil {
-		l.Network, l.Subnet = d.cfg.Networks.V4, own.Subnets.V4
+		l.Networks.V4, l.Subnets.V4 = d.cfg.Networks.V4, own.Subnets.V4
 	}
 	if err := lastlease.Save(d.o.LeaseFile, l); err != nil {
 		d.m.incError("lease_file")

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vtep"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
@@ -44,7 +43,7 @@ func (t *peerTable) list() []vxlan.Peer {
 // no subnet or MAC shared between them, and vxlan.ValidatePeer is the data
 // path's own check; what neither knows is this node, which s.Judge checks.
 func peerFor(l *lease.Lease, s lease.Self) (vxlan.Peer, string) {
-	p := vxlan.Peer{VTEP: l.VTEP, MAC: l.VtepMAC, IPv6Subnet: l.Subnets.V6, IPv4Subnet: l.Subnets.V4}
+	p := vxlan.Peer{VTEP: l.VTEP, MAC: l.VtepMAC, Subnets: l.Subnets}
 	if err := vxlan.ValidatePeer(p); err != nil {
 		return p, err.Error()
 	}
@@ -163,5 +162,5 @@ func diffPeers(old, cur map[string]vxlan.Peer) (added, removed, changed int) {
 }
 
 func samePeer(a, b vxlan.Peer) bool {
-	return a.VTEP.Equal(b.VTEP) && a.MAC.String() == b.MAC.String() && ipnet.Same(a.IPv6Subnet, b.IPv6Subnet) && ipnet.Same(a.IPv4Subnet, b.IPv4Subnet)
+	return a.VTEP.Equal(b.VTEP) && a.MAC.String() == b.MAC.String() && a.Subnets.Same(b.Subnets)
 }

@@ -123,7 +123,7 @@ func TestBuildPeers(t *testing.T) {
 	if tab.len() != 1 || skipped != 1 {
 		t.Fatalf("peers %v, skipped %d; want only 2001:db8::2 and one skipped", tab.byVTEP, skipped)
 	}
-	if p, ok := tab.byVTEP["2001:db8::2"]; !ok || p.IPv6Subnet.String() != sub2.String() {
+	if p, ok := tab.byVTEP["2001:db8::2"]; !ok || p.Subnets.V6.String() != sub2.String() {
 		t.Errorf("table %v", tab.byVTEP)
 	}
 }
