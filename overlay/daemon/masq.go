@@ -29,6 +29,6 @@ func (d *daemon) syncMasq(start bool) {
 		return
 	}
 	if changed {
-		d.log.Info("pod egress masquerade in place", "chain", egress.Chain, "ipv6Network", netStr(d.cfg.Networks.V6), "ipv4Network", netStr(d.cfg.Networks.V4))
+		d.log.Info("pod egress masquerade in place", "chain", egress.Chain, "networkV6", netStr(d.cfg.Networks.V6), "networkV4", netStr(d.cfg.Networks.V4))
 	}
 }

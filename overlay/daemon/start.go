@@ -148,8 +148,8 @@ func (d *daemon) waitConfig(ctx context.Context, c *vtep.Choice) error {
 		return errStopped
 	}
 	d.cfg = cfg
-	d.log.Info("network config", "ipv6Network", netStr(cfg.Networks.V6), "ipv6SubnetLen", cfg.SubnetLen.V6,
-		"ipv4Enabled", cfg.EnableIPv4, "ipv4Network", netStr(cfg.Networks.V4), "vni", cfg.Backend.VNI, "port", cfg.Backend.Port)
+	d.log.Info("network config", "networkV6", netStr(cfg.Networks.V6), "subnetLenV6", cfg.SubnetLen.V6,
+		"enableIPv4", cfg.EnableIPv4, "networkV4", netStr(cfg.Networks.V4), "vni", cfg.Backend.VNI, "port", cfg.Backend.Port)
 	return nil
 }
 
