@@ -104,7 +104,7 @@ func TestAdminCLI(t *testing.T) {
 	}
 	for _, h := range b.Hosts {
 		sf, _ := h.SubnetConfig()
-		for _, want := range []string{h.Name, sf.VTEP.String(), sf.SubnetV6.String(), vxlan.MACFor(sf.VTEP).String()} {
+		for _, want := range []string{h.Name, sf.VTEP.String(), sf.Subnets.V6.String(), vxlan.MACFor(sf.VTEP).String()} {
 			if !strings.Contains(out, want) {
 				t.Errorf("leases table lacks %q:\n%s", want, out)
 			}

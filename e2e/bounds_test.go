@@ -68,7 +68,7 @@ func TestFrozenEtcdDoesNotHangLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, err := h.SubnetConfig(); err != nil || c.SubnetV6.String() != sf.SubnetV6.String() {
-		t.Errorf("subnet after the freeze: %v (%v), want %s", c, err, sf.SubnetV6)
+	if c, err := h.SubnetConfig(); err != nil || c.Subnets.V6.String() != sf.Subnets.V6.String() {
+		t.Errorf("subnet after the freeze: %v (%v), want %s", c, err, sf.Subnets.V6)
 	}
 }

@@ -124,7 +124,7 @@ func TestConfigChangesWhileRunning(t *testing.T) {
 		for _, c := range []struct {
 			h    *testbed.Host
 			peer *net.IPNet
-		}{{h1, sf2.SubnetV6}, {h2, sf1.SubnetV6}} {
+		}{{h1, sf2.Subnets.V6}, {h2, sf1.Subnets.V6}} {
 			if rs, err := c.h.RoutesVia("vxlan6.2"); err != nil || len(rs) != 1 || rs[0] != c.peer.String() {
 				t.Errorf("%s: routes via vxlan6.2 %v (%v), want only the peer's %s", c.h.Name, rs, err, c.peer)
 			}
@@ -132,7 +132,7 @@ func TestConfigChangesWhileRunning(t *testing.T) {
 		if rs, _ := h2.RoutesVia(testbed.Device); len(rs) != 0 {
 			t.Errorf("%s: routes still through the old %s: %v", h2.Name, testbed.Device, rs)
 		}
-		if sf := h1.WaitSubnetFile(readyTimeout); !sf.VTEP.Equal(sf1.VTEP) || sf.SubnetV6.String() != sf1.SubnetV6.String() {
+		if sf := h1.WaitSubnetFile(readyTimeout); !sf.VTEP.Equal(sf1.VTEP) || sf.Subnets.V6.String() != sf1.Subnets.V6.String() {
 			t.Errorf("subnet file changed with the VNI: %+v, was %+v", sf, sf1)
 		}
 		t.Logf("figure: VNI 1 -> 2: pods on both hosts reach each other %.2fs after the config write", took.Seconds())
@@ -174,8 +174,8 @@ func TestConfigChangesWhileRunning(t *testing.T) {
 		if rs, _ := h2.RoutesVia("vxlan6.2"); len(rs) != 0 {
 			t.Errorf("%s: our routes still on the unmarked vxlan6.2: %v", h2.Name, rs)
 		}
-		if rs, _ := h2.RoutesVia("vxlan6.3"); len(rs) != 1 || rs[0] != sf1.SubnetV6.String() {
-			t.Errorf("%s: routes via vxlan6.3 %v, want only %s", h2.Name, rs, sf1.SubnetV6)
+		if rs, _ := h2.RoutesVia("vxlan6.3"); len(rs) != 1 || rs[0] != sf1.Subnets.V6.String() {
+			t.Errorf("%s: routes via vxlan6.3 %v, want only %s", h2.Name, rs, sf1.Subnets.V6)
 		}
 		reachBoth(t, c1, c2, time.Now())
 	})

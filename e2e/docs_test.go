@@ -231,7 +231,7 @@ func TestDocsCommandsRun(t *testing.T) {
 			}},
 		{cmd: "vxlan6d lease reserve 2001:db8:1::15 fd10:244:0:15::/64 --node node-5",
 			post: func(string) {
-				if l := b.LeaseFor(vtep2); l == nil || !l.Reserved || l.NodeName != h2.Name || l.IPv6Subnet.String() != "fd10:244:0:15::/64" {
+				if l := b.LeaseFor(vtep2); l == nil || !l.Reserved || l.NodeName != h2.Name || l.Subnets.V6.String() != "fd10:244:0:15::/64" {
 					t.Errorf("lease reserve wrote %+v", l)
 				}
 			}},

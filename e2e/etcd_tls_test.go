@@ -267,7 +267,7 @@ func TestEtcdClusterLeaderKilled(t *testing.T) {
 	}
 
 	h3.StartDaemon(flags...).WaitReady(readyTimeout)
-	if cfg := h3.WaitSubnetFile(readyTimeout); cfg.SubnetV6 == nil {
+	if cfg := h3.WaitSubnetFile(readyTimeout); cfg.Subnets.V6 == nil {
 		t.Fatalf("%s joined without an IPv6 subnet", h3.Name)
 	}
 	c3 := h3.AddContainer()

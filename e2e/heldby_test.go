@@ -9,6 +9,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/internal/testbed"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
@@ -27,7 +28,7 @@ func TestSubnetHeldByOtherNodeBlocksADD(t *testing.T) {
 	reg := b.Registry()
 	vtep := net.ParseIP("2001:db8:99::a1")
 	_, own, _ := net.ParseCIDR("fd10:244:0:a1::/64")
-	other := &lease.Lease{VTEP: vtep, VtepMAC: vxlan.MACFor(vtep), IPv6Subnet: own, NodeName: "other-node"}
+	other := &lease.Lease{VTEP: vtep, VtepMAC: vxlan.MACFor(vtep), Subnets: ipnet.Subnets{V6: own}, NodeName: "other-node"}
 	put := func() {
 		t.Helper()
 		v, err := lease.MarshalRecord(other)
@@ -46,10 +47,10 @@ func TestSubnetHeldByOtherNodeBlocksADD(t *testing.T) {
 	if sf.Held() {
 		t.Fatalf("fresh subnet file marked held by %s", sf.HeldBy)
 	}
-	mine := sf.SubnetV6
+	mine := sf.Subnets.V6
 
 	// The same key now claims our subnet, keeping its older CreateRevision.
-	other.IPv6Subnet = mine
+	other.Subnets.V6 = mine
 	put()
 	err := testbed.Eventually(30*time.Second, 100*time.Millisecond, func() error {
 		c, err := h.SubnetConfig()
@@ -81,15 +82,15 @@ func TestSubnetHeldByOtherNodeBlocksADD(t *testing.T) {
 
 	// The other node lets go: the mark goes, ADD works.
 	// Back to its first subnet, which ours cannot be (it was taken then).
-	other.IPv6Subnet = first
+	other.Subnets.V6 = first
 	put()
 	err = testbed.Eventually(30*time.Second, 100*time.Millisecond, func() error {
 		c, err := h.SubnetConfig()
 		if err != nil {
 			return err
 		}
-		if c.Held() || c.SubnetV6.String() != mine.String() {
-			return errors.New("subnet file still marked held (or subnet changed): " + c.HeldBy + " " + c.SubnetV6.String())
+		if c.Held() || c.Subnets.V6.String() != mine.String() {
+			return errors.New("subnet file still marked held (or subnet changed): " + c.HeldBy + " " + c.Subnets.V6.String())
 		}
 		return nil
 	})

@@ -50,11 +50,11 @@ func TestHostileRecordsDoNotStopAllocation(t *testing.T) {
 	seen := map[string]string{}
 	for _, h := range b.Hosts {
 		sf := h.WaitSubnetFile(readyTimeout)
-		if other, dup := seen[sf.SubnetV6.String()]; dup {
-			t.Fatalf("%s and %s both got %s", other, h.Name, sf.SubnetV6)
+		if other, dup := seen[sf.Subnets.V6.String()]; dup {
+			t.Fatalf("%s and %s both got %s", other, h.Name, sf.Subnets.V6)
 		}
-		seen[sf.SubnetV6.String()] = h.Name
-		if sf.SubnetV6.String() == "fd10:244:0:3::/64" {
+		seen[sf.Subnets.V6.String()] = h.Name
+		if sf.Subnets.V6.String() == "fd10:244:0:3::/64" {
 			t.Fatalf("%s got fd10:244:0:3::/64, held by the record under %s", h.Name, h1.Addr2)
 		}
 	}
@@ -124,7 +124,7 @@ func TestNetworkOverlappingUnderlayRefused(t *testing.T) {
 	}
 	b.PutIPv6Config()
 	d.WaitReady(readyTimeout)
-	if sf := h.WaitSubnetFile(readyTimeout); !sf.NetworkV6.Contains(sf.SubnetV6.IP) || sf.NetworkV6.Contains(net.ParseIP("2001:db8:1::1")) {
+	if sf := h.WaitSubnetFile(readyTimeout); !sf.Networks.V6.Contains(sf.Subnets.V6.IP) || sf.Networks.V6.Contains(net.ParseIP("2001:db8:1::1")) {
 		t.Fatalf("subnet file after the fix: %+v", sf)
 	}
 }

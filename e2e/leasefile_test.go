@@ -53,8 +53,8 @@ func TestRebootPastTTLKeepsSubnet(t *testing.T) {
 	d := h1.StartDaemon("--lease-ttl", "2s")
 	d.WaitReady(readyTimeout)
 	after := h1.WaitSubnetFile(readyTimeout)
-	if after.SubnetV6.String() != before.SubnetV6.String() {
-		t.Fatalf("%s came back with %s, had %s", h1.Name, after.SubnetV6, before.SubnetV6)
+	if after.Subnets.V6.String() != before.Subnets.V6.String() {
+		t.Fatalf("%s came back with %s, had %s", h1.Name, after.Subnets.V6, before.Subnets.V6)
 	}
 	if !strings.Contains(d.Log(), "hint from the lease file") {
 		t.Errorf("the subnet did not come from the lease file")
@@ -84,25 +84,25 @@ func TestRebootPastTTLSubnetTakenIsLoud(t *testing.T) {
 	downPastTTL(t, b, h1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	thief := fmt.Sprintf(`{"VTEP":"2001:db8:99::1","IPv6Subnet":%q,"VtepMAC":"02:00:00:00:99:01","NodeName":"thief"}`, before.SubnetV6)
+	thief := fmt.Sprintf(`{"VTEP":"2001:db8:99::1","IPv6Subnet":%q,"VtepMAC":"02:00:00:00:99:01","NodeName":"thief"}`, before.Subnets.V6)
 	if _, err := b.Client().Put(ctx, b.Registry().LeasesPrefix()+"2001:db8:99::1", thief); err != nil {
 		t.Fatal(err)
 	}
 	d := h1.StartDaemon("--lease-ttl", "2s")
 	d.WaitReady(readyTimeout)
 	after := h1.WaitSubnetFile(readyTimeout)
-	if after.SubnetV6.String() == before.SubnetV6.String() {
-		t.Fatalf("%s got %s although another node holds it", h1.Name, after.SubnetV6)
+	if after.Subnets.V6.String() == before.Subnets.V6.String() {
+		t.Fatalf("%s got %s although another node holds it", h1.Name, after.Subnets.V6)
 	}
 	if err := d.WaitLog("did NOT get its previous subnet back", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(d.Log(), "level=ERROR") || !strings.Contains(d.Log(), "previousSubnet="+before.SubnetV6.String()) {
-		t.Errorf("the error does not name the lost subnet %s", before.SubnetV6)
+	if !strings.Contains(d.Log(), "level=ERROR") || !strings.Contains(d.Log(), "previousSubnet="+before.Subnets.V6.String()) {
+		t.Errorf("the error does not name the lost subnet %s", before.Subnets.V6)
 	}
 	h1.AddContainer()
 	var te *types.Error
 	if err := ch.Check(old, nil); !errors.As(err, &te) || te.Code != 100 || !strings.Contains(te.Msg, old.IPv6.String()) {
-		t.Errorf("CHECK of %s (%s, outside the new subnet %s): %v; want code 100 naming the address", old.Name, old.IPv6, after.SubnetV6, err)
+		t.Errorf("CHECK of %s (%s, outside the new subnet %s): %v; want code 100 naming the address", old.Name, old.IPv6, after.Subnets.V6, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/internal/testbed"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
@@ -146,7 +147,7 @@ func TestHostileLeasesIgnored(t *testing.T) {
 		p + "2001:db8:99::a": `{not json`,
 		p + "2001:db8:99::b": fmt.Sprintf(`{"VTEP":%q,"IPv6Subnet":"fd10:244:0:77::/64","VtepMAC":"02:00:00:00:00:0b","NodeName":"liar"}`, sf1.VTEP),
 		p + "2001:db8:99::c": `{"VTEP":"2001:db8:99::c","IPv6Subnet":"fd99:1::/64","VtepMAC":"02:00:00:00:00:0c","NodeName":"outside"}`,
-		p + "2001:db8:99::d": fmt.Sprintf(`{"VTEP":"2001:db8:99::d","IPv6Subnet":%q,"VtepMAC":"02:00:00:00:00:0d","NodeName":"overlap"}`, sf2.SubnetV6),
+		p + "2001:db8:99::d": fmt.Sprintf(`{"VTEP":"2001:db8:99::d","IPv6Subnet":%q,"VtepMAC":"02:00:00:00:00:0d","NodeName":"overlap"}`, sf2.Subnets.V6),
 		p + "2001:db8:99::e": fmt.Sprintf(`{"VTEP":"2001:db8:99::e","IPv6Subnet":"fd10:244:0:78::/64","VtepMAC":%q,"NodeName":"mac-thief"}`, mac2),
 		p + "192.0.2.1":      `{"VTEP":"192.0.2.1","IPv6Subnet":"fd10:244:0:79::/64","VtepMAC":"02:00:00:00:00:0f","NodeName":"v4"}`,
 		p + "2001:db8:99::f": `{"VTEP":"2001:db8:99::f","IPv6Subnet":"fd10:244:0:80::/60","VtepMAC":"02:00:00:00:00:10","NodeName":"too-big"}`,
@@ -174,12 +175,12 @@ func TestHostileLeasesIgnored(t *testing.T) {
 			t.Fatal(err)
 		}
 		rs, _ := h1.Routes()
-		if len(fdb) != 1 || !net.ParseIP(fdb[0].Dst).Equal(sf2.VTEP) || len(rs) != 1 || rs[0] != sf2.SubnetV6.String() {
+		if len(fdb) != 1 || !net.ParseIP(fdb[0].Dst).Equal(sf2.VTEP) || len(rs) != 1 || rs[0] != sf2.Subnets.V6.String() {
 			t.Errorf("%s: %s programs more than its one real peer: fdb %v routes %v", when, h1.Name, fdb, rs)
 		}
 		fdb, _ = h2.FDB()
 		rs, _ = h2.Routes()
-		if len(fdb) != 1 || !net.ParseIP(fdb[0].Dst).Equal(sf1.VTEP) || len(rs) != 1 || rs[0] != sf1.SubnetV6.String() {
+		if len(fdb) != 1 || !net.ParseIP(fdb[0].Dst).Equal(sf1.VTEP) || len(rs) != 1 || rs[0] != sf1.Subnets.V6.String() {
 			t.Errorf("%s: %s programs more than its one real peer: fdb %v routes %v", when, h2.Name, fdb, rs)
 		}
 		c1.MustPing(t, c2.IPv6)
@@ -224,18 +225,18 @@ func TestLeaseLostIsReacquired(t *testing.T) {
 		if nl == nil || nl.EtcdLease == l.EtcdLease {
 			return fmt.Errorf("not re-acquired yet")
 		}
-		if nl.IPv6Subnet.String() != sf1.SubnetV6.String() {
-			return fmt.Errorf("re-acquired %s, want the same %s", nl.IPv6Subnet, sf1.SubnetV6)
+		if nl.Subnets.V6.String() != sf1.Subnets.V6.String() {
+			return fmt.Errorf("re-acquired %s, want the same %s", nl.Subnets.V6, sf1.Subnets.V6)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	h2.WaitRoute(t, sf1.SubnetV6, true, testbed.PeerTimeout)
+	h2.WaitRoute(t, sf1.Subnets.V6, true, testbed.PeerTimeout)
 
 	// Now steal the subnet in the same transaction that deletes the lease.
 	l = b.LeaseFor(sf1.VTEP)
-	thief := &lease.Lease{VTEP: net.ParseIP("2001:db8:99::77"), VtepMAC: vxlan.MACFor(net.ParseIP("2001:db8:99::77")), IPv6Subnet: sf1.SubnetV6, NodeName: "thief"}
+	thief := &lease.Lease{VTEP: net.ParseIP("2001:db8:99::77"), VtepMAC: vxlan.MACFor(net.ParseIP("2001:db8:99::77")), Subnets: ipnet.Subnets{V6: sf1.Subnets.V6}, NodeName: "thief"}
 	v, err := lease.MarshalRecord(thief)
 	if err != nil {
 		t.Fatal(err)
@@ -252,11 +253,11 @@ func TestLeaseLostIsReacquired(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if sf.SubnetV6.String() == sf1.SubnetV6.String() {
-			return fmt.Errorf("subnet file still has the stolen %s", sf.SubnetV6)
+		if sf.Subnets.V6.String() == sf1.Subnets.V6.String() {
+			return fmt.Errorf("subnet file still has the stolen %s", sf.Subnets.V6)
 		}
-		if nl := b.LeaseFor(sf1.VTEP); nl == nil || nl.IPv6Subnet.String() != sf.SubnetV6.String() {
-			return fmt.Errorf("lease %v does not match the subnet file's %s", nl, sf.SubnetV6)
+		if nl := b.LeaseFor(sf1.VTEP); nl == nil || nl.Subnets.V6.String() != sf.Subnets.V6.String() {
+			return fmt.Errorf("lease %v does not match the subnet file's %s", nl, sf.Subnets.V6)
 		}
 		return nil
 	}); err != nil {
@@ -266,10 +267,10 @@ func TestLeaseLostIsReacquired(t *testing.T) {
 		t.Fatalf("daemon exited over a lost lease: %v", h1.Daemon().ExitErr())
 	}
 	sf, _ := h1.SubnetConfig()
-	h2.WaitRoute(t, sf.SubnetV6, true, testbed.PeerTimeout)
+	h2.WaitRoute(t, sf.Subnets.V6, true, testbed.PeerTimeout)
 	// The thief's record, skipped while it overlapped h1's own subnet, is
 	// a valid peer once h1 moved off that subnet.
-	h1.WaitRoute(t, sf1.SubnetV6, true, testbed.PeerTimeout)
+	h1.WaitRoute(t, sf1.Subnets.V6, true, testbed.PeerTimeout)
 	h1.WaitFDB(t, thief.VTEP, true)
 }
 
@@ -288,7 +289,7 @@ func TestPeriodicResyncHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	h1.WaitFDB(t, sf2.VTEP, true)
-	h1.WaitRoute(t, sf2.SubnetV6, true, testbed.PeerTimeout)
+	h1.WaitRoute(t, sf2.Subnets.V6, true, testbed.PeerTimeout)
 	const healTimeout = 20 * time.Second // a few 2s intervals, with slack for a loaded machine
 
 	t.Run("entries deleted by hand", func(t *testing.T) {
@@ -315,22 +316,22 @@ func TestPeriodicResyncHeals(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
-		h1.MustExec("ip", "-6", "route", "del", sf2.SubnetV6.String(), "dev", testbed.Device)
+		h1.MustExec("ip", "-6", "route", "del", sf2.Subnets.V6.String(), "dev", testbed.Device)
 		// The peer's gateway is its subnet's network address, resolved by a permanent neighbour.
-		h1.MustExec("ip", "-6", "neigh", "del", sf2.SubnetV6.IP.String(), "dev", testbed.Device)
+		h1.MustExec("ip", "-6", "neigh", "del", sf2.Subnets.V6.IP.String(), "dev", testbed.Device)
 		h1.MustExec(testbed.BridgeCmd, "fdb", "del", mac, "dev", testbed.Device, "dst", sf2.VTEP.String())
-		hasRoute, _ := h1.HasRoute(sf2.SubnetV6)
+		hasRoute, _ := h1.HasRoute(sf2.Subnets.V6)
 		hasFDB, _ := h1.HasFDBDst(sf2.VTEP)
 		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
 		if hasRoute {
-			t.Fatalf("route to %s still there after deleting it", sf2.SubnetV6)
+			t.Fatalf("route to %s still there after deleting it", sf2.Subnets.V6)
 		}
 		if hasFDB {
 			t.Fatalf("fdb entry to %s still there after deleting it", sf2.VTEP)
 		}
-		h1.WaitRoute(t, sf2.SubnetV6, true, healTimeout)
+		h1.WaitRoute(t, sf2.Subnets.V6, true, healTimeout)
 		h1.WaitFDB(t, sf2.VTEP, true)
 		if err := testbed.Eventually(healTimeout, 100*time.Millisecond, func() error {
 			if dp, err := h1.DataPath(); err != nil || dp != dp0 {
@@ -354,7 +355,7 @@ func TestPeriodicResyncHeals(t *testing.T) {
 		if err := h1.Daemon().WaitLog("vxlan device was gone and has been recreated", healTimeout); err != nil {
 			t.Fatal(err)
 		}
-		h1.WaitRoute(t, sf2.SubnetV6, true, healTimeout)
+		h1.WaitRoute(t, sf2.Subnets.V6, true, healTimeout)
 		h1.WaitFDB(t, sf2.VTEP, true)
 		if _, err := h1.SubnetConfig(); err != nil {
 			t.Fatalf("subnet file after the device came back: %v", err)
@@ -381,8 +382,8 @@ func TestPeriodicResyncHeals(t *testing.T) {
 		c1.MustPing(t, c2.IPv6)
 		b.StartEtcd()
 		// Back to normal: hand-deleted entries heal again once etcd answers.
-		h1.MustExec("ip", "-6", "route", "del", sf2.SubnetV6.String(), "dev", testbed.Device)
-		h1.WaitRoute(t, sf2.SubnetV6, true, 45*time.Second)
+		h1.MustExec("ip", "-6", "route", "del", sf2.Subnets.V6.String(), "dev", testbed.Device)
+		h1.WaitRoute(t, sf2.Subnets.V6, true, 45*time.Second)
 		c1.MustPing(t, c2.IPv6)
 	})
 	if h1.Daemon().Exited() {
@@ -409,13 +410,13 @@ func TestOlderLeaseTakesOverSubnet(t *testing.T) {
 	var subnets []*net.IPNet
 	for _, s := range []string{"fd10:244:0:a1::/64", "fd10:244:0:b1::/64", "fd10:244:0:c1::/64"} {
 		_, n, _ := net.ParseCIDR(s)
-		if n.String() != sf1.SubnetV6.String() {
+		if n.String() != sf1.Subnets.V6.String() {
 			subnets = append(subnets, n)
 		}
 	}
 	mk := func(vtep string, subnet *net.IPNet) *lease.Lease {
 		ip := net.ParseIP(vtep)
-		return &lease.Lease{VTEP: ip, VtepMAC: vxlan.MACFor(ip), IPv6Subnet: subnet, NodeName: "fake-" + vtep}
+		return &lease.Lease{VTEP: ip, VtepMAC: vxlan.MACFor(ip), Subnets: ipnet.Subnets{V6: subnet}, NodeName: "fake-" + vtep}
 	}
 	a, bl := mk("2001:db8:99::a1", subnets[0]), mk("2001:db8:99::b1", subnets[1])
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -435,21 +436,21 @@ func TestOlderLeaseTakesOverSubnet(t *testing.T) {
 	put(a)
 	put(bl)
 	for _, l := range []*lease.Lease{a, bl} {
-		h1.WaitRoute(t, l.IPv6Subnet, true, testbed.PeerTimeout)
+		h1.WaitRoute(t, l.Subnets.V6, true, testbed.PeerTimeout)
 		h1.WaitFDB(t, l.VTEP, true)
 	}
 
 	// Same key, so A keeps its CreateRevision and wins B's subnet.
-	oldA := a.IPv6Subnet
-	a.IPv6Subnet = bl.IPv6Subnet
+	oldA := a.Subnets.V6
+	a.Subnets.V6 = bl.Subnets.V6
 	put(a)
 	h1.WaitFDB(t, bl.VTEP, false)
 	h1.WaitRoute(t, oldA, false, testbed.PeerTimeout)
-	h1.WaitRoute(t, a.IPv6Subnet, true, testbed.PeerTimeout)
+	h1.WaitRoute(t, a.Subnets.V6, true, testbed.PeerTimeout)
 	h1.WaitFDB(t, a.VTEP, true)
 	// The route goes through a permanent neighbour for the subnet's
 	// gateway; it must resolve to A's MAC, whose fdb entry tunnels to A.
-	gw := a.IPv6Subnet.IP.String()
+	gw := a.Subnets.V6.IP.String()
 	h1.WaitPresent(t, fmt.Sprintf("neighbour %s with A's MAC %s", gw, a.VtepMAC), true, testbed.PeerTimeout, func() (bool, error) {
 		out, err := h1.Exec("ip", "-6", "neigh", "show", gw, "dev", testbed.Device, "nud", "permanent")
 		if err != nil {
@@ -466,8 +467,8 @@ func TestOlderLeaseTakesOverSubnet(t *testing.T) {
 			t.Errorf("%s: fdb entry for A's MAC %s tunnels to %s, want %s", h1.Name, e.MAC, e.Dst, a.VTEP)
 		}
 	}
-	if rs, _ := h1.Routes(); len(rs) != 1 || rs[0] != a.IPv6Subnet.String() {
-		t.Errorf("%s: routes %v, want only %s", h1.Name, rs, a.IPv6Subnet)
+	if rs, _ := h1.Routes(); len(rs) != 1 || rs[0] != a.Subnets.V6.String() {
+		t.Errorf("%s: routes %v, want only %s", h1.Name, rs, a.Subnets.V6)
 	}
 	if h1.Daemon().Exited() {
 		t.Fatalf("daemon on %s exited: %v", h1.Name, h1.Daemon().ExitErr())

@@ -157,7 +157,7 @@ func TestDualStack(t *testing.T) {
 		cs = append(cs, c)
 	}
 	sf, err := b.Hosts[0].SubnetConfig()
-	if err != nil || sf.SubnetV4 == nil {
+	if err != nil || sf.Subnets.V4 == nil {
 		t.Fatalf("subnet file lacks IPv4: %v %+v", err, sf)
 	}
 	t.Run("IPv6", func(t *testing.T) { meshPing(t, targets(cs, false)) })
@@ -315,8 +315,8 @@ func TestDaemonRestartUnderTraffic(t *testing.T) {
 			t.Logf("no loss: %s", lossLine(out))
 		}
 	}
-	if sf, err := h1.SubnetConfig(); err != nil || sf.SubnetV6.String() != sf1.SubnetV6.String() {
-		t.Errorf("subnet changed across restart: %s -> %v (%v)", sf1.SubnetV6, sf, err)
+	if sf, err := h1.SubnetConfig(); err != nil || sf.Subnets.V6.String() != sf1.Subnets.V6.String() {
+		t.Errorf("subnet changed across restart: %s -> %v (%v)", sf1.Subnets.V6, sf, err)
 	}
 	for _, c := range []struct {
 		h      *testbed.Host
@@ -389,8 +389,8 @@ func TestEtcdOutageUnderTraffic(t *testing.T) {
 	h3.StartDaemon(flags...)
 	h3.Daemon().WaitReady(readyTimeout)
 	sf3 := h3.WaitSubnetFile(readyTimeout)
-	h1.WaitRoute(t, sf3.SubnetV6, true, 45*time.Second)
-	h2.WaitRoute(t, sf3.SubnetV6, true, 45*time.Second)
+	h1.WaitRoute(t, sf3.Subnets.V6, true, 45*time.Second)
+	h2.WaitRoute(t, sf3.Subnets.V6, true, 45*time.Second)
 	c3 := h3.AddContainer()
 	for _, c := range []*testbed.Container{c1, c2} {
 		if err := waitReach(c.Name, c3.IPv6, meshTimeout); err != nil {
@@ -422,8 +422,8 @@ func TestHostRemovedRoutesExpire(t *testing.T) {
 	meshPing(t, targets([]*testbed.Container{c1, c2, c3}, false))
 	cfg3 := h3.WaitSubnetFile(readyTimeout)
 	for _, h := range []*testbed.Host{h1, h2} {
-		if ok, err := h.HasRoute(cfg3.SubnetV6); err != nil || !ok {
-			t.Fatalf("%s has no route to %s before the removal (%v)", h.Name, cfg3.SubnetV6, err)
+		if ok, err := h.HasRoute(cfg3.Subnets.V6); err != nil || !ok {
+			t.Fatalf("%s has no route to %s before the removal (%v)", h.Name, cfg3.Subnets.V6, err)
 		}
 	}
 
@@ -439,7 +439,7 @@ func TestHostRemovedRoutesExpire(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			err := testbed.Eventually(limit, 100*time.Millisecond, func() error {
-				r, err := h.HasRoute(cfg3.SubnetV6)
+				r, err := h.HasRoute(cfg3.Subnets.V6)
 				if err != nil {
 					return err
 				}
@@ -469,10 +469,10 @@ func TestHostRemovedRoutesExpire(t *testing.T) {
 
 	b.MustExec(b.Switch, "ip", "link", "set", topology.SwitchPort(h3.ID), "up")
 	h3.StartDaemon("--lease-ttl", ttl.String()).WaitReady(readyTimeout)
-	if sf, err := h3.SubnetConfig(); err != nil || sf.SubnetV6.String() != cfg3.SubnetV6.String() {
-		t.Errorf("subnet after expiry and restart %v (%v), want %s", sf, err, cfg3.SubnetV6)
+	if sf, err := h3.SubnetConfig(); err != nil || sf.Subnets.V6.String() != cfg3.Subnets.V6.String() {
+		t.Errorf("subnet after expiry and restart %v (%v), want %s", sf, err, cfg3.Subnets.V6)
 	}
 	for _, h := range []*testbed.Host{h1, h2} {
-		h.WaitRoute(t, cfg3.SubnetV6, true, testbed.PeerTimeout)
+		h.WaitRoute(t, cfg3.Subnets.V6, true, testbed.PeerTimeout)
 	}
 }

@@ -60,16 +60,16 @@ func TestNodeReboot(t *testing.T) {
 				writeBoot(t, bootFile, "bbbbbbbb-0000-0000-0000-000000000002")
 			}
 			h1.StartDaemon().WaitReady(readyTimeout)
-			if again := h1.WaitSubnetFile(readyTimeout); again.SubnetV4.String() != sf.SubnetV4.String() {
-				t.Fatalf("subnet after the restart %s, before %s: the test needs the same lease", again.SubnetV4, sf.SubnetV4)
+			if again := h1.WaitSubnetFile(readyTimeout); again.Subnets.V4.String() != sf.Subnets.V4.String() {
+				t.Fatalf("subnet after the restart %s, before %s: the test needs the same lease", again.Subnets.V4, sf.Subnets.V4)
 			}
 
 			var after []*testbed.Container
 			seen := map[string]bool{}
 			for range 10 {
 				c := h1.AddContainer() // fails the test if ADD fails
-				if !sf.SubnetV4.Contains(c.IPv4) || seen[c.IPv4.String()] {
-					t.Fatalf("%s got %s (outside %s or twice)", c.Name, c.IPv4, sf.SubnetV4)
+				if !sf.Subnets.V4.Contains(c.IPv4) || seen[c.IPv4.String()] {
+					t.Fatalf("%s got %s (outside %s or twice)", c.Name, c.IPv4, sf.Subnets.V4)
 				}
 				seen[c.IPv4.String()] = true
 				after = append(after, c)

@@ -325,7 +325,7 @@ func runPodman(t, owner *testing.T, h *testbed.Host) *peer {
 	env := []string{"CONTAINERS_CONF=" + conf, "CONTAINERS_STORAGE_CONF=" + rt["VXLAN6_PODMAN_STORAGE_CONF"]}
 	podman := func(args ...string) (string, error) { return hostCmd(h, env, "podman", args...) }
 
-	sub := h.WaitSubnetFile(readyTimeout).SubnetV6
+	sub := h.WaitSubnetFile(readyTimeout).Subnets.V6
 	static := make(net.IP, len(sub.IP))
 	copy(static, sub.IP)
 	static[15] = 0x99
@@ -490,7 +490,7 @@ snapshotter = %q
 	if f := strings.Fields(out); len(f) >= 4 {
 		ip, _, _ = net.ParseCIDR(f[3])
 	}
-	sub := h.WaitSubnetFile(readyTimeout).SubnetV6
+	sub := h.WaitSubnetFile(readyTimeout).Subnets.V6
 	if ip == nil || !sub.Contains(ip) {
 		t.Fatalf("nerdctl container %s: IPv6 %v not in %s's subnet %s (%q)", name, ip, h.Name, sub, out)
 	}

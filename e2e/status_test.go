@@ -84,10 +84,10 @@ func TestStatusAgainstKernel(t *testing.T) {
 
 	// Break the data path by hand: one route gone, one nobody asked for.
 	peer := b.LeaseFor(b.Hosts[1].WaitSubnetFile(readyTimeout).VTEP)
-	h1.MustExec("ip", "-6", "route", "del", peer.IPv6Subnet.String(), "dev", testbed.Device)
+	h1.MustExec("ip", "-6", "route", "del", peer.Subnets.V6.String(), "dev", testbed.Device)
 	h1.MustExec("ip", "-6", "route", "add", "fd10:244:ff::/64", "via", "fd10:244:ff::", "dev", testbed.Device, "onlink")
 	out, errOut, code = status()
-	if code != 1 || !strings.Contains(out, "MISMATCH") || !strings.Contains(out, peer.IPv6Subnet.String()+" missing") ||
+	if code != 1 || !strings.Contains(out, "MISMATCH") || !strings.Contains(out, peer.Subnets.V6.String()+" missing") ||
 		!strings.Contains(out, "STRAY route fd10:244:ff::/64") || !strings.Contains(errOut, "problem") {
 		t.Errorf("status after breaking routes: exit %d\n%s%s", code, out, errOut)
 	}
@@ -145,7 +145,7 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("lease reserve --force: exit %d %s%s", code, out, errOut)
 	}
 	if err := testbed.Eventually(30*time.Second, 200*time.Millisecond, func() error {
-		if sf, err := h2.SubnetConfig(); err != nil || sf.SubnetV6.String() != want {
+		if sf, err := h2.SubnetConfig(); err != nil || sf.Subnets.V6.String() != want {
 			return errorString("subnet file not renumbered")
 		}
 		return nil

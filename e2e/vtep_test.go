@@ -149,8 +149,8 @@ func TestAnnotationMovesVTEP(t *testing.T) {
 		if after == nil || b.LeaseFor(from) != nil {
 			return fmt.Errorf("lease not re-keyed from %s to %s: %v", from, to, b.Leases())
 		}
-		if after.IPv6Subnet.String() != before.IPv6Subnet.String() {
-			return fmt.Errorf("subnet changed on move: %s -> %s", before.IPv6Subnet, after.IPv6Subnet)
+		if after.Subnets.V6.String() != before.Subnets.V6.String() {
+			return fmt.Errorf("subnet changed on move: %s -> %s", before.Subnets.V6, after.Subnets.V6)
 		}
 		if v := h1.VTEP(t); !v.Equal(to) {
 			return fmt.Errorf("subnet file VTEP %s", v)
@@ -184,7 +184,7 @@ func TestFailedMoveKeepsPeers(t *testing.T) {
 	h1.Annotate(lease.AnnotationPublicIPv6 + "=" + from.String())
 	startAll(t, b, nil)
 	sf2, _ := h2.SubnetConfig()
-	h1.WaitRoute(t, sf2.SubnetV6, true, testbed.PeerTimeout)
+	h1.WaitRoute(t, sf2.Subnets.V6, true, testbed.PeerTimeout)
 	h2.WaitFDB(t, from, true)
 	c1, c2 := h1.AddContainer(), h2.AddContainer()
 	c1.MustPing(t, c2.IPv6)
@@ -246,7 +246,7 @@ func TestFailedMoveKeepsPeers(t *testing.T) {
 	}); err != nil {
 		t.Error(err)
 	}
-	h1.WaitRoute(t, sf2.SubnetV6, true, testbed.PeerTimeout)
+	h1.WaitRoute(t, sf2.Subnets.V6, true, testbed.PeerTimeout)
 	c1.MustPing(t, c2.IPv6)
 	c2.MustPing(t, c1.IPv6)
 }
@@ -278,8 +278,8 @@ func TestVTEPChangedWhileStopped(t *testing.T) {
 	if after == nil || b.LeaseFor(from) != nil {
 		t.Fatalf("lease not moved from %s to %s at start: %v", from, to, b.Leases())
 	}
-	if after.IPv6Subnet.String() != before.IPv6Subnet.String() || after.NodeName != h1.Name {
-		t.Fatalf("moved lease %+v, want subnet %s of node %s", after, before.IPv6Subnet, h1.Name)
+	if after.Subnets.V6.String() != before.Subnets.V6.String() || after.NodeName != h1.Name {
+		t.Fatalf("moved lease %+v, want subnet %s of node %s", after, before.Subnets.V6, h1.Name)
 	}
 	if err := h1.Daemon().WaitLog("VTEP changed while stopped", time.Second); err != nil {
 		t.Fatal(err)
@@ -320,14 +320,14 @@ func TestForeignLeaseAtPreviousVTEPKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	still := b.LeaseFor(sf1.VTEP)
-	if still == nil || still.NodeName != h1.Name || still.IPv6Subnet.String() != theirs.IPv6Subnet.String() || still.ModRevision != theirs.ModRevision {
+	if still == nil || still.NodeName != h1.Name || still.Subnets.V6.String() != theirs.Subnets.V6.String() || still.ModRevision != theirs.ModRevision {
 		t.Fatalf("%s's lease was touched: before %+v, now %+v", h1.Name, theirs, still)
 	}
 	sf2, err := h2.SubnetConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sf2.SubnetV6.String() == sf1.SubnetV6.String() || sf2.VTEP.Equal(sf1.VTEP) {
-		t.Fatalf("%s took %s's subnet or VTEP: %s %s", h2.Name, h1.Name, sf2.SubnetV6, sf2.VTEP)
+	if sf2.Subnets.V6.String() == sf1.Subnets.V6.String() || sf2.VTEP.Equal(sf1.VTEP) {
+		t.Fatalf("%s took %s's subnet or VTEP: %s %s", h2.Name, h1.Name, sf2.Subnets.V6, sf2.VTEP)
 	}
 }

@@ -53,12 +53,10 @@ const maxHeldBy = 300
 
 // Config is the parsed content of a subnet file.
 type Config struct {
-	NetworkV6 *net.IPNet // cluster-wide IPv6 pod network
-	SubnetV6  *net.IPNet // this node's IPv6 pod subnet
-	NetworkV4 *net.IPNet // cluster-wide IPv4 pod network; nil unless dual-stack
-	SubnetV4  *net.IPNet // this node's IPv4 pod subnet; nil unless dual-stack
-	MTU       int        // MTU of the overlay (the VXLAN device's MTU)
-	VTEP      net.IP     // the underlay address this node tunnels from
+	Networks ipnet.Subnets // cluster-wide pod networks; V4 nil unless dual-stack
+	Subnets  ipnet.Subnets // this node's pod subnets; V4 nil unless dual-stack
+	MTU      int           // MTU of the overlay (the VXLAN device's MTU)
+	VTEP     net.IP        // the underlay address this node tunnels from
 	// HeldBy, when set, names who else holds this node's subnet (see
 	// KeyHeldBy); SafeHeldBy makes any string fit.
 	HeldBy string
@@ -88,28 +86,28 @@ func heldByChar(c byte) bool {
 }
 
 // DualStack reports whether the node also has an IPv4 pod subnet.
-func (c *Config) DualStack() bool { return c.SubnetV4 != nil }
+func (c *Config) DualStack() bool { return c.Subnets.V4 != nil }
 
 // Validate checks the invariants the plugin relies on.
 func (c *Config) Validate() error {
-	if c.NetworkV6 == nil || c.SubnetV6 == nil {
+	if c.Networks.V6 == nil || c.Subnets.V6 == nil {
 		return fmt.Errorf("%s and %s are required", KeyNetworkV6, KeySubnetV6)
 	}
-	if c.NetworkV6.IP.To4() != nil || c.SubnetV6.IP.To4() != nil {
+	if c.Networks.V6.IP.To4() != nil || c.Subnets.V6.IP.To4() != nil {
 		return fmt.Errorf("%s/%s must be IPv6", KeyNetworkV6, KeySubnetV6)
 	}
-	if !ipnet.Contains(c.NetworkV6, c.SubnetV6) {
-		return fmt.Errorf("%s %s is not inside %s %s", KeySubnetV6, c.SubnetV6, KeyNetworkV6, c.NetworkV6)
+	if !ipnet.Contains(c.Networks.V6, c.Subnets.V6) {
+		return fmt.Errorf("%s %s is not inside %s %s", KeySubnetV6, c.Subnets.V6, KeyNetworkV6, c.Networks.V6)
 	}
-	if (c.NetworkV4 == nil) != (c.SubnetV4 == nil) {
+	if (c.Networks.V4 == nil) != (c.Subnets.V4 == nil) {
 		return fmt.Errorf("%s and %s must be given together", KeyNetworkV4, KeySubnetV4)
 	}
-	if c.NetworkV4 != nil {
-		if c.NetworkV4.IP.To4() == nil || c.SubnetV4.IP.To4() == nil {
+	if c.Networks.V4 != nil {
+		if c.Networks.V4.IP.To4() == nil || c.Subnets.V4.IP.To4() == nil {
 			return fmt.Errorf("%s/%s must be IPv4", KeyNetworkV4, KeySubnetV4)
 		}
-		if !ipnet.Contains(c.NetworkV4, c.SubnetV4) {
-			return fmt.Errorf("%s %s is not inside %s %s", KeySubnetV4, c.SubnetV4, KeyNetworkV4, c.NetworkV4)
+		if !ipnet.Contains(c.Networks.V4, c.Subnets.V4) {
+			return fmt.Errorf("%s %s is not inside %s %s", KeySubnetV4, c.Subnets.V4, KeyNetworkV4, c.Networks.V4)
 		}
 	}
 	if c.MTU < 1280 || c.MTU > 65535 {
@@ -153,13 +151,13 @@ func Parse(data []byte) (*Config, error) {
 		var err error
 		switch k {
 		case KeyNetworkV6:
-			c.NetworkV6, err = parseCIDR(k, v)
+			c.Networks.V6, err = parseCIDR(k, v)
 		case KeySubnetV6:
-			c.SubnetV6, err = parseCIDR(k, v)
+			c.Subnets.V6, err = parseCIDR(k, v)
 		case KeyNetworkV4:
-			c.NetworkV4, err = parseCIDR(k, v)
+			c.Networks.V4, err = parseCIDR(k, v)
 		case KeySubnetV4:
-			c.SubnetV4, err = parseCIDR(k, v)
+			c.Subnets.V4, err = parseCIDR(k, v)
 		case KeyMTU:
 			c.MTU, err = strconv.Atoi(v)
 			if err != nil {
@@ -206,9 +204,9 @@ func parseCIDR(key, v string) (*net.IPNet, error) {
 func (c *Config) Marshal() []byte {
 	var b bytes.Buffer
 	b.WriteString("# written by vxlan6d; read by the vxlan6 CNI plugin\n")
-	fmt.Fprintf(&b, "%s=%s\n%s=%s\n", KeyNetworkV6, c.NetworkV6, KeySubnetV6, c.SubnetV6)
-	if c.NetworkV4 != nil {
-		fmt.Fprintf(&b, "%s=%s\n%s=%s\n", KeyNetworkV4, c.NetworkV4, KeySubnetV4, c.SubnetV4)
+	fmt.Fprintf(&b, "%s=%s\n%s=%s\n", KeyNetworkV6, c.Networks.V6, KeySubnetV6, c.Subnets.V6)
+	if c.Networks.V4 != nil {
+		fmt.Fprintf(&b, "%s=%s\n%s=%s\n", KeyNetworkV4, c.Networks.V4, KeySubnetV4, c.Subnets.V4)
 	}
 	fmt.Fprintf(&b, "%s=%d\n", KeyMTU, c.MTU)
 	if c.VTEP != nil {

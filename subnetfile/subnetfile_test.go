@@ -25,7 +25,7 @@ func TestRoundTripDualStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c2.SubnetV4.String() != "10.244.1.0/24" || c2.SubnetV6.String() != "fd10:244:0:1::/64" {
+	if c2.Subnets.V4.String() != "10.244.1.0/24" || c2.Subnets.V6.String() != "fd10:244:0:1::/64" {
 		t.Fatalf("round trip mismatch: %+v", c2)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))

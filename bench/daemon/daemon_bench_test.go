@@ -28,6 +28,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sys/unix"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/internal/testbed"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/overlay/lease"
@@ -86,7 +87,7 @@ func printTable() {
 func synthetic(i int) *lease.Lease {
 	vtep := net.ParseIP(fmt.Sprintf("2001:db8:100::%x:%x", i/0x10000+1, i%0x10000+1))
 	_, sub, _ := net.ParseCIDR(fmt.Sprintf("fd10:244:%x:%x::/64", 1+i/0x10000, i%0x10000))
-	return &lease.Lease{VTEP: vtep, VtepMAC: vxlan.MACFor(vtep), IPv6Subnet: sub, NodeName: "synthetic-" + strconv.Itoa(i)}
+	return &lease.Lease{VTEP: vtep, VtepMAC: vxlan.MACFor(vtep), Subnets: ipnet.Subnets{V6: sub}, NodeName: "synthetic-" + strconv.Itoa(i)}
 }
 
 func putLeases(b *testing.B, bed *testbed.Bed, from, to int, id clientv3.LeaseID) {
@@ -192,7 +193,7 @@ func run(b *testing.B, n int, fast string) result {
 	for i := n; i < n+newPeers; i++ {
 		l := synthetic(i)
 		v, _ := lease.MarshalRecord(l)
-		want, key := l.IPv6Subnet.String(), bed.Registry().LeaseKey(l.VTEP)
+		want, key := l.Subnets.V6.String(), bed.Registry().LeaseKey(l.VTEP)
 		t1 := time.Now()
 		if _, err := bed.Client().Put(ctx, key, string(v), clientv3.WithLease(grant.ID)); err != nil {
 			b.Fatal(err)

@@ -51,7 +51,7 @@ func populate(b *testing.B, dataDir, boot string, n int, masq bool) {
 		id := fmt.Sprintf("stale-%04d", i)
 		o := ipam.Owner{Netns: "/run/netns/vx6bench-gone-" + id, NetnsDev: 4, NetnsIno: uint64(4026530000 + i),
 			HostVeth: link.HostVethName(id, "eth0"), NoMasq: !masq}
-		if _, err := s.AllocateFor(id, "eth0", o, []*net.IPNet{sf.SubnetV6, sf.SubnetV4}, nil); err != nil {
+		if _, err := s.AllocateFor(id, "eth0", o, []*net.IPNet{sf.Subnets.V6, sf.Subnets.V4}, nil); err != nil {
 			b.Fatalf("populate %s: %v", dataDir, err)
 		}
 	}

@@ -1,6 +1,7 @@
 // Package ipnet is the one home of the subnet comparisons the daemon, the
 // lease registry and the subnet file share, so "the same subnet" and "a
-// subnet of the network" mean one thing everywhere.
+// subnet of the network" mean one thing everywhere, and of their one
+// per-family pair (PerFamily, Subnets).
 package ipnet
 
 import "net"

@@ -2,6 +2,7 @@ package ipnet
 
 import (
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -51,5 +52,55 @@ func TestOverlaps(t *testing.T) {
 		if got := Overlaps(c.a, c.b); got != c.want {
 			t.Errorf("Overlaps(%s, %s) = %v, want %v", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+func TestSubnetsSame(t *testing.T) {
+	a := Subnets{V6: cidr("fd10:0:0:1::/64"), V4: cidr("10.0.1.0/24")}
+	for _, c := range []struct {
+		b    Subnets
+		want bool
+	}{
+		{Subnets{V6: cidr("fd10:0:0:1::5/64"), V4: cidr("10.0.1.9/24")}, true},
+		{Subnets{V6: cidr("fd10:0:0:1::/64")}, false},
+		{Subnets{V6: cidr("fd10:0:0:2::/64"), V4: cidr("10.0.1.0/24")}, false},
+		{Subnets{V6: cidr("fd10:0:0:1::/64"), V4: cidr("10.0.2.0/24")}, false},
+		{Subnets{}, false},
+	} {
+		if got := a.Same(c.b); got != c.want {
+			t.Errorf("%v.Same(%v) = %v, want %v", a, c.b, got, c.want)
+		}
+	}
+	if !(Subnets{}).Same(Subnets{}) || !(Subnets{V6: cidr("fd10::/64")}).Same(Subnets{V6: cidr("fd10::/64")}) {
+		t.Error("nil V4 (single-stack) must compare equal")
+	}
+}
+
+func TestSubnetsAll(t *testing.T) {
+	for _, c := range []struct {
+		s    Subnets
+		want []string
+	}{
+		{Subnets{}, nil},
+		{Subnets{V6: cidr("fd10::/64")}, []string{"fd10::/64"}},
+		{Subnets{V4: cidr("10.0.0.0/24")}, []string{"10.0.0.0/24"}},
+		{Subnets{V6: cidr("fd10::/64"), V4: cidr("10.0.0.0/24")}, []string{"fd10::/64", "10.0.0.0/24"}},
+	} {
+		var got []string
+		for n := range c.s.All() {
+			got = append(got, n.String())
+		}
+		if strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("All(%v) = %v, want %v", c.s, got, c.want)
+		}
+	}
+	// Stopping early must not yield again.
+	n := 0
+	for range (Subnets{V6: cidr("fd10::/64"), V4: cidr("10.0.0.0/24")}).All() {
+		n++
+		break
+	}
+	if n != 1 {
+		t.Errorf("early break yielded %d", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
 )
@@ -83,11 +84,11 @@ daemon takes a subnet again within moments.`,
 
 // reserveArgs are the parsed arguments of 'lease reserve'.
 type reserveArgs struct {
-	vtep   net.IP
-	s6, s4 *net.IPNet
-	node   string
-	force  bool
-	s4Flag string
+	vtep    net.IP
+	subnets ipnet.Subnets
+	node    string
+	force   bool
+	s4Flag  string
 }
 
 func (c *cli) leaseReserveCmd() *cobra.Command {
@@ -121,9 +122,9 @@ that holds a live lease renumbers that node and needs --force.
 		if err := c.reserve(cli, reg, &ra, args[1]); err != nil {
 			return c.fail(cmd, err)
 		}
-		fmt.Fprintf(c.stdout, "VTEP %s reserved %s", ra.vtep, ra.s6)
-		if ra.s4 != nil {
-			fmt.Fprintf(c.stdout, " and %s", ra.s4)
+		fmt.Fprintf(c.stdout, "VTEP %s reserved %s", ra.vtep, ra.subnets.V6)
+		if ra.subnets.V4 != nil {
+			fmt.Fprintf(c.stdout, " and %s", ra.subnets.V4)
 		}
 		fmt.Fprintf(c.stdout, " (%s)\n", reg.LeaseKey(ra.vtep))
 		return nil
@@ -141,14 +142,14 @@ func (c *cli) reserve(cli *clientv3.Client, reg *lease.Registry, ra *reserveArgs
 	if err != nil {
 		return fmt.Errorf("read network config: %w", err)
 	}
-	if ra.s6, err = subnetIn("SUBNET", subnet, cfg.IPv6Network, cfg.IPv6SubnetLen); err != nil {
+	if ra.subnets.V6, err = subnetIn("SUBNET", subnet, cfg.Networks.V6, cfg.SubnetLen.V6); err != nil {
 		return err
 	}
 	if ra.s4Flag != "" {
 		if !cfg.DualStack() {
 			return fmt.Errorf("--ipv4-subnet %s: the network is IPv6-only", ra.s4Flag)
 		}
-		if ra.s4, err = subnetIn("--ipv4-subnet", ra.s4Flag, cfg.Network, cfg.SubnetLen); err != nil {
+		if ra.subnets.V4, err = subnetIn("--ipv4-subnet", ra.s4Flag, cfg.Networks.V4, cfg.SubnetLen.V4); err != nil {
 			return err
 		}
 	}
@@ -164,15 +165,15 @@ func (c *cli) reserve(cli *clientv3.Client, reg *lease.Registry, ra *reserveArgs
 			own = l
 			continue
 		}
-		if sameNet(l.IPv6Subnet, ra.s6) || (ra.s4 != nil && sameNet(l.IPv4Subnet, ra.s4)) {
+		if ipnet.Same(l.Subnets.V6, ra.subnets.V6) || (ra.subnets.V4 != nil && ipnet.Same(l.Subnets.V4, ra.subnets.V4)) {
 			return fmt.Errorf("%s is held by VTEP %s (node %s)", subnetOf(l, ra), l.VTEP, dash(l.NodeName))
 		}
 	}
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(reg.LeasesPrefix()), "<", snap.Revision+1).WithPrefix()}
-	rec := &lease.Lease{VTEP: ra.vtep, IPv6Subnet: ra.s6, IPv4Subnet: ra.s4, VtepMAC: vxlan.MACFor(ra.vtep), NodeName: ra.node}
+	rec := &lease.Lease{VTEP: ra.vtep, Subnets: ra.subnets, VtepMAC: vxlan.MACFor(ra.vtep), NodeName: ra.node}
 	if own != nil {
-		if !own.Reserved && !ra.force && (!sameNet(own.IPv6Subnet, ra.s6) || (ra.s4 != nil && !sameNet(own.IPv4Subnet, ra.s4))) {
-			return fmt.Errorf("VTEP %s holds a lease of %s (node %s); reserving another subnet renumbers that node: use --force", ra.vtep, own.IPv6Subnet, dash(own.NodeName))
+		if !own.Reserved && !ra.force && (!ipnet.Same(own.Subnets.V6, ra.subnets.V6) || (ra.subnets.V4 != nil && !ipnet.Same(own.Subnets.V4, ra.subnets.V4))) {
+			return fmt.Errorf("VTEP %s holds a lease of %s (node %s); reserving another subnet renumbers that node: use --force", ra.vtep, own.Subnets.V6, dash(own.NodeName))
 		}
 		if rec.NodeName == "" {
 			rec.NodeName = own.NodeName
@@ -200,10 +201,10 @@ func (c *cli) reserve(cli *clientv3.Client, reg *lease.Registry, ra *reserveArgs
 }
 
 func subnetOf(l *lease.Lease, ra *reserveArgs) string {
-	if sameNet(l.IPv6Subnet, ra.s6) {
-		return ra.s6.String()
+	if ipnet.Same(l.Subnets.V6, ra.subnets.V6) {
+		return ra.subnets.V6.String()
 	}
-	return ra.s4.String()
+	return ra.subnets.V4.String()
 }
 
 // subnetIn parses s as a subnet of exactly bits bits inside network.
@@ -221,11 +222,4 @@ func subnetIn(what, s string, network *net.IPNet, bits int) (*net.IPNet, error) 
 		return nil, fmt.Errorf("%s %s is not a /%d inside the network %s", what, s, bits, network)
 	}
 	return n, nil
-}
-
-func sameNet(a, b *net.IPNet) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	return a.String() == b.String()
 }

@@ -58,7 +58,7 @@ func listLeases(ctx context.Context, cli *clientv3.Client, reg *lease.Registry) 
 	ttls := leaseTTLs(ctx, cli, ids)
 	views := make([]leaseView, 0, len(snap.Leases))
 	for _, l := range snap.Leases {
-		v := leaseView{VTEP: ipStr(l.VTEP), Node: l.NodeName, IPv6Subnet: netStr(l.IPv6Subnet), IPv4Subnet: netStr(l.IPv4Subnet),
+		v := leaseView{VTEP: ipStr(l.VTEP), Node: l.NodeName, IPv6Subnet: netStr(l.Subnets.V6), IPv4Subnet: netStr(l.Subnets.V4),
 			VtepMAC: l.VtepMAC.String(), PublicIPv4: ipStr(l.PublicIPv4), Reserved: l.Reserved, ModRevision: l.ModRevision, State: "reserved"}
 		if !l.Reserved {
 			st := ttls[l.EtcdLease]

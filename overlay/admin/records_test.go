@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
@@ -30,7 +31,7 @@ func TestListingsSurviveCorruptRecords(t *testing.T) {
 	reg := lease.New(e.Client, prefix)
 	vtep := net.ParseIP("2001:db8::21")
 	_, s6, _ := net.ParseCIDR("fd10:244:0:21::/64")
-	good, err := lease.MarshalRecord(&lease.Lease{VTEP: vtep, IPv6Subnet: s6, VtepMAC: vxlan.MACFor(vtep), NodeName: "good"})
+	good, err := lease.MarshalRecord(&lease.Lease{VTEP: vtep, Subnets: ipnet.Subnets{V6: s6}, VtepMAC: vxlan.MACFor(vtep), NodeName: "good"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestListingsSurviveCorruptRecords(t *testing.T) {
 	for i, v := range []string{"2001:db8::31", "2001:db8::32"} {
 		ip := net.ParseIP(v)
 		_, sn, _ := net.ParseCIDR(fmt.Sprintf("fd10:244:0:3%d::/64", i))
-		rec, err := lease.MarshalRecord(&lease.Lease{VTEP: ip, IPv6Subnet: sn, VtepMAC: vxlan.MACFor(ip), NodeName: "live"})
+		rec, err := lease.MarshalRecord(&lease.Lease{VTEP: ip, Subnets: ipnet.Subnets{V6: sn}, VtepMAC: vxlan.MACFor(ip), NodeName: "live"})
 		if err != nil {
 			t.Fatal(err)
 		}

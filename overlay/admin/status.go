@@ -116,7 +116,7 @@ func (c *cli) status(cmd *cobra.Command, ec *etcdCommand, so *statusOptions) (*s
 	if err != nil {
 		return nil, c.fail(cmd, fmt.Errorf("%w (is vxlan6d running here, with this --subnet-file?)", err))
 	}
-	v := &statusView{VTEP: ipStr(sf.VTEP), SubnetV6: netStr(sf.SubnetV6), SubnetV4: netStr(sf.SubnetV4), SubnetFile: so.subnetFile, MTU: sf.MTU,
+	v := &statusView{VTEP: ipStr(sf.VTEP), SubnetV6: netStr(sf.Subnets.V6), SubnetV4: netStr(sf.Subnets.V4), SubnetFile: so.subnetFile, MTU: sf.MTU,
 		ChosenBy: "unknown (no status file)", Lease: "unknown"}
 	if st, err := daemon.ReadStatus(daemon.StatusPath(so.subnetFile)); err == nil {
 		v.Node, v.Local, v.Interface, v.ChosenBy, v.OperatorChosen, v.Device = st.Node, st.Local, st.Interface, st.Source, st.OperatorChosen, st.Device

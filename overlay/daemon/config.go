@@ -55,11 +55,11 @@ func fixedDiff(old, cur *lease.Config) string {
 		}
 	}
 	add("EnableIPv6", strconv.FormatBool(old.EnableIPv6), strconv.FormatBool(cur.EnableIPv6))
-	add("IPv6Network", netStr(old.IPv6Network), netStr(cur.IPv6Network))
-	add("IPv6SubnetLen", strconv.Itoa(old.IPv6SubnetLen), strconv.Itoa(cur.IPv6SubnetLen))
+	add("IPv6Network", netStr(old.Networks.V6), netStr(cur.Networks.V6))
+	add("IPv6SubnetLen", strconv.Itoa(old.SubnetLen.V6), strconv.Itoa(cur.SubnetLen.V6))
 	add("EnableIPv4", strconv.FormatBool(old.EnableIPv4), strconv.FormatBool(cur.EnableIPv4))
-	add("Network", netStr(old.Network), netStr(cur.Network))
-	add("SubnetLen", strconv.Itoa(old.SubnetLen), strconv.Itoa(cur.SubnetLen))
+	add("Network", netStr(old.Networks.V4), netStr(cur.Networks.V4))
+	add("SubnetLen", strconv.Itoa(old.SubnetLen.V4), strconv.Itoa(cur.SubnetLen.V4))
 	add("Backend.MTU", strconv.Itoa(old.Backend.MTU), strconv.Itoa(cur.Backend.MTU))
 	return strings.Join(d, ", ")
 }

@@ -52,8 +52,8 @@ func (d *daemon) addPeer(l *lease.Lease, c *vtep.Choice) {
 	}
 	d.peers.set(p)
 	d.setPeerMetrics()
-	d.log.Info("peer added", "vtep", k, "node", l.NodeName, "mac", p.MAC.String(), "subnetV6", netStr(p.IPv6Subnet),
-		"subnetV4", netStr(p.IPv4Subnet), "peers", d.peers.len())
+	d.log.Info("peer added", "vtep", k, "node", l.NodeName, "mac", p.MAC.String(), "subnetV6", netStr(p.Subnets.V6),
+		"subnetV4", netStr(p.Subnets.V4), "peers", d.peers.len())
 }
 
 func (d *daemon) removePeer(p vxlan.Peer, why string) {
@@ -66,7 +66,7 @@ func (d *daemon) removePeer(p vxlan.Peer, why string) {
 	}
 	d.peers.forget(p)
 	d.setPeerMetrics()
-	d.log.Info("peer removed", "vtep", k, "subnetV6", netStr(p.IPv6Subnet), "reason", why, "peers", d.peers.len())
+	d.log.Info("peer removed", "vtep", k, "subnetV6", netStr(p.Subnets.V6), "reason", why, "peers", d.peers.len())
 }
 
 func (d *daemon) setPeerMetrics() {

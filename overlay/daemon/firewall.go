@@ -39,9 +39,9 @@ func (d *daemon) syncForwardRules(start bool) {
 // podNetworks are the cluster's pod networks, the ones the forward and
 // masquerade rules are written for.
 func (d *daemon) podNetworks() []*net.IPNet {
-	nets := []*net.IPNet{d.cfg.IPv6Network}
+	nets := []*net.IPNet{d.cfg.Networks.V6}
 	if d.cfg.DualStack() {
-		nets = append(nets, d.cfg.Network)
+		nets = append(nets, d.cfg.Networks.V4)
 	}
 	return nets
 }

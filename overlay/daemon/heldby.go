@@ -21,8 +21,8 @@ func (d *daemon) claimsOurs(l *lease.Lease, c *vtep.Choice) bool {
 	if own == nil || d.isOwn(l, c) || l.VTEP.Equal(own.VTEP) {
 		return false
 	}
-	return ipnet.Same(l.IPv6Subnet, own.IPv6Subnet) ||
-		(l.IPv4Subnet != nil && ipnet.Same(l.IPv4Subnet, own.IPv4Subnet))
+	return ipnet.Same(l.Subnets.V6, own.Subnets.V6) ||
+		(l.Subnets.V4 != nil && ipnet.Same(l.Subnets.V4, own.Subnets.V4))
 }
 
 // checkHeld looks at every lease of a snapshot (before reconcileTo drops
@@ -66,9 +66,9 @@ func (d *daemon) setHeld(l *lease.Lease) {
 	if next.vtep != "" {
 		d.m.incError("subnet_held")
 		d.log.Error("this node's subnet is held by another node; the plugin allocates nothing from it until that is resolved",
-			"subnetV6", netStr(d.ka.lease.IPv6Subnet), "subnetV4", netStr(d.ka.lease.IPv4Subnet), "holder", l.NodeName, "holderVTEP", next.vtep)
+			"subnetV6", netStr(d.ka.lease.Subnets.V6), "subnetV4", netStr(d.ka.lease.Subnets.V4), "holder", l.NodeName, "holderVTEP", next.vtep)
 	} else {
-		d.log.Info("this node's subnet is no longer held by another node", "subnetV6", netStr(d.ka.lease.IPv6Subnet), "wasHolderVTEP", prev.vtep)
+		d.log.Info("this node's subnet is no longer held by another node", "subnetV6", netStr(d.ka.lease.Subnets.V6), "wasHolderVTEP", prev.vtep)
 	}
 	if d.dev == nil {
 		return // the first subnet file is written once the device is ready

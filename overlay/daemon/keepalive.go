@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/vxlan6/vxlan6/internal/ipnet"
-
 	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
@@ -75,12 +73,12 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 	d.ka.lease = nl
 	d.setLeaseMetrics(nl)
 	d.logLease("lease re-acquired", nl)
-	if ipnet.Same(old.IPv6Subnet, nl.IPv6Subnet) && ipnet.Same(old.IPv4Subnet, nl.IPv4Subnet) {
+	if old.Subnets.Same(nl.Subnets) {
 		return false
 	}
 	d.held = heldState{} // a new subnet: the next resync looks again
 	d.log.Warn("subnet changed after re-acquiring the lease; existing containers keep their old addresses",
-		"oldSubnetV6", netStr(old.IPv6Subnet), "subnetV6", netStr(nl.IPv6Subnet), "oldSubnetV4", netStr(old.IPv4Subnet), "subnetV4", netStr(nl.IPv4Subnet))
+		"oldSubnetV6", netStr(old.Subnets.V6), "subnetV6", netStr(nl.Subnets.V6), "oldSubnetV4", netStr(old.Subnets.V4), "subnetV4", netStr(nl.Subnets.V4))
 	if err := d.sf.write(d.subnetConfig(d.vtep.cur)); err != nil {
 		d.log.Error("rewrite subnet file", "err", err)
 	}
@@ -88,10 +86,10 @@ func (d *daemon) onLeaseChange(nl *lease.Lease) bool {
 }
 
 func (d *daemon) setLeaseMetrics(l *lease.Lease) {
-	d.m.setLease(netStr(l.IPv6Subnet), netStr(l.IPv4Subnet), l.Reserved)
+	d.m.setLease(netStr(l.Subnets.V6), netStr(l.Subnets.V4), l.Reserved)
 }
 
 func (d *daemon) logLease(msg string, l *lease.Lease) {
-	d.log.Info(msg, "vtep", ipStr(l.VTEP), "subnetV6", netStr(l.IPv6Subnet), "subnetV4", netStr(l.IPv4Subnet),
+	d.log.Info(msg, "vtep", ipStr(l.VTEP), "subnetV6", netStr(l.Subnets.V6), "subnetV4", netStr(l.Subnets.V4),
 		"mac", l.VtepMAC.String(), "node", l.NodeName, "reserved", l.Reserved, "ttl", d.o.LeaseTTL.String())
 }

@@ -34,14 +34,14 @@ func (d *daemon) hintsFromLastLease(attrs lease.Attrs, noSubnetFile error) (leas
 		d.log.Warn("lease file is another node's; ignoring it", "path", d.o.LeaseFile, "node", last.NodeName)
 		return attrs, nil
 	}
-	if ipnet.Fits(d.cfg.IPv6Network, d.cfg.IPv6SubnetLen, last.IPv6Subnet) {
-		attrs.HintIPv6 = last.IPv6Subnet
+	if ipnet.Fits(d.cfg.Networks.V6, d.cfg.SubnetLen.V6, last.Subnets.V6) {
+		attrs.Hint.V6 = last.Subnets.V6
 	}
-	if d.cfg.EnableIPv4 && ipnet.Fits(d.cfg.Network, d.cfg.SubnetLen, last.Subnet) {
-		attrs.HintIPv4 = last.Subnet
+	if d.cfg.EnableIPv4 && ipnet.Fits(d.cfg.Networks.V4, d.cfg.SubnetLen.V4, last.Subnets.V4) {
+		attrs.Hint.V4 = last.Subnets.V4
 	}
-	d.log.Info("hint from the lease file", "path", d.o.LeaseFile, "subnetV6", netStr(attrs.HintIPv6),
-		"subnetV4", netStr(attrs.HintIPv4), "vtep", ipStr(last.VTEP))
+	d.log.Info("hint from the lease file", "path", d.o.LeaseFile, "subnetV6", netStr(attrs.Hint.V6),
+		"subnetV4", netStr(attrs.Hint.V4), "vtep", ipStr(last.VTEP))
 	return attrs, last.VTEP
 }
 
@@ -51,9 +51,9 @@ func (d *daemon) saveLastLease() {
 		return
 	}
 	own := d.ka.lease
-	l := &lastlease.Last{NodeName: d.o.NodeName, VTEP: own.VTEP, IPv6Network: d.cfg.IPv6Network, IPv6Subnet: own.IPv6Subnet}
-	if d.cfg.DualStack() && own.IPv4Subnet != nil {
-		l.Network, l.Subnet = d.cfg.Network, own.IPv4Subnet
+	l := &lastlease.Last{NodeName: d.o.NodeName, VTEP: own.VTEP, Networks: ipnet.Subnets{V6: d.cfg.Networks.V6}, Subnets: ipnet.Subnets{V6: own.Subnets.V6}}
+	if d.cfg.DualStack() && own.Subnets.V4 != nil {
+		l.Networks.V4, l.Subnets.V4 = d.cfg.Networks.V4, own.Subnets.V4
 	}
 	if err := lastlease.Save(d.o.LeaseFile, l); err != nil {
 		d.m.incError("lease_file")
@@ -68,11 +68,11 @@ func (d *daemon) saveLastLease() {
 // daemon is restarted (then the new subnet is the previous one).
 func (d *daemon) checkRegained(attrs lease.Attrs, l *lease.Lease) {
 	var lost []string
-	if attrs.HintIPv6 != nil && !ipnet.Same(attrs.HintIPv6, l.IPv6Subnet) {
-		lost = append(lost, attrs.HintIPv6.String())
+	if attrs.Hint.V6 != nil && !ipnet.Same(attrs.Hint.V6, l.Subnets.V6) {
+		lost = append(lost, attrs.Hint.V6.String())
 	}
-	if attrs.HintIPv4 != nil && l.IPv4Subnet != nil && !ipnet.Same(attrs.HintIPv4, l.IPv4Subnet) {
-		lost = append(lost, attrs.HintIPv4.String())
+	if attrs.Hint.V4 != nil && l.Subnets.V4 != nil && !ipnet.Same(attrs.Hint.V4, l.Subnets.V4) {
+		lost = append(lost, attrs.Hint.V4.String())
 	}
 	if len(lost) == 0 {
 		return
@@ -80,5 +80,5 @@ func (d *daemon) checkRegained(attrs lease.Attrs, l *lease.Lease) {
 	d.m.incError("previous_subnet_lost")
 	d.m.update(func(m *metrics) { m.lostSubnet = strings.Join(lost, ",") })
 	d.log.Error("this node did NOT get its previous subnet back: another node holds it; containers here with addresses from it are cut off (recreate them; restart vxlan6d to clear this)",
-		"previousSubnet", strings.Join(lost, ","), "subnetV6", netStr(l.IPv6Subnet), "subnetV4", netStr(l.IPv4Subnet))
+		"previousSubnet", strings.Join(lost, ","), "subnetV6", netStr(l.Subnets.V6), "subnetV4", netStr(l.Subnets.V4))
 }

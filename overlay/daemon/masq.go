@@ -29,6 +29,6 @@ func (d *daemon) syncMasq(start bool) {
 		return
 	}
 	if changed {
-		d.log.Info("pod egress masquerade in place", "chain", egress.Chain, "ipv6Network", netStr(d.cfg.IPv6Network), "ipv4Network", netStr(d.cfg.Network))
+		d.log.Info("pod egress masquerade in place", "chain", egress.Chain, "networkV6", netStr(d.cfg.Networks.V6), "networkV4", netStr(d.cfg.Networks.V4))
 	}
 }

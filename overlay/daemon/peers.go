@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/vxlan6/vxlan6/internal/ipnet"
-
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vtep"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
@@ -45,7 +43,7 @@ func (t *peerTable) list() []vxlan.Peer {
 // no subnet or MAC shared between them, and vxlan.ValidatePeer is the data
 // path's own check; what neither knows is this node, which s.Judge checks.
 func peerFor(l *lease.Lease, s lease.Self) (vxlan.Peer, string) {
-	p := vxlan.Peer{VTEP: l.VTEP, MAC: l.VtepMAC, IPv6Subnet: l.IPv6Subnet, IPv4Subnet: l.IPv4Subnet}
+	p := vxlan.Peer{VTEP: l.VTEP, MAC: l.VtepMAC, Subnets: l.Subnets}
 	if err := vxlan.ValidatePeer(p); err != nil {
 		return p, err.Error()
 	}
@@ -82,7 +80,7 @@ func buildPeers(snap *lease.Snapshot, s lease.Self, isOwn func(*lease.Lease) boo
 }
 
 func warnIgnored(log *slog.Logger, l *lease.Lease, why string) {
-	log.Warn("lease ignored", "vtep", ipStr(l.VTEP), "node", l.NodeName, "subnetV6", netStr(l.IPv6Subnet), "reason", why)
+	log.Warn("lease ignored", "vtep", ipStr(l.VTEP), "node", l.NodeName, "subnetV6", netStr(l.Subnets.V6), "reason", why)
 }
 
 // resync Lists every lease and reconciles the device to it (never flushing
@@ -164,5 +162,5 @@ func diffPeers(old, cur map[string]vxlan.Peer) (added, removed, changed int) {
 }
 
 func samePeer(a, b vxlan.Peer) bool {
-	return a.VTEP.Equal(b.VTEP) && a.MAC.String() == b.MAC.String() && ipnet.Same(a.IPv6Subnet, b.IPv6Subnet) && ipnet.Same(a.IPv4Subnet, b.IPv4Subnet)
+	return a.VTEP.Equal(b.VTEP) && a.MAC.String() == b.MAC.String() && a.Subnets.Same(b.Subnets)
 }

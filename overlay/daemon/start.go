@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/vxlan6/vxlan6/internal/backoff"
-	"github.com/vxlan6/vxlan6/overlay/underlay"
-
 	"github.com/vxlan6/vxlan6/internal/ipnet"
+	"github.com/vxlan6/vxlan6/overlay/underlay"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -77,9 +76,9 @@ func (d *daemon) run(ctx context.Context) error {
 		// read-only or missing directory by itself, so say so and stop.
 		return err
 	}
-	d.log.Info("ready", "vtep", ipStr(choice.Public), "subnetV6", netStr(l.IPv6Subnet), "subnetV4", netStr(l.IPv4Subnet),
+	d.log.Info("ready", "vtep", ipStr(choice.Public), "subnetV6", netStr(l.Subnets.V6), "subnetV4", netStr(l.Subnets.V4),
 		"mtu", d.dev.MTU, "peers", d.peers.len(), "subnetFile", d.o.SubnetFile, "resyncInterval", d.o.ResyncInterval.String())
-	d.ready(fmt.Sprintf("ready: VTEP %s, subnet %s, %d peers", ipStr(choice.Public), netStr(l.IPv6Subnet), d.peers.len()))
+	d.ready(fmt.Sprintf("ready: VTEP %s, subnet %s, %d peers", ipStr(choice.Public), netStr(l.Subnets.V6), d.peers.len()))
 	stopPings()
 	return d.loop(ctx, snap)
 }
@@ -149,8 +148,8 @@ func (d *daemon) waitConfig(ctx context.Context, c *vtep.Choice) error {
 		return errStopped
 	}
 	d.cfg = cfg
-	d.log.Info("network config", "ipv6Network", netStr(cfg.IPv6Network), "ipv6SubnetLen", cfg.IPv6SubnetLen,
-		"ipv4Enabled", cfg.EnableIPv4, "ipv4Network", netStr(cfg.Network), "vni", cfg.Backend.VNI, "port", cfg.Backend.Port)
+	d.log.Info("network config", "networkV6", netStr(cfg.Networks.V6), "subnetLenV6", cfg.SubnetLen.V6,
+		"enableIPv4", cfg.EnableIPv4, "networkV4", netStr(cfg.Networks.V4), "vni", cfg.Backend.VNI, "port", cfg.Backend.Port)
 	return nil
 }
 
@@ -189,13 +188,13 @@ func (d *daemon) withHints(attrs lease.Attrs) (lease.Attrs, net.IP) {
 	if err != nil {
 		return d.hintsFromLastLease(attrs, err)
 	}
-	if ipnet.Fits(d.cfg.IPv6Network, d.cfg.IPv6SubnetLen, sf.SubnetV6) {
-		attrs.HintIPv6 = sf.SubnetV6
+	if ipnet.Fits(d.cfg.Networks.V6, d.cfg.SubnetLen.V6, sf.Subnets.V6) {
+		attrs.Hint.V6 = sf.Subnets.V6
 	}
-	if d.cfg.EnableIPv4 && ipnet.Fits(d.cfg.Network, d.cfg.SubnetLen, sf.SubnetV4) {
-		attrs.HintIPv4 = sf.SubnetV4
+	if d.cfg.EnableIPv4 && ipnet.Fits(d.cfg.Networks.V4, d.cfg.SubnetLen.V4, sf.Subnets.V4) {
+		attrs.Hint.V4 = sf.Subnets.V4
 	}
-	d.log.Info("hint from previous subnet file", "subnetV6", netStr(attrs.HintIPv6), "subnetV4", netStr(attrs.HintIPv4),
+	d.log.Info("hint from previous subnet file", "subnetV6", netStr(attrs.Hint.V6), "subnetV4", netStr(attrs.Hint.V4),
 		"vtep", ipStr(sf.VTEP))
 	return attrs, sf.VTEP
 }
@@ -214,7 +213,7 @@ func (d *daemon) acquire(ctx context.Context, attrs lease.Attrs, prevVTEP net.IP
 		}
 		if old != nil {
 			d.log.Info("VTEP changed while stopped: moving this node's lease", "oldVTEP", ipStr(old.VTEP), "vtep", ipStr(attrs.VTEP),
-				"subnetV6", netStr(old.IPv6Subnet), "subnetV4", netStr(old.IPv4Subnet))
+				"subnetV6", netStr(old.Subnets.V6), "subnetV4", netStr(old.Subnets.V4))
 			return d.reg.Move(ctx, d.cfg, old, attrs, d.o.LeaseTTL)
 		}
 	}
@@ -235,10 +234,10 @@ func (d *daemon) ownLeaseAt(ctx context.Context, vtep net.IP, attrs lease.Attrs)
 		if !l.VTEP.Equal(vtep) {
 			continue
 		}
-		if l.NodeName != d.o.NodeName || !ipnet.Same(l.IPv6Subnet, attrs.HintIPv6) ||
-			(d.cfg.EnableIPv4 && !ipnet.Same(l.IPv4Subnet, attrs.HintIPv4)) {
+		if l.NodeName != d.o.NodeName || !ipnet.Same(l.Subnets.V6, attrs.Hint.V6) ||
+			(d.cfg.EnableIPv4 && !ipnet.Same(l.Subnets.V4, attrs.Hint.V4)) {
 			d.log.Warn("lease under the previous VTEP is not this node's; leaving it", "vtep", ipStr(vtep),
-				"node", l.NodeName, "subnetV6", netStr(l.IPv6Subnet))
+				"node", l.NodeName, "subnetV6", netStr(l.Subnets.V6))
 			return nil, nil
 		}
 		return l, nil

@@ -55,7 +55,7 @@ func (d *daemon) writeStatusFile() {
 	}
 	c, l := d.vtep.cur, d.ka.lease
 	s := Status{Node: d.o.NodeName, VTEP: ipStr(c.Public), Local: ipStr(c.Local), Interface: c.IfName, Source: c.Source,
-		OperatorChosen: c.OperatorChosen, SubnetV6: netStr(l.IPv6Subnet), SubnetV4: netStr(l.IPv4Subnet), Reserved: l.Reserved,
+		OperatorChosen: c.OperatorChosen, SubnetV6: netStr(l.Subnets.V6), SubnetV4: netStr(l.Subnets.V4), Reserved: l.Reserved,
 		EtcdPrefix: d.o.Etcd.Prefix, PID: os.Getpid(), Version: d.o.Version, Written: time.Now().UTC()}
 	if d.dev != nil {
 		s.Device = d.dev.Name

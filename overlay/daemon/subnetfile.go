@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/overlay/vtep"
 	"github.com/vxlan6/vxlan6/subnetfile"
 )
@@ -24,11 +25,11 @@ type subnetWriter struct {
 func (d *daemon) subnetConfig(c *vtep.Choice) *subnetfile.Config {
 	l := d.ka.lease
 	sf := &subnetfile.Config{
-		NetworkV6: d.cfg.IPv6Network, SubnetV6: l.IPv6Subnet,
+		Networks: ipnet.Subnets{V6: d.cfg.Networks.V6}, Subnets: ipnet.Subnets{V6: l.Subnets.V6},
 		MTU: d.dev.MTU, VTEP: c.Public, HeldBy: d.held.by,
 	}
-	if d.cfg.EnableIPv4 && l.IPv4Subnet != nil {
-		sf.NetworkV4, sf.SubnetV4 = d.cfg.Network, l.IPv4Subnet
+	if d.cfg.EnableIPv4 && l.Subnets.V4 != nil {
+		sf.Networks.V4, sf.Subnets.V4 = d.cfg.Networks.V4, l.Subnets.V4
 	}
 	return sf
 }
@@ -53,6 +54,6 @@ func (w *subnetWriter) write(sf *subnetfile.Config) error {
 	if w.written != nil {
 		w.written()
 	}
-	w.log.Info("subnet file written", "path", w.path, "subnetV6", netStr(sf.SubnetV6), "subnetV4", netStr(sf.SubnetV4), "mtu", sf.MTU, "vtep", ipStr(sf.VTEP))
+	w.log.Info("subnet file written", "path", w.path, "subnetV6", netStr(sf.Subnets.V6), "subnetV4", netStr(sf.Subnets.V4), "mtu", sf.MTU, "vtep", ipStr(sf.VTEP))
 	return nil
 }

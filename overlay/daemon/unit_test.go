@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
@@ -62,14 +63,14 @@ func TestFlagNamesAddress(t *testing.T) {
 func TestFixedDiff(t *testing.T) {
 	_, n6, _ := net.ParseCIDR("fd10:244::/48")
 	_, other, _ := net.ParseCIDR("fd10:245::/48")
-	old := &lease.Config{EnableIPv6: true, IPv6Network: n6, IPv6SubnetLen: 64, Backend: lease.Backend{VNI: 1, Port: 8472}}
+	old := &lease.Config{EnableIPv6: true, Networks: ipnet.Subnets{V6: n6}, SubnetLen: ipnet.PerFamily[int]{V6: 64}, Backend: lease.Backend{VNI: 1, Port: 8472}}
 	same := *old
 	same.Backend.VNI, same.Backend.Port = 2, 4789 // followed live: not a fixed field
 	if d := fixedDiff(old, &same); d != "" {
 		t.Errorf("VNI and port changes reported as fixed: %q", d)
 	}
 	changed := *old
-	changed.IPv6Network, changed.Backend.MTU = other, 1300
+	changed.Networks.V6, changed.Backend.MTU = other, 1300
 	if d := fixedDiff(old, &changed); d != "IPv6Network fd10:244::/48 -> fd10:245::/48, Backend.MTU 0 -> 1300" {
 		t.Errorf("fixedDiff = %q", d)
 	}
@@ -108,7 +109,7 @@ func TestBuildPeers(t *testing.T) {
 	own := net.ParseIP("2001:db8::1")
 	mk := func(vtep string, sub *net.IPNet, mac, node string) lease.Lease {
 		m, _ := net.ParseMAC(mac)
-		return lease.Lease{VTEP: net.ParseIP(vtep), IPv6Subnet: sub, VtepMAC: m, NodeName: node}
+		return lease.Lease{VTEP: net.ParseIP(vtep), Subnets: ipnet.Subnets{V6: sub}, VtepMAC: m, NodeName: node}
 	}
 	mine := mk("2001:db8::1", sub1, "02:00:00:00:00:01", "me")
 	snap := &lease.Snapshot{Leases: []lease.Lease{
@@ -122,7 +123,7 @@ func TestBuildPeers(t *testing.T) {
 	if tab.len() != 1 || skipped != 1 {
 		t.Fatalf("peers %v, skipped %d; want only 2001:db8::2 and one skipped", tab.byVTEP, skipped)
 	}
-	if p, ok := tab.byVTEP["2001:db8::2"]; !ok || p.IPv6Subnet.String() != sub2.String() {
+	if p, ok := tab.byVTEP["2001:db8::2"]; !ok || p.Subnets.V6.String() != sub2.String() {
 		t.Errorf("table %v", tab.byVTEP)
 	}
 }

@@ -22,12 +22,10 @@ const DefaultPath = "/var/lib/vxlan6/lease.json"
 // file still applies (a disk image copied to another host, a renumbered
 // network).
 type Last struct {
-	NodeName    string     `json:"NodeName"`
-	VTEP        net.IP     `json:"VTEP"`
-	IPv6Network *net.IPNet `json:"-"`
-	IPv6Subnet  *net.IPNet `json:"-"`
-	Network     *net.IPNet `json:"-"` // IPv4, dual-stack only
-	Subnet      *net.IPNet `json:"-"`
+	NodeName string        `json:"NodeName"`
+	VTEP     net.IP        `json:"VTEP"`
+	Networks ipnet.Subnets `json:"-"` // V4 dual-stack only
+	Subnets  ipnet.Subnets `json:"-"`
 }
 
 type file struct {
@@ -42,11 +40,11 @@ type file struct {
 // Save writes l to path atomically and durably (atomicfile.Write), mode
 // 0600.
 func Save(path string, l *Last) error {
-	if l.VTEP == nil || l.IPv6Subnet == nil || l.IPv6Network == nil {
+	if l.VTEP == nil || l.Subnets.V6 == nil || l.Networks.V6 == nil {
 		return fmt.Errorf("save last lease to %s: needs VTEP, IPv6Network and IPv6Subnet", path)
 	}
-	data, err := json.Marshal(file{NodeName: l.NodeName, VTEP: l.VTEP.String(), IPv6Network: ipnet.String(l.IPv6Network),
-		IPv6Subnet: ipnet.String(l.IPv6Subnet), Network: ipnet.String(l.Network), Subnet: ipnet.String(l.Subnet)})
+	data, err := json.Marshal(file{NodeName: l.NodeName, VTEP: l.VTEP.String(), IPv6Network: ipnet.String(l.Networks.V6),
+		IPv6Subnet: ipnet.String(l.Subnets.V6), Network: ipnet.String(l.Networks.V4), Subnet: ipnet.String(l.Subnets.V4)})
 	if err != nil {
 		return err
 	}
@@ -82,8 +80,8 @@ func Load(path string) (*Last, error) {
 		s, field string
 		optional bool
 	}{
-		{&l.IPv6Network, f.IPv6Network, "IPv6Network", false}, {&l.IPv6Subnet, f.IPv6Subnet, "IPv6Subnet", false},
-		{&l.Network, f.Network, "Network", true}, {&l.Subnet, f.Subnet, "Subnet", true},
+		{&l.Networks.V6, f.IPv6Network, "IPv6Network", false}, {&l.Subnets.V6, f.IPv6Subnet, "IPv6Subnet", false},
+		{&l.Networks.V4, f.Network, "Network", true}, {&l.Subnets.V4, f.Subnet, "Subnet", true},
 	} {
 		if p.s == "" && p.optional {
 			continue

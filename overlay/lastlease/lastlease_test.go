@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
 func cidr(s string) *net.IPNet { _, n, _ := net.ParseCIDR(s); return n }
@@ -15,8 +17,8 @@ func TestSaveLoad(t *testing.T) {
 	if _, err := Load(path); !errors.Is(err, ErrNone) {
 		t.Fatalf("Load of a missing file: %v, want ErrNone", err)
 	}
-	in := &Last{NodeName: "n1", VTEP: net.ParseIP("2001:db8::1"), IPv6Network: cidr("fd10:244::/48"),
-		IPv6Subnet: cidr("fd10:244:0:7::/64"), Network: cidr("10.244.0.0/16"), Subnet: cidr("10.244.7.0/24")}
+	in := &Last{NodeName: "n1", VTEP: net.ParseIP("2001:db8::1"), Networks: ipnet.Subnets{V6: cidr("fd10:244::/48"), V4: cidr("10.244.0.0/16")},
+		Subnets: ipnet.Subnets{V6: cidr("fd10:244:0:7::/64"), V4: cidr("10.244.7.0/24")}}
 	if err := Save(path, in); err != nil {
 		t.Fatal(err)
 	}
@@ -24,8 +26,8 @@ func TestSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.NodeName != "n1" || !out.VTEP.Equal(in.VTEP) || out.IPv6Subnet.String() != "fd10:244:0:7::/64" ||
-		out.IPv6Network.String() != "fd10:244::/48" || out.Subnet.String() != "10.244.7.0/24" || out.Network.String() != "10.244.0.0/16" {
+	if out.NodeName != "n1" || !out.VTEP.Equal(in.VTEP) || out.Subnets.V6.String() != "fd10:244:0:7::/64" ||
+		out.Networks.V6.String() != "fd10:244::/48" || out.Subnets.V4.String() != "10.244.7.0/24" || out.Networks.V4.String() != "10.244.0.0/16" {
 		t.Fatalf("round trip: %+v", out)
 	}
 	if err := os.WriteFile(path, []byte(`{"VTEP":"x"}`), 0o644); err != nil {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
 // Acquire gets this node's lease: an existing one for attrs.VTEP (also a
@@ -125,7 +127,7 @@ func (a *acquirer) try(ctx context.Context) (*Lease, error) {
 func (a *acquirer) subnets(p6, p4 *pool, own ownRecord) (s6, s4 *net.IPNet, fresh bool, err error) {
 	if s6 = a.reuse(p6, own, own.rec.IPv6Subnet); s6 == nil {
 		fresh = true
-		if s6, err = p6.pick(a.attrs.HintIPv6, nil, a.key, a.r.lowestFirst); err != nil {
+		if s6, err = p6.pick(a.attrs.Hint.V6, nil, a.key, a.r.lowestFirst); err != nil {
 			return nil, nil, false, err
 		}
 	}
@@ -135,7 +137,7 @@ func (a *acquirer) subnets(p6, p4 *pool, own ownRecord) (s6, s4 *net.IPNet, fres
 	if s4 = a.reuse(p4, own, own.rec.Subnet); s4 == nil {
 		fresh = true
 		// Same index as the IPv6 subnet keeps the two easy to correlate.
-		if s4, err = p4.pick(a.attrs.HintIPv4, p6.index(s6), a.key, a.r.lowestFirst); err != nil {
+		if s4, err = p4.pick(a.attrs.Hint.V4, p6.index(s6), a.key, a.r.lowestFirst); err != nil {
 			return nil, nil, false, err
 		}
 	}
@@ -165,7 +167,7 @@ func (a *acquirer) reuse(p *pool, own ownRecord, s string) *net.IPNet {
 // operator's PublicIPv4 when the node names none.
 func (a *acquirer) newLease(own ownRecord, s6, s4 *net.IPNet) *Lease {
 	attrs := a.attrs
-	l := &Lease{VTEP: attrs.VTEP, IPv6Subnet: s6, IPv4Subnet: s4, VtepMAC: attrs.VtepMAC,
+	l := &Lease{VTEP: attrs.VTEP, Subnets: ipnet.Subnets{V6: s6, V4: s4}, VtepMAC: attrs.VtepMAC,
 		NodeName: attrs.NodeName, PublicIPv4: attrs.PublicIPv4, Reserved: own.reserved}
 	if own.reserved && l.PublicIPv4 == nil {
 		if ip := net.ParseIP(own.rec.PublicIPv4); ip != nil {
@@ -184,7 +186,7 @@ func (a *acquirer) value(l *Lease, own ownRecord, v6only bool) ([]byte, error) {
 	// Keep the operator's IPv4 subnet of a reservation: it is unused in
 	// an IPv6-only network but may be meant for a later dual-stack one.
 	rec := own.rec
-	rec.VTEP, rec.IPv6Subnet, rec.VtepMAC, rec.NodeName = a.attrs.VTEP.String(), l.IPv6Subnet.String(), a.attrs.VtepMAC.String(), a.attrs.NodeName
+	rec.VTEP, rec.IPv6Subnet, rec.VtepMAC, rec.NodeName = a.attrs.VTEP.String(), l.Subnets.V6.String(), a.attrs.VtepMAC.String(), a.attrs.NodeName
 	if l.PublicIPv4 != nil {
 		rec.PublicIPv4 = l.PublicIPv4.String()
 	}

@@ -14,9 +14,9 @@ func TestAcquireIPv6Only(t *testing.T) {
 	cfg := v.config(cfgV6)
 	a := mustAcquire(t, v, cfg, attrs("2001:db8:1::1", 1), time.Minute)
 	b := mustAcquire(t, v, cfg, attrs("2001:db8:1::2", 2), time.Minute)
-	wantSubnet(t, "a v6", a.IPv6Subnet, "fd10:244::/64")
-	wantSubnet(t, "a v4", a.IPv4Subnet, "")
-	wantSubnet(t, "b v6", b.IPv6Subnet, "fd10:244:0:1::/64")
+	wantSubnet(t, "a v6", a.Subnets.V6, "fd10:244::/64")
+	wantSubnet(t, "a v4", a.Subnets.V4, "")
+	wantSubnet(t, "b v6", b.Subnets.V6, "fd10:244:0:1::/64")
 	if a.Reserved || a.EtcdLease == 0 {
 		t.Fatalf("lease a: Reserved=%v EtcdLease=%x, want a TTL lease", a.Reserved, a.EtcdLease)
 	}
@@ -40,17 +40,17 @@ func TestAcquireDualStack(t *testing.T) {
 	v := newEnv(t)
 	cfg := v.config(cfgDual)
 	a := mustAcquire(t, v, cfg, attrs("2001:db8:1::1", 1), time.Minute)
-	wantSubnet(t, "v6", a.IPv6Subnet, "fd10:244::/64")
-	wantSubnet(t, "v4", a.IPv4Subnet, "10.244.0.0/24")
+	wantSubnet(t, "v6", a.Subnets.V6, "fd10:244::/64")
+	wantSubnet(t, "v4", a.Subnets.V4, "10.244.0.0/24")
 	// IPv4 index 1 is reserved by someone else: the next node gets IPv6 index 1
 	// and the first free IPv4 subnet instead of the same index.
 	v.reserve("2001:db8:1::99", "fd10:244:0:7::/64", "10.244.1.0/24")
 	b := mustAcquire(t, v, cfg, attrs("2001:db8:1::2", 2), time.Minute)
-	wantSubnet(t, "b v6", b.IPv6Subnet, "fd10:244:0:1::/64")
-	wantSubnet(t, "b v4", b.IPv4Subnet, "10.244.2.0/24")
+	wantSubnet(t, "b v6", b.Subnets.V6, "fd10:244:0:1::/64")
+	wantSubnet(t, "b v4", b.Subnets.V4, "10.244.2.0/24")
 	c := mustAcquire(t, v, cfg, attrs("2001:db8:1::3", 3), time.Minute)
-	wantSubnet(t, "c v6", c.IPv6Subnet, "fd10:244:0:2::/64")
-	wantSubnet(t, "c v4", c.IPv4Subnet, "10.244.3.0/24")
+	wantSubnet(t, "c v6", c.Subnets.V6, "fd10:244:0:2::/64")
+	wantSubnet(t, "c v4", c.Subnets.V4, "10.244.3.0/24")
 }
 
 func TestAcquireRestartSameSubnet(t *testing.T) {
@@ -60,8 +60,8 @@ func TestAcquireRestartSameSubnet(t *testing.T) {
 	first := mustAcquire(t, v, cfg, attrs("2001:db8:1::2", 2), time.Minute)
 	mustAcquire(t, v, cfg, attrs("2001:db8:1::3", 3), time.Minute)
 	again := mustAcquire(t, v, cfg, attrs("2001:db8:1::2", 2), time.Minute)
-	if !again.IPv6Subnet.IP.Equal(first.IPv6Subnet.IP) || again.IPv4Subnet.String() != first.IPv4Subnet.String() {
-		t.Fatalf("restart got %s/%s, want %s/%s", again.IPv6Subnet, again.IPv4Subnet, first.IPv6Subnet, first.IPv4Subnet)
+	if !again.Subnets.V6.IP.Equal(first.Subnets.V6.IP) || again.Subnets.V4.String() != first.Subnets.V4.String() {
+		t.Fatalf("restart got %s/%s, want %s/%s", again.Subnets.V6, again.Subnets.V4, first.Subnets.V6, first.Subnets.V4)
 	}
 	if again.EtcdLease == first.EtcdLease || again.EtcdLease == 0 {
 		t.Fatalf("restart kept etcd lease %x; want a fresh one", again.EtcdLease)
@@ -100,15 +100,15 @@ func TestAcquireAfterExpiryUsesHint(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	a := attrs("2001:db8:1::2", 2)
-	a.HintIPv6 = first.IPv6Subnet
+	a.Hint.V6 = first.Subnets.V6
 	got := mustAcquire(t, v, cfg, a, time.Minute)
-	wantSubnet(t, "after expiry with hint", got.IPv6Subnet, first.IPv6Subnet.String())
+	wantSubnet(t, "after expiry with hint", got.Subnets.V6, first.Subnets.V6.String())
 
 	// A hint someone else holds is not honoured.
 	b := attrs("2001:db8:1::4", 4)
-	b.HintIPv6 = first.IPv6Subnet
+	b.Hint.V6 = first.Subnets.V6
 	got = mustAcquire(t, v, cfg, b, time.Minute)
-	wantSubnet(t, "hint held by another", got.IPv6Subnet, "fd10:244::/64")
+	wantSubnet(t, "hint held by another", got.Subnets.V6, "fd10:244::/64")
 }
 
 func TestAcquireReservation(t *testing.T) {
@@ -117,8 +117,8 @@ func TestAcquireReservation(t *testing.T) {
 	v.reserve("2001:db8:1::1", "fd10:244:0:5::/64", "10.244.9.0/24") // ours
 	v.reserve("2001:db8:1::9", "fd10:244::/64", "10.244.0.0/24")     // someone else's
 	own := mustAcquire(t, v, cfg, attrs("2001:db8:1::1", 1), time.Minute)
-	wantSubnet(t, "own v6", own.IPv6Subnet, "fd10:244:0:5::/64")
-	wantSubnet(t, "own v4", own.IPv4Subnet, "10.244.9.0/24")
+	wantSubnet(t, "own v6", own.Subnets.V6, "fd10:244:0:5::/64")
+	wantSubnet(t, "own v4", own.Subnets.V4, "10.244.9.0/24")
 	if !own.Reserved || own.EtcdLease != 0 {
 		t.Fatalf("own reservation: Reserved=%v EtcdLease=%x; want reserved without etcd lease", own.Reserved, own.EtcdLease)
 	}
@@ -130,17 +130,17 @@ func TestAcquireReservation(t *testing.T) {
 		t.Fatalf("reservation after acquire: lease %x value %s; want no lease, our MAC and node name", kv.Lease, kv.Value)
 	}
 	other := mustAcquire(t, v, cfg, attrs("2001:db8:1::2", 2), time.Minute)
-	wantSubnet(t, "other v6", other.IPv6Subnet, "fd10:244:0:1::/64")
-	wantSubnet(t, "other v4", other.IPv4Subnet, "10.244.1.0/24")
+	wantSubnet(t, "other v6", other.Subnets.V6, "fd10:244:0:1::/64")
+	wantSubnet(t, "other v4", other.Subnets.V4, "10.244.1.0/24")
 }
 
 func TestAcquireAddsIPv4WhenDualStackEnabledLater(t *testing.T) {
 	v := newEnv(t)
 	l := mustAcquire(t, v, v.config(cfgV6), attrs("2001:db8:1::1", 1), time.Minute)
-	wantSubnet(t, "v4 before", l.IPv4Subnet, "")
+	wantSubnet(t, "v4 before", l.Subnets.V4, "")
 	l2 := mustAcquire(t, v, v.config(cfgDual), attrs("2001:db8:1::1", 1), time.Minute)
-	wantSubnet(t, "v6 after", l2.IPv6Subnet, l.IPv6Subnet.String())
-	wantSubnet(t, "v4 after", l2.IPv4Subnet, "10.244.0.0/24")
+	wantSubnet(t, "v6 after", l2.Subnets.V6, l.Subnets.V6.String())
+	wantSubnet(t, "v4 after", l2.Subnets.V4, "10.244.0.0/24")
 }
 
 func TestAcquireConcurrentAllDistinct(t *testing.T) {
@@ -167,7 +167,7 @@ func TestAcquireConcurrentAllDistinct(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("acquire %d: %v", i, errs[i])
 		}
-		s := leases[i].IPv6Subnet.String()
+		s := leases[i].Subnets.V6.String()
 		if j, dup := seen[s]; dup {
 			t.Fatalf("nodes %d and %d both got %s", j, i, s)
 		}
@@ -204,7 +204,7 @@ func TestAcquireOneSubnetLeft(t *testing.T) {
 		switch {
 		case errs[i] == nil:
 			won++
-			wantSubnet(t, "winner", leases[i].IPv6Subnet, "fd10:244:0:2::/64")
+			wantSubnet(t, "winner", leases[i].Subnets.V6, "fd10:244:0:2::/64")
 		case strings.Contains(errs[i].Error(), "no free IPv6 subnet left in fd10:244::/62 (4 subnets, 4 leased)"):
 			lost++
 		default:
@@ -228,7 +228,7 @@ func TestAcquireSkipsSubnetUnderOtherKey(t *testing.T) {
 	v.put(v.r.LeasesPrefix()+"2001:db8::7", `not json`)
 	var got []string
 	for i := 1; i <= 4; i++ {
-		got = append(got, mustAcquire(t, v, cfg, attrs(fmt.Sprintf("2001:db8:1::%d", i), i), time.Minute).IPv6Subnet.String())
+		got = append(got, mustAcquire(t, v, cfg, attrs(fmt.Sprintf("2001:db8:1::%d", i), i), time.Minute).Subnets.V6.String())
 	}
 	want := "fd10:244:0:1::/64 fd10:244:0:2::/64 fd10:244:0:3::/64 fd10:244:0:4::/64"
 	if strings.Join(got, " ") != want {

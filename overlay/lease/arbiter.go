@@ -31,10 +31,10 @@ func (s Self) Judge(l *Lease) string {
 		return "VTEP " + l.VTEP.String() + " is one of this host's addresses"
 	case len(s.MAC) > 0 && l.VtepMAC.String() == s.MAC.String():
 		return "claims our VTEP MAC " + l.VtepMAC.String()
-	case s.Lease != nil && ipnet.Same(l.IPv6Subnet, s.Lease.IPv6Subnet):
-		return "IPv6 subnet " + l.IPv6Subnet.String() + " is ours"
-	case s.Lease != nil && l.IPv4Subnet != nil && ipnet.Same(l.IPv4Subnet, s.Lease.IPv4Subnet):
-		return "IPv4 subnet " + l.IPv4Subnet.String() + " is ours"
+	case s.Lease != nil && ipnet.Same(l.Subnets.V6, s.Lease.Subnets.V6):
+		return "IPv6 subnet " + l.Subnets.V6.String() + " is ours"
+	case s.Lease != nil && l.Subnets.V4 != nil && ipnet.Same(l.Subnets.V4, s.Lease.Subnets.V4):
+		return "IPv4 subnet " + l.Subnets.V4.String() + " is ours"
 	}
 	return ""
 }

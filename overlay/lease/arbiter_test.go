@@ -3,6 +3,8 @@ package lease
 import (
 	"net"
 	"testing"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
 // TestArbiterFirstHolderWinsMAC is the case where the two old meanings of
@@ -55,11 +57,11 @@ func TestSelfJudge(t *testing.T) {
 	self := Self{
 		VTEPs: []net.IP{net.ParseIP("2001:db8::1"), net.ParseIP("2001:db8::100")},
 		MAC:   ourMAC,
-		Lease: &Lease{IPv6Subnet: own6},
+		Lease: &Lease{Subnets: ipnet.Subnets{V6: own6}},
 		Local: func(ip net.IP) bool { return ip.Equal(net.ParseIP("2001:db8::7")) },
 	}
 	peer := func(vtep string, mac net.HardwareAddr, s *net.IPNet) *Lease {
-		return &Lease{VTEP: net.ParseIP(vtep), VtepMAC: mac, IPv6Subnet: s}
+		return &Lease{VTEP: net.ParseIP(vtep), VtepMAC: mac, Subnets: ipnet.Subnets{V6: s}}
 	}
 	other := net.HardwareAddr{2, 0, 0, 0, 0, 2}
 	for _, tc := range []struct {
@@ -74,7 +76,7 @@ func TestSelfJudge(t *testing.T) {
 		{peer("2001:db8::2", other, own6), "IPv6 subnet fd10:244:0:1::/64 is ours"},
 	} {
 		if got := self.Judge(tc.l); got != tc.want {
-			t.Errorf("Judge(%s %s %s) = %q, want %q", tc.l.VTEP, tc.l.VtepMAC, tc.l.IPv6Subnet, got, tc.want)
+			t.Errorf("Judge(%s %s %s) = %q, want %q", tc.l.VTEP, tc.l.VtepMAC, tc.l.Subnets.V6, got, tc.want)
 		}
 	}
 }

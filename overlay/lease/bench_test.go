@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
@@ -28,13 +29,13 @@ func fillLeases(b testing.TB, cli *clientv3.Client, r *Registry, cfg *Config, n 
 	}
 	for i := range n {
 		l := &Lease{
-			VTEP:       net.ParseIP(fmt.Sprintf("2001:db8:%x::%x", i/65536+1, i%65536+1)),
-			IPv6Subnet: nthSubnet(cfg.IPv6Network, cfg.IPv6SubnetLen, bigInt(i)),
-			VtepMAC:    net.HardwareAddr{2, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)},
-			NodeName:   fmt.Sprintf("node-%d", i),
+			VTEP:     net.ParseIP(fmt.Sprintf("2001:db8:%x::%x", i/65536+1, i%65536+1)),
+			Subnets:  ipnet.Subnets{V6: nthSubnet(cfg.Networks.V6, cfg.SubnetLen.V6, bigInt(i))},
+			VtepMAC:  net.HardwareAddr{2, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)},
+			NodeName: fmt.Sprintf("node-%d", i),
 		}
 		if cfg.DualStack() {
-			l.IPv4Subnet = nthSubnet(cfg.Network, cfg.SubnetLen, bigInt(i))
+			l.Subnets.V4 = nthSubnet(cfg.Networks.V4, cfg.SubnetLen.V4, bigInt(i))
 		}
 		v, err := MarshalRecord(l)
 		if err != nil {

@@ -115,22 +115,22 @@ func parseIPv6(raw *rawConfig, cfg *Config) error {
 	if !cfg.EnableIPv6 {
 		return errors.New("EnableIPv6 is false: vxlan6 always needs the IPv6 network")
 	}
-	cfg.IPv6SubnetLen = raw.IPv6SubnetLen
-	if cfg.IPv6SubnetLen == 0 {
-		cfg.IPv6SubnetLen = DefaultIPv6SubnetLen
+	cfg.SubnetLen.V6 = raw.IPv6SubnetLen
+	if cfg.SubnetLen.V6 == 0 {
+		cfg.SubnetLen.V6 = DefaultIPv6SubnetLen
 	}
 	var err error
-	if cfg.IPv6Network, err = parseNetwork("IPv6Network", raw.IPv6Network, false); err != nil {
+	if cfg.Networks.V6, err = parseNetwork("IPv6Network", raw.IPv6Network, false); err != nil {
 		return err
 	}
-	if err := checkScope("IPv6Network", cfg.IPv6Network); err != nil {
+	if err := checkScope("IPv6Network", cfg.Networks.V6); err != nil {
 		return err
 	}
 	// An IPv6 pod subnet needs room for the gateway and at least a few pods.
-	if err := checkSubnetLen("IPv6SubnetLen", cfg.IPv6SubnetLen, "IPv6Network", cfg.IPv6Network, 126); err != nil {
+	if err := checkSubnetLen("IPv6SubnetLen", cfg.SubnetLen.V6, "IPv6Network", cfg.Networks.V6, 126); err != nil {
 		return err
 	}
-	cfg.IPv6SubnetMin, cfg.IPv6SubnetMax, err = subnetRange("IPv6SubnetMin", "IPv6SubnetMax", raw.IPv6SubnetMin, raw.IPv6SubnetMax, cfg.IPv6Network, cfg.IPv6SubnetLen)
+	cfg.SubnetMin.V6, cfg.SubnetMax.V6, err = subnetRange("IPv6SubnetMin", "IPv6SubnetMax", raw.IPv6SubnetMin, raw.IPv6SubnetMax, cfg.Networks.V6, cfg.SubnetLen.V6)
 	return err
 }
 
@@ -142,18 +142,18 @@ func parseIPv4(raw *rawConfig, cfg *Config) error {
 	if raw.SubnetLen == 0 {
 		return errors.New("EnableIPv4 is true but SubnetLen (the IPv4 subnet length) is missing")
 	}
-	cfg.SubnetLen = raw.SubnetLen
+	cfg.SubnetLen.V4 = raw.SubnetLen
 	var err error
-	if cfg.Network, err = parseNetwork("Network", raw.Network, true); err != nil {
+	if cfg.Networks.V4, err = parseNetwork("Network", raw.Network, true); err != nil {
 		return err
 	}
-	if err := checkScope("Network", cfg.Network); err != nil {
+	if err := checkScope("Network", cfg.Networks.V4); err != nil {
 		return err
 	}
-	if err := checkSubnetLen("SubnetLen", cfg.SubnetLen, "Network", cfg.Network, 30); err != nil {
+	if err := checkSubnetLen("SubnetLen", cfg.SubnetLen.V4, "Network", cfg.Networks.V4, 30); err != nil {
 		return err
 	}
-	cfg.SubnetMin, cfg.SubnetMax, err = subnetRange("SubnetMin", "SubnetMax", raw.SubnetMin, raw.SubnetMax, cfg.Network, cfg.SubnetLen)
+	cfg.SubnetMin.V4, cfg.SubnetMax.V4, err = subnetRange("SubnetMin", "SubnetMax", raw.SubnetMin, raw.SubnetMax, cfg.Networks.V4, cfg.SubnetLen.V4)
 	return err
 }
 
@@ -311,10 +311,10 @@ func checkSubnetLen(field string, l int, netField string, n *net.IPNet, maxLen i
 }
 
 // DualStack reports whether nodes also get an IPv4 subnet.
-func (c *Config) DualStack() bool { return c.EnableIPv4 && c.Network != nil }
+func (c *Config) DualStack() bool { return c.EnableIPv4 && c.Networks.V4 != nil }
 
 // IPv6SubnetCount is the number of IPv6 subnets of the network.
-func (c *Config) IPv6SubnetCount() *big.Int { return subnetCount(c.IPv6Network, c.IPv6SubnetLen) }
+func (c *Config) IPv6SubnetCount() *big.Int { return subnetCount(c.Networks.V6, c.SubnetLen.V6) }
 
 // MarshalJSON writes the config in its etcd form (flannel field names), so
 // tools and tests can write <prefix>/config from a Config.
@@ -323,15 +323,15 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 	t := c.EnableIPv6
 	raw.EnableIPv6 = &t
 	raw.EnableIPv4 = c.EnableIPv4
-	if c.IPv6Network != nil {
-		raw.IPv6Network = c.IPv6Network.String()
+	if c.Networks.V6 != nil {
+		raw.IPv6Network = c.Networks.V6.String()
 	}
-	raw.IPv6SubnetLen = c.IPv6SubnetLen
-	raw.IPv6SubnetMin, raw.IPv6SubnetMax = ipnet.IPString(c.IPv6SubnetMin), ipnet.IPString(c.IPv6SubnetMax)
-	if c.EnableIPv4 && c.Network != nil {
-		raw.Network = c.Network.String()
-		raw.SubnetLen = c.SubnetLen
-		raw.SubnetMin, raw.SubnetMax = ipnet.IPString(c.SubnetMin), ipnet.IPString(c.SubnetMax)
+	raw.IPv6SubnetLen = c.SubnetLen.V6
+	raw.IPv6SubnetMin, raw.IPv6SubnetMax = ipnet.IPString(c.SubnetMin.V6), ipnet.IPString(c.SubnetMax.V6)
+	if c.EnableIPv4 && c.Networks.V4 != nil {
+		raw.Network = c.Networks.V4.String()
+		raw.SubnetLen = c.SubnetLen.V4
+		raw.SubnetMin, raw.SubnetMax = ipnet.IPString(c.SubnetMin.V4), ipnet.IPString(c.SubnetMax.V4)
 	}
 	raw.Backend.Type = c.Backend.Type
 	raw.Backend.VNI = c.Backend.VNI

@@ -17,7 +17,7 @@ func TestParseConfig(t *testing.T) {
 			t.Fatalf("families: v6=%v v4=%v dual=%v; want IPv6 only", cfg.EnableIPv6, cfg.EnableIPv4, cfg.DualStack())
 		}
 		want := Backend{Type: "vxlan", VNI: 1, Port: 8472, FastPath: DefaultFastPath}
-		if cfg.IPv6Network.String() != "fd10:244::/48" || cfg.IPv6SubnetLen != 64 || cfg.Backend != want || cfg.Network != nil {
+		if cfg.Networks.V6.String() != "fd10:244::/48" || cfg.SubnetLen.V6 != 64 || cfg.Backend != want || cfg.Networks.V4 != nil {
 			t.Fatalf("got %+v backend %+v", cfg, cfg.Backend)
 		}
 		if cfg.IPv6SubnetCount().String() != "65536" {
@@ -30,11 +30,11 @@ func TestParseConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !cfg.DualStack() || cfg.Network.String() != "10.244.0.0/16" || cfg.SubnetLen != 24 || cfg.IPv6SubnetLen != 80 {
+		if !cfg.DualStack() || cfg.Networks.V4.String() != "10.244.0.0/16" || cfg.SubnetLen.V4 != 24 || cfg.SubnetLen.V6 != 80 {
 			t.Fatalf("got %+v", cfg)
 		}
-		if len(cfg.Network.IP) != 4 {
-			t.Fatalf("IPv4 network IP has %d bytes, want 4", len(cfg.Network.IP))
+		if len(cfg.Networks.V4.IP) != 4 {
+			t.Fatalf("IPv4 network IP has %d bytes, want 4", len(cfg.Networks.V4.IP))
 		}
 		if (cfg.Backend != Backend{Type: "vxlan", VNI: 42, Port: 4789, MTU: 1400, FastPath: DefaultFastPath}) {
 			t.Fatalf("backend %+v", cfg.Backend)
@@ -48,7 +48,7 @@ func TestParseConfig(t *testing.T) {
 		if err != nil {
 			t.Fatalf("re-parse %s: %v", data, err)
 		}
-		if back.Network.String() != cfg.Network.String() || back.IPv6Network.String() != cfg.IPv6Network.String() || back.Backend != cfg.Backend {
+		if back.Networks.V4.String() != cfg.Networks.V4.String() || back.Networks.V6.String() != cfg.Networks.V6.String() || back.Backend != cfg.Backend {
 			t.Fatalf("round trip %s gave %+v", data, back)
 		}
 	})
@@ -57,7 +57,7 @@ func TestParseConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Network != nil || cfg.DualStack() {
+		if cfg.Networks.V4 != nil || cfg.DualStack() {
 			t.Fatalf("IPv4 network set without EnableIPv4: %+v", cfg)
 		}
 	})
@@ -135,8 +135,8 @@ func TestWaitConfig(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		cfg, err := v.r.WaitConfig(v.ctx)
-		if err == nil && cfg.IPv6Network.String() != "fd10:244::/48" {
-			err = errors.New("wrong config " + cfg.IPv6Network.String())
+		if err == nil && cfg.Networks.V6.String() != "fd10:244::/48" {
+			err = errors.New("wrong config " + cfg.Networks.V6.String())
 		}
 		done <- err
 	}()

@@ -18,11 +18,11 @@ func TestParseFlannelConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := pc.Config
-	if !c.DualStack() || c.SubnetLen != 24 || c.IPv6SubnetLen != 64 || c.Backend.VNI != 4096 || c.Backend.Port != 4789 {
+	if !c.DualStack() || c.SubnetLen.V4 != 24 || c.SubnetLen.V6 != 64 || c.Backend.VNI != 4096 || c.Backend.Port != 4789 {
 		t.Errorf("flannel defaults not applied: %+v", c)
 	}
-	if c.SubnetMin.String() != "10.42.10.0" || c.SubnetMax.String() != "10.42.20.0" || c.IPv6SubnetMin.String() != "fd10:244:0:10::" || c.IPv6SubnetMax.String() != "fd10:244:0:20::" {
-		t.Errorf("ranges: %s-%s %s-%s", c.SubnetMin, c.SubnetMax, c.IPv6SubnetMin, c.IPv6SubnetMax)
+	if c.SubnetMin.V4.String() != "10.42.10.0" || c.SubnetMax.V4.String() != "10.42.20.0" || c.SubnetMin.V6.String() != "fd10:244:0:10::" || c.SubnetMax.V6.String() != "fd10:244:0:20::" {
+		t.Errorf("ranges: %s-%s %s-%s", c.SubnetMin.V4, c.SubnetMax.V4, c.SubnetMin.V6, c.SubnetMax.V6)
 	}
 	if len(pc.Unknown) != 0 || !strings.Contains(strings.Join(pc.Notes, "\n"), "EnableNFTables") {
 		t.Errorf("unknown %v notes %v", pc.Unknown, pc.Notes)
@@ -75,7 +75,7 @@ func TestConfigRangesRoundTrip(t *testing.T) {
 		t.Fatalf("re-read %s: %v", data, err)
 	}
 	for _, c := range []*Config{&back, again.Config} {
-		if got := fmt.Sprint(c.IPv6SubnetMin, c.IPv6SubnetMax, c.SubnetMin, c.SubnetMax); got != "fd10:244:0:10:: fd10:244:0:20:: 10.42.10.0 10.42.20.0" {
+		if got := fmt.Sprint(c.SubnetMin.V6, c.SubnetMax.V6, c.SubnetMin.V4, c.SubnetMax.V4); got != "fd10:244:0:10:: fd10:244:0:20:: 10.42.10.0 10.42.20.0" {
 			t.Errorf("ranges after the round trip through %s: %s", data, got)
 		}
 	}
@@ -103,7 +103,7 @@ func TestSubnetMinMaxAllocation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got6, got4 = append(got6, l.IPv6Subnet.String()), append(got4, l.IPv4Subnet.String())
+		got6, got4 = append(got6, l.Subnets.V6.String()), append(got4, l.Subnets.V4.String())
 	}
 	if strings.Join(got6, " ") != "fd10:244:0:10::/64 fd10:244:0:11::/64 fd10:244:0:12::/64" || strings.Join(got4, " ") != "10.42.5.0/24 10.42.6.0/24 10.42.7.0/24" {
 		t.Errorf("allocated %v %v", got6, got4)
@@ -130,7 +130,7 @@ func TestSubnetMinMaxRandom(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seen[l.IPv6Subnet.String()] = true
+		seen[l.Subnets.V6.String()] = true
 	}
 	for _, want := range []string{"fd10:244:0:10::/64", "fd10:244:0:11::/64", "fd10:244:0:12::/64", "fd10:244:0:13::/64"} {
 		if !seen[want] {

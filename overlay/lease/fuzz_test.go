@@ -42,12 +42,12 @@ func FuzzParseLease(f *testing.F) {
 		const pfx = "/p/leases/"
 		kv := keyValue{key: pfx + key, value: value, createRev: 1, modRev: 2}
 		l, err := parseLease(cfg, pfx, kv, func(string) {})
-		p6 := &pool{family: "IPv6", network: cfg.IPv6Network, subLen: cfg.IPv6SubnetLen}
+		p6 := &pool{family: "IPv6", network: cfg.Networks.V6, subLen: cfg.SubnetLen.V6}
 		var rec record
 		if json.Unmarshal(value, &rec) == nil {
 			if n := p6.claim(rec.IPv6Subnet); n != nil {
-				if ones, _ := n.Mask.Size(); ones != cfg.IPv6SubnetLen || !cfg.IPv6Network.Contains(n.IP) {
-					t.Fatalf("claim(%q) = %s: not a /%d of %s", rec.IPv6Subnet, n, cfg.IPv6SubnetLen, cfg.IPv6Network)
+				if ones, _ := n.Mask.Size(); ones != cfg.SubnetLen.V6 || !cfg.Networks.V6.Contains(n.IP) {
+					t.Fatalf("claim(%q) = %s: not a /%d of %s", rec.IPv6Subnet, n, cfg.SubnetLen.V6, cfg.Networks.V6)
 				}
 			}
 		}
@@ -60,13 +60,13 @@ func FuzzParseLease(f *testing.F) {
 		if err := validateMAC(l.VtepMAC); err != nil {
 			t.Fatalf("accepted MAC: %v", err)
 		}
-		if p6.claim(l.IPv6Subnet.String()) == nil {
-			t.Fatalf("accepted IPv6 subnet %s holds nothing for the allocator", l.IPv6Subnet)
+		if p6.claim(l.Subnets.V6.String()) == nil {
+			t.Fatalf("accepted IPv6 subnet %s holds nothing for the allocator", l.Subnets.V6)
 		}
-		if l.IPv4Subnet != nil {
-			p4 := &pool{family: "IPv4", network: cfg.Network, subLen: cfg.SubnetLen, v4: true}
-			if !dual || p4.claim(l.IPv4Subnet.String()) == nil {
-				t.Fatalf("accepted IPv4 subnet %s (dual %v) holds nothing for the allocator", l.IPv4Subnet, dual)
+		if l.Subnets.V4 != nil {
+			p4 := &pool{family: "IPv4", network: cfg.Networks.V4, subLen: cfg.SubnetLen.V4, v4: true}
+			if !dual || p4.claim(l.Subnets.V4.String()) == nil {
+				t.Fatalf("accepted IPv4 subnet %s (dual %v) holds nothing for the allocator", l.Subnets.V4, dual)
 			}
 		}
 		out, err := MarshalRecord(&l)
@@ -101,9 +101,9 @@ func FuzzParseConfig(f *testing.F) {
 		if err != nil {
 			return
 		}
-		nets := []*net.IPNet{cfg.IPv6Network}
+		nets := []*net.IPNet{cfg.Networks.V6}
 		if cfg.DualStack() {
-			nets = append(nets, cfg.Network)
+			nets = append(nets, cfg.Networks.V4)
 		}
 		for _, n := range nets {
 			if err := checkScope("network", n); err != nil {

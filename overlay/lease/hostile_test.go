@@ -55,7 +55,7 @@ func TestHostileClaimsHoldNothing(t *testing.T) {
 	v.put(p+"2001:db8::a9", `{"VTEP":"2001:db8::a9","IPv6Subnet":"fd10:244:0:2::/64"}`)
 
 	l := mustAcquire(t, v, cfg, attrs("2001:db8:1::1", 1), time.Minute)
-	wantSubnet(t, "new node", l.IPv6Subnet, "fd10:244:0:3::/64")
+	wantSubnet(t, "new node", l.Subnets.V6, "fd10:244:0:3::/64")
 	_, err := v.r.Acquire(v.ctx, cfg, attrs("2001:db8:1::2", 2), time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "(4 subnets, 4 leased)") {
 		t.Fatalf("second node: err %v, want a full network with 4 of 4 leased", err)
@@ -74,9 +74,9 @@ func TestHostileLeaseRecovers(t *testing.T) {
 	if _, err := v.cli.Revoke(v.ctx, l.EtcdLease); err != nil {
 		t.Fatal(err)
 	}
-	a.HintIPv6 = l.IPv6Subnet
+	a.Hint.V6 = l.Subnets.V6
 	l2 := mustAcquire(t, v, cfg, a, time.Minute)
-	wantSubnet(t, "after expiry", l2.IPv6Subnet, l.IPv6Subnet.String())
+	wantSubnet(t, "after expiry", l2.Subnets.V6, l.Subnets.V6.String())
 }
 
 // TestPeerVTEPChecks: peers' VTEPs that are site-local, IPv4-mapped or

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vxlan6/vxlan6/internal/ipnet"
-
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxlan6/vxlan6/internal/backoff"
@@ -50,7 +48,7 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 		if ctx.Err() != nil {
 			return
 		}
-		r.log.Warn("lease lost, re-acquiring", "vtep", cur.VTEP, "subnetV6", cur.IPv6Subnet, "reason", why)
+		r.log.Warn("lease lost, re-acquiring", "vtep", cur.VTEP, "subnetV6", cur.Subnets.V6, "reason", why)
 		r.renewed(false)
 		if time.Since(start) >= stableHold {
 			bo.Reset()
@@ -61,11 +59,11 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 		if err != nil {
 			return
 		}
-		if !ipnet.Same(nl.IPv6Subnet, cur.IPv6Subnet) || !ipnet.Same(nl.IPv4Subnet, cur.IPv4Subnet) {
+		if !nl.Subnets.Same(cur.Subnets) {
 			r.log.Warn("re-acquired lease with a different subnet", "vtep", nl.VTEP,
-				"oldSubnetV6", cur.IPv6Subnet, "subnetV6", nl.IPv6Subnet, "oldSubnetV4", cur.IPv4Subnet, "subnetV4", nl.IPv4Subnet)
+				"oldSubnetV6", cur.Subnets.V6, "subnetV6", nl.Subnets.V6, "oldSubnetV4", cur.Subnets.V4, "subnetV4", nl.Subnets.V4)
 		} else {
-			r.log.Info("re-acquired lease", "vtep", nl.VTEP, "subnetV6", nl.IPv6Subnet, "subnetV4", nl.IPv4Subnet)
+			r.log.Info("re-acquired lease", "vtep", nl.VTEP, "subnetV6", nl.Subnets.V6, "subnetV4", nl.Subnets.V4)
 		}
 		cur = nl
 		r.renewed(true)
@@ -79,7 +77,7 @@ func (r *Registry) KeepAlive(ctx context.Context, cfg *Config, attrs Attrs, l *L
 // ctx ends (ctx's error), logging a failure at most every 5s (*lastLog).
 func (r *Registry) reacquire(ctx context.Context, cfg *Config, attrs Attrs, cur *Lease, ttl time.Duration, bo *backoff.Backoff, lastLog *time.Time) (*Lease, error) {
 	hinted := attrs
-	hinted.HintIPv6, hinted.HintIPv4 = cur.IPv6Subnet, cur.IPv4Subnet
+	hinted.Hint.V6, hinted.Hint.V4 = cur.Subnets.V6, cur.Subnets.V4
 	var nl *Lease
 	err := backoff.Retry(ctx, bo, func() (err error) {
 		opCtx, cancel := context.WithTimeout(ctx, opTimeout)

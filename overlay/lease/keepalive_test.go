@@ -77,8 +77,8 @@ func TestKeepAliveReacquires(t *testing.T) {
 		t.Fatal(err)
 	}
 	nl := waitChange(t, changes, "after key deletion")
-	wantSubnet(t, "v6 after delete", nl.IPv6Subnet, l.IPv6Subnet.String())
-	wantSubnet(t, "v4 after delete", nl.IPv4Subnet, l.IPv4Subnet.String())
+	wantSubnet(t, "v6 after delete", nl.Subnets.V6, l.Subnets.V6.String())
+	wantSubnet(t, "v4 after delete", nl.Subnets.V4, l.Subnets.V4.String())
 	if nl.EtcdLease == 0 || nl.EtcdLease == l.EtcdLease {
 		t.Fatalf("re-acquired lease bound to %x; want a fresh etcd lease", nl.EtcdLease)
 	}
@@ -88,7 +88,7 @@ func TestKeepAliveReacquires(t *testing.T) {
 		t.Fatal(err)
 	}
 	nl2 := waitChange(t, changes, "after revoke")
-	wantSubnet(t, "v6 after revoke", nl2.IPv6Subnet, l.IPv6Subnet.String())
+	wantSubnet(t, "v6 after revoke", nl2.Subnets.V6, l.Subnets.V6.String())
 	resp, err := v.cli.Get(v.ctx, key)
 	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease != int64(nl2.EtcdLease) {
 		t.Fatalf("after revoke the key is %v (err %v); want it bound to %x", resp, err, nl2.EtcdLease)
@@ -96,23 +96,23 @@ func TestKeepAliveReacquires(t *testing.T) {
 
 	// Overwritten by an operator without etcd lease: that is a reservation
 	// now; re-acquired as one, with our MAC and node name written back.
-	v.put(key, rec(a.VTEP.String(), l.IPv6Subnet.String(), l.IPv4Subnet.String(), 77))
+	v.put(key, rec(a.VTEP.String(), l.Subnets.V6.String(), l.Subnets.V4.String(), 77))
 	nl3 := waitChange(t, changes, "after overwrite")
-	wantSubnet(t, "v6 after overwrite", nl3.IPv6Subnet, l.IPv6Subnet.String())
+	wantSubnet(t, "v6 after overwrite", nl3.Subnets.V6, l.Subnets.V6.String())
 	if nl3.VtepMAC.String() != a.VtepMAC.String() || !nl3.Reserved || nl3.EtcdLease != 0 {
 		t.Fatalf("after overwrite: MAC %s reserved %v lease %x; want our MAC and a reservation", nl3.VtepMAC, nl3.Reserved, nl3.EtcdLease)
 	}
 	// The operator moves the reservation to another subnet: picked up.
 	v.put(key, rec(a.VTEP.String(), "fd10:244:0:42::/64", "10.244.42.0/24", 77))
 	nl4 := waitChange(t, changes, "after the reservation changed")
-	wantSubnet(t, "v6 after reservation change", nl4.IPv6Subnet, "fd10:244:0:42::/64")
-	wantSubnet(t, "v4 after reservation change", nl4.IPv4Subnet, "10.244.42.0/24")
+	wantSubnet(t, "v6 after reservation change", nl4.Subnets.V6, "fd10:244:0:42::/64")
+	wantSubnet(t, "v4 after reservation change", nl4.Subnets.V4, "10.244.42.0/24")
 	// The operator drops the reservation: back to a TTL lease, same subnets.
 	if _, err := v.cli.Delete(v.ctx, key); err != nil {
 		t.Fatal(err)
 	}
 	nl5 := waitChange(t, changes, "after the reservation was deleted")
-	wantSubnet(t, "v6 after reservation deleted", nl5.IPv6Subnet, "fd10:244:0:42::/64")
+	wantSubnet(t, "v6 after reservation deleted", nl5.Subnets.V6, "fd10:244:0:42::/64")
 	if nl5.Reserved || nl5.EtcdLease == 0 {
 		t.Fatalf("after the reservation was deleted: reserved %v lease %x; want a TTL lease", nl5.Reserved, nl5.EtcdLease)
 	}
@@ -127,14 +127,14 @@ func TestKeepAliveSubnetTakenMeanwhile(t *testing.T) {
 	// notice: we must come back with another subnet, not share it.
 	_, err := v.cli.Txn(v.ctx).Then(
 		opDelete(v.r.LeaseKey(a.VTEP)),
-		opPut(v.r.LeasesPrefix()+"2001:db8:1::2", rec("2001:db8:1::2", l.IPv6Subnet.String(), "", 2)),
+		opPut(v.r.LeasesPrefix()+"2001:db8:1::2", rec("2001:db8:1::2", l.Subnets.V6.String(), "", 2)),
 	).Commit()
 	if err != nil {
 		t.Fatal(err)
 	}
 	changes := keepAlive(t, v, cfg, a, l, time.Minute)
 	nl := waitChange(t, changes, "after the subnet was taken")
-	if nl.IPv6Subnet.String() == l.IPv6Subnet.String() {
-		t.Fatalf("re-acquired %s, which another lease holds", nl.IPv6Subnet)
+	if nl.Subnets.V6.String() == l.Subnets.V6.String() {
+		t.Fatalf("re-acquired %s, which another lease holds", nl.Subnets.V6)
 	}
 }

@@ -35,6 +35,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
 // DefaultPrefix is the etcd prefix unless --etcd-prefix says otherwise.
@@ -64,25 +66,23 @@ type Backend struct {
 
 // Config is the network config at <prefix>/config.
 type Config struct {
-	EnableIPv6    bool
-	EnableIPv4    bool
-	IPv6Network   *net.IPNet
-	IPv6SubnetLen int
-	Network       *net.IPNet // IPv4, only when EnableIPv4
-	SubnetLen     int
-	Backend       Backend
-	// IPv6SubnetMin..IPv6SubnetMax and SubnetMin..SubnetMax (flannel's
-	// keys, first and last subnet inclusive) bound what Acquire hands out;
-	// nil: from the start or to the end of the network.
-	IPv6SubnetMin, IPv6SubnetMax net.IP
-	SubnetMin, SubnetMax         net.IP
+	EnableIPv6 bool
+	EnableIPv4 bool
+	// Networks are the pod networks (flannel's IPv6Network and Network);
+	// V4 only when EnableIPv4.
+	Networks  ipnet.Subnets
+	SubnetLen ipnet.PerFamily[int]
+	Backend   Backend
+	// SubnetMin..SubnetMax (flannel's IPv6SubnetMin/Max and SubnetMin/Max,
+	// first and last subnet inclusive) bound what Acquire hands out per
+	// family; nil: from the start or to the end of the network.
+	SubnetMin, SubnetMax ipnet.PerFamily[net.IP]
 }
 
 // Lease is one node's lease.
 type Lease struct {
-	VTEP        net.IP     // key; the advertised (public) VTEP
-	IPv6Subnet  *net.IPNet // always set
-	IPv4Subnet  *net.IPNet // dual-stack only
+	VTEP        net.IP        // key; the advertised (public) VTEP
+	Subnets     ipnet.Subnets // V6 always set, V4 dual-stack only
 	VtepMAC     net.HardwareAddr
 	NodeName    string
 	PublicIPv4  net.IP // informational, may be nil
@@ -103,8 +103,7 @@ type Attrs struct {
 	PublicIPv4 net.IP
 	// Hint subnets (e.g. from the previous subnet file) are tried first when the
 	// node holds no lease, so a restart after expiry gets its subnet back.
-	HintIPv6 *net.IPNet
-	HintIPv4 *net.IPNet
+	Hint ipnet.Subnets
 }
 
 // Registry talks to etcd under one prefix. It is safe for concurrent use.

@@ -19,11 +19,11 @@ func (r *Registry) Move(ctx context.Context, cfg *Config, old *Lease, attrs Attr
 	if err := validateAttrs(attrs); err != nil {
 		return nil, fmt.Errorf("move lease: %w", err)
 	}
-	if old == nil || old.VTEP == nil || old.IPv6Subnet == nil {
+	if old == nil || old.VTEP == nil || old.Subnets.V6 == nil {
 		return nil, errors.New("move lease: no old lease")
 	}
 	hinted := attrs
-	hinted.HintIPv6, hinted.HintIPv4 = old.IPv6Subnet, old.IPv4Subnet
+	hinted.Hint.V6, hinted.Hint.V4 = old.Subnets.V6, old.Subnets.V4
 	if old.VTEP.Equal(attrs.VTEP) {
 		return r.Acquire(ctx, cfg, hinted, ttl)
 	}
@@ -93,15 +93,15 @@ func (m *mover) try(ctx context.Context) (*Lease, error) {
 		return nil, errLostRace
 	}
 	m.a.revokeReplaced(l, m.old.EtcdLease)
-	r.log.Info("moved lease", "oldVTEP", m.old.VTEP, "vtep", m.attrs.VTEP, "subnetV6", l.IPv6Subnet, "subnetV4", l.IPv4Subnet)
+	r.log.Info("moved lease", "oldVTEP", m.old.VTEP, "vtep", m.attrs.VTEP, "subnetV6", l.Subnets.V6, "subnetV4", l.Subnets.V4)
 	return l, nil
 }
 
 // subnetsFree reports whether no record but the old one holds its subnets.
 func (m *mover) subnetsFree(p6, p4 *pool) bool {
-	free := p6.heldBy(p6.index(m.old.IPv6Subnet), m.oldKey, 0) == ""
+	free := p6.heldBy(p6.index(m.old.Subnets.V6), m.oldKey, 0) == ""
 	if p4 != nil {
-		free = free && m.old.IPv4Subnet != nil && p4.heldBy(p4.index(m.old.IPv4Subnet), m.oldKey, 0) == ""
+		free = free && m.old.Subnets.V4 != nil && p4.heldBy(p4.index(m.old.Subnets.V4), m.oldKey, 0) == ""
 	}
 	return free
 }
@@ -109,10 +109,9 @@ func (m *mover) subnetsFree(p6, p4 *pool) bool {
 // newLease is the old lease's subnets under the new VTEP and attrs.
 func (m *mover) newLease(dualStack bool) *Lease {
 	old, attrs := m.old, m.attrs
-	l := &Lease{VTEP: attrs.VTEP, IPv6Subnet: old.IPv6Subnet, IPv4Subnet: old.IPv4Subnet,
-		VtepMAC: attrs.VtepMAC, NodeName: attrs.NodeName, PublicIPv4: attrs.PublicIPv4, Reserved: old.Reserved}
+	l := &Lease{VTEP: attrs.VTEP, Subnets: old.Subnets, VtepMAC: attrs.VtepMAC, NodeName: attrs.NodeName, PublicIPv4: attrs.PublicIPv4, Reserved: old.Reserved}
 	if !dualStack {
-		l.IPv4Subnet = nil
+		l.Subnets.V4 = nil
 	}
 	return l
 }

@@ -16,8 +16,8 @@ func TestMove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSubnet(t, "v6 after move", nl.IPv6Subnet, l.IPv6Subnet.String())
-	wantSubnet(t, "v4 after move", nl.IPv4Subnet, l.IPv4Subnet.String())
+	wantSubnet(t, "v6 after move", nl.Subnets.V6, l.Subnets.V6.String())
+	wantSubnet(t, "v4 after move", nl.Subnets.V4, l.Subnets.V4.String())
 	if !nl.VTEP.Equal(b.VTEP) || nl.EtcdLease == 0 || nl.EtcdLease == l.EtcdLease {
 		t.Fatalf("moved lease %+v; want VTEP %s on a fresh etcd lease", nl, b.VTEP)
 	}
@@ -38,7 +38,7 @@ func TestMove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSubnet(t, "v6 onto reservation", nl2.IPv6Subnet, "fd10:244:0:77::/64")
+	wantSubnet(t, "v6 onto reservation", nl2.Subnets.V6, "fd10:244:0:77::/64")
 	if !nl2.Reserved {
 		t.Fatal("moved onto a reservation but the lease is not Reserved")
 	}
@@ -49,7 +49,7 @@ func TestMove(t *testing.T) {
 
 	// Moving to the same VTEP is a plain re-acquire.
 	nl3, err := v.r.Move(v.ctx, cfg, nl2, c, time.Minute)
-	if err != nil || nl3.IPv6Subnet.String() != nl2.IPv6Subnet.String() {
+	if err != nil || nl3.Subnets.V6.String() != nl2.Subnets.V6.String() {
 		t.Fatalf("move to the same VTEP: %+v %v", nl3, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/overlay/etcdserver"
 )
@@ -105,8 +106,8 @@ func TestEtcdOutage(t *testing.T) {
 		t.Fatalf("%s after etcd came back: %s", 2*ttl, why)
 	}
 	for len(changes) > 0 {
-		if nl := <-changes; nl.IPv6Subnet.String() != l.IPv6Subnet.String() {
-			t.Fatalf("re-acquired %s, want %s", nl.IPv6Subnet, l.IPv6Subnet)
+		if nl := <-changes; nl.Subnets.V6.String() != l.Subnets.V6.String() {
+			t.Fatalf("re-acquired %s, want %s", nl.Subnets.V6, l.Subnets.V6)
 		}
 	}
 
@@ -157,9 +158,9 @@ func holds(v *env, key string, l *Lease) (bool, string) {
 		return false, "key missing"
 	}
 	kv := resp.Kvs[0]
-	rec, err := parseLease(&Config{IPv6Network: l.IPv6Subnet, IPv6SubnetLen: 64}, v.r.LeasesPrefix(),
+	rec, err := parseLease(&Config{Networks: ipnet.Subnets{V6: l.Subnets.V6}, SubnetLen: ipnet.PerFamily[int]{V6: 64}}, v.r.LeasesPrefix(),
 		keyValue{key: key, value: kv.Value, lease: kv.Lease}, func(string) {})
-	if err != nil || rec.IPv6Subnet.String() != l.IPv6Subnet.String() {
+	if err != nil || rec.Subnets.V6.String() != l.Subnets.V6.String() {
 		return false, fmt.Sprintf("record %s: %v", kv.Value, err)
 	}
 	if kv.Lease == 0 {

@@ -196,11 +196,11 @@ func (r *Registry) pools(ctx context.Context, cfg *Config) (p6, p4 *pool, all ma
 		return nil, nil, nil, 0, err
 	}
 	all = make(map[string]*keyValue, len(kvs))
-	p6 = &pool{family: "IPv6", network: cfg.IPv6Network, subLen: cfg.IPv6SubnetLen,
-		lo: subnetIndex(cfg.IPv6Network, cfg.IPv6SubnetLen, cfg.IPv6SubnetMin), hi: subnetIndex(cfg.IPv6Network, cfg.IPv6SubnetLen, cfg.IPv6SubnetMax)}
+	p6 = &pool{family: "IPv6", network: cfg.Networks.V6, subLen: cfg.SubnetLen.V6,
+		lo: subnetIndex(cfg.Networks.V6, cfg.SubnetLen.V6, cfg.SubnetMin.V6), hi: subnetIndex(cfg.Networks.V6, cfg.SubnetLen.V6, cfg.SubnetMax.V6)}
 	if cfg.DualStack() {
-		p4 = &pool{family: "IPv4", network: cfg.Network, subLen: cfg.SubnetLen, v4: true,
-			lo: subnetIndex(cfg.Network, cfg.SubnetLen, cfg.SubnetMin), hi: subnetIndex(cfg.Network, cfg.SubnetLen, cfg.SubnetMax)}
+		p4 = &pool{family: "IPv4", network: cfg.Networks.V4, subLen: cfg.SubnetLen.V4, v4: true,
+			lo: subnetIndex(cfg.Networks.V4, cfg.SubnetLen.V4, cfg.SubnetMin.V4), hi: subnetIndex(cfg.Networks.V4, cfg.SubnetLen.V4, cfg.SubnetMax.V4)}
 	}
 	for i := range kvs {
 		kv := &kvs[i]

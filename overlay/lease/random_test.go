@@ -17,7 +17,7 @@ func TestAcquireRandom(t *testing.T) {
 	lowest := 0
 	for i := 1; i <= 12; i++ {
 		l := mustAcquire(t, v, cfg, attrs(fmt.Sprintf("2001:db8:1::%d", i), i), time.Minute)
-		s := l.IPv6Subnet.String()
+		s := l.Subnets.V6.String()
 		if seen[s] {
 			t.Fatalf("subnet %s handed out twice", s)
 		}
@@ -41,5 +41,5 @@ func TestAcquireRandom(t *testing.T) {
 		}
 	}
 	l := mustAcquire(t, v2, cfg2, attrs("2001:db8:1::1", 1), time.Minute)
-	wantSubnet(t, "the one free subnet", l.IPv6Subnet, "fd10:244:0:b::/64")
+	wantSubnet(t, "the one free subnet", l.Subnets.V6, "fd10:244:0:b::/64")
 }

@@ -25,12 +25,12 @@ type record struct {
 // ModRevision and EtcdLease live in etcd's metadata, not in the value).
 // Tools and benchmarks use it to write leases the way vxlan6d does.
 func MarshalRecord(l *Lease) ([]byte, error) {
-	if l.VTEP == nil || l.IPv6Subnet == nil {
+	if l.VTEP == nil || l.Subnets.V6 == nil {
 		return nil, errors.New("lease record needs VTEP and IPv6Subnet")
 	}
-	rec := record{VTEP: l.VTEP.String(), IPv6Subnet: l.IPv6Subnet.String(), NodeName: l.NodeName}
-	if l.IPv4Subnet != nil {
-		rec.Subnet = l.IPv4Subnet.String()
+	rec := record{VTEP: l.VTEP.String(), IPv6Subnet: l.Subnets.V6.String(), NodeName: l.NodeName}
+	if l.Subnets.V4 != nil {
+		rec.Subnet = l.Subnets.V4.String()
 	}
 	if len(l.VtepMAC) > 0 {
 		rec.VtepMAC = l.VtepMAC.String()
@@ -85,8 +85,8 @@ func validatePeerVTEP(cfg *Config, ip net.IP) error {
 	switch {
 	case siteLocal.Contains(ip):
 		return fmt.Errorf("VTEP %s is site-local (fec0::/10)", ip)
-	case cfg.IPv6Network != nil && cfg.IPv6Network.Contains(ip):
-		return fmt.Errorf("VTEP %s is inside the pod network %s", ip, cfg.IPv6Network)
+	case cfg.Networks.V6 != nil && cfg.Networks.V6.Contains(ip):
+		return fmt.Errorf("VTEP %s is inside the pod network %s", ip, cfg.Networks.V6)
 	}
 	return nil
 }
@@ -145,12 +145,12 @@ func parseLease(cfg *Config, leasesPrefix string, kv keyValue, warn func(string)
 		return Lease{}, errors.New("no IPv6Subnet")
 	}
 	var err error
-	if l.IPv6Subnet, err = parseSubnet("IPv6Subnet", rec.IPv6Subnet, cfg.IPv6Network, cfg.IPv6SubnetLen, false); err != nil {
+	if l.Subnets.V6, err = parseSubnet("IPv6Subnet", rec.IPv6Subnet, cfg.Networks.V6, cfg.SubnetLen.V6, false); err != nil {
 		return Lease{}, err
 	}
 	if rec.Subnet != "" {
 		if cfg.DualStack() {
-			if l.IPv4Subnet, err = parseSubnet("Subnet", rec.Subnet, cfg.Network, cfg.SubnetLen, true); err != nil {
+			if l.Subnets.V4, err = parseSubnet("Subnet", rec.Subnet, cfg.Networks.V4, cfg.SubnetLen.V4, true); err != nil {
 				return Lease{}, err
 			}
 		} else {

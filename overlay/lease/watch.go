@@ -322,11 +322,11 @@ func subnetKey(n *net.IPNet) string {
 }
 
 func (ix *index) conflict(key string, l *Lease) string {
-	if k, ok := ix.own6[subnetKey(l.IPv6Subnet)]; ok && k != key {
+	if k, ok := ix.own6[subnetKey(l.Subnets.V6)]; ok && k != key {
 		return k
 	}
-	if l.IPv4Subnet != nil {
-		if k, ok := ix.own4[subnetKey(l.IPv4Subnet)]; ok && k != key {
+	if l.Subnets.V4 != nil {
+		if k, ok := ix.own4[subnetKey(l.Subnets.V4)]; ok && k != key {
 			return k
 		}
 	}
@@ -340,9 +340,9 @@ func (ix *index) conflict(key string, l *Lease) string {
 
 func (ix *index) claim(key string, e *entry) {
 	e.active = true
-	ix.own6[subnetKey(e.lease.IPv6Subnet)] = key
-	if e.lease.IPv4Subnet != nil {
-		ix.own4[subnetKey(e.lease.IPv4Subnet)] = key
+	ix.own6[subnetKey(e.lease.Subnets.V6)] = key
+	if e.lease.Subnets.V4 != nil {
+		ix.own4[subnetKey(e.lease.Subnets.V4)] = key
 	}
 	ix.ownMAC[e.lease.VtepMAC.String()] = key
 }
@@ -352,11 +352,11 @@ func (ix *index) release(key string, e *entry) {
 		return
 	}
 	e.active = false
-	if ix.own6[subnetKey(e.lease.IPv6Subnet)] == key {
-		delete(ix.own6, subnetKey(e.lease.IPv6Subnet))
+	if ix.own6[subnetKey(e.lease.Subnets.V6)] == key {
+		delete(ix.own6, subnetKey(e.lease.Subnets.V6))
 	}
-	if e.lease.IPv4Subnet != nil && ix.own4[subnetKey(e.lease.IPv4Subnet)] == key {
-		delete(ix.own4, subnetKey(e.lease.IPv4Subnet))
+	if e.lease.Subnets.V4 != nil && ix.own4[subnetKey(e.lease.Subnets.V4)] == key {
+		delete(ix.own4, subnetKey(e.lease.Subnets.V4))
 	}
 	if ix.ownMAC[e.lease.VtepMAC.String()] == key {
 		delete(ix.ownMAC, e.lease.VtepMAC.String())
@@ -449,7 +449,7 @@ func (ix *index) remove(key string) []Event {
 	if ix.shadowed == 0 {
 		ix.release(key, old)
 		delete(ix.recs, key)
-		return []Event{{Type: Removed, Lease: Lease{VTEP: ix.vtepOfKey(key), IPv6Subnet: old.lease.IPv6Subnet, IPv4Subnet: old.lease.IPv4Subnet}}}
+		return []Event{{Type: Removed, Lease: Lease{VTEP: ix.vtepOfKey(key), Subnets: old.lease.Subnets}}}
 	}
 	wasActive := old.active
 	delete(ix.recs, key)

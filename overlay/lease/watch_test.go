@@ -61,8 +61,8 @@ func TestListSkipsInvalid(t *testing.T) {
 		t.Fatalf("Skipped = %d, want %d", snap.Skipped, skipped)
 	}
 	for _, l := range snap.Leases {
-		if l.IPv4Subnet != nil {
-			t.Fatalf("lease %s kept IPv4 subnet %s in an IPv6-only network", l.VTEP, l.IPv4Subnet)
+		if l.Subnets.V4 != nil {
+			t.Fatalf("lease %s kept IPv4 subnet %s in an IPv6-only network", l.VTEP, l.Subnets.V4)
 		}
 		if !l.Reserved || l.ModRevision == 0 || l.VtepMAC == nil {
 			t.Fatalf("lease %+v: want Reserved (no etcd lease), a ModRevision and a MAC", l)
@@ -161,7 +161,7 @@ func testWatch(t *testing.T, fromSnapshot bool) {
 
 	l := mustAcquire(t, v, cfg, attrs("2001:db8:1::1", 1), time.Minute)
 	evs := collect(t, ch, 1, 5*time.Second)
-	if evString(evs) != "added 2001:db8:1::1" || evs[0].Lease.IPv6Subnet.String() != l.IPv6Subnet.String() || evs[0].Lease.EtcdLease != l.EtcdLease {
+	if evString(evs) != "added 2001:db8:1::1" || evs[0].Lease.Subnets.V6.String() != l.Subnets.V6.String() || evs[0].Lease.EtcdLease != l.EtcdLease {
 		t.Fatalf("events %s (%+v); want added 2001:db8:1::1 with its subnet", evString(evs), evs[0].Lease)
 	}
 

@@ -11,9 +11,9 @@ import (
 // config whose network overlaps the underlay link's addresses or connected
 // routes, the VTEP(s) or the etcd endpoints' addresses.
 func CheckConfig(ctx context.Context, cfg *lease.Config, ifIndex int, vteps []net.IP, endpoints []string) error {
-	nets := []Network{{Field: "IPv6Network", Net: cfg.IPv6Network}}
+	nets := []Network{{Field: "IPv6Network", Net: cfg.Networks.V6}}
 	if cfg.DualStack() {
-		nets = append(nets, Network{Field: "Network", Net: cfg.Network})
+		nets = append(nets, Network{Field: "Network", Net: cfg.Networks.V4})
 	}
 	return check(ctx, nets, ifIndex, vteps, endpoints)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
@@ -42,11 +43,11 @@ func twoHosts(t *testing.T, dual bool) (*host, *host) {
 		n := i + 1
 		h.vtep = net.ParseIP(fmt.Sprintf("2001:db8:1::%d", n))
 		h.pod6 = net.ParseIP(fmt.Sprintf("fd10:244:0:%d::1", n))
-		h.peer = Peer{VTEP: h.vtep, MAC: MACFor(h.vtep), IPv6Subnet: testutil.MustCIDR(fmt.Sprintf("fd10:244:0:%d::/64", n))}
+		h.peer = Peer{VTEP: h.vtep, MAC: MACFor(h.vtep), Subnets: ipnet.Subnets{V6: testutil.MustCIDR(fmt.Sprintf("fd10:244:0:%d::/64", n))}}
 		pods := []*net.IPNet{testutil.MustAddrCIDR(fmt.Sprintf("fd10:244:0:%d::1/64", n))}
 		if dual {
 			h.pod4 = net.ParseIP(fmt.Sprintf("10.244.%d.1", n)).To4()
-			h.peer.IPv4Subnet = testutil.MustCIDR(fmt.Sprintf("10.244.%d.0/24", n))
+			h.peer.Subnets.V4 = testutil.MustCIDR(fmt.Sprintf("10.244.%d.0/24", n))
 			pods = append(pods, testutil.MustAddrCIDR(fmt.Sprintf("10.244.%d.1/24", n)))
 		}
 		do(t, h.ns, func() error {

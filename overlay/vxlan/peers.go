@@ -11,6 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 )
 
 // RouteProtocol marks the routes this package installs (rtm_protocol, shown
@@ -20,18 +22,17 @@ const RouteProtocol netlink.RouteProtocol = 118
 
 // Peer is one remote node.
 type Peer struct {
-	VTEP       net.IP
-	MAC        net.HardwareAddr
-	IPv6Subnet *net.IPNet
-	IPv4Subnet *net.IPNet // dual-stack only
+	VTEP    net.IP
+	MAC     net.HardwareAddr
+	Subnets ipnet.Subnets // V4 dual-stack only
 }
 
 // String names the peer in errors and logs.
 func (p Peer) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "peer %v (mac %v, %v", p.VTEP, p.MAC, p.IPv6Subnet)
-	if p.IPv4Subnet != nil {
-		fmt.Fprintf(&b, ", %v", p.IPv4Subnet)
+	fmt.Fprintf(&b, "peer %v (mac %v, %v", p.VTEP, p.MAC, p.Subnets.V6)
+	if p.Subnets.V4 != nil {
+		fmt.Fprintf(&b, ", %v", p.Subnets.V4)
 	}
 	b.WriteString(")")
 	return b.String()
@@ -55,24 +56,23 @@ func normPeer(p Peer) (Peer, error) {
 	if err := checkMAC(p.MAC); err != nil {
 		return p, fmt.Errorf("peer %v: %w", p.VTEP, err)
 	}
-	if p.IPv6Subnet == nil {
+	if p.Subnets.V6 == nil {
 		return p, fmt.Errorf("peer %v: no IPv6 subnet", p.VTEP)
 	}
-	s6, err := normNet(p.IPv6Subnet, true)
+	s6, err := normNet(p.Subnets.V6, true)
 	if err != nil {
 		return p, fmt.Errorf("peer %v: IPv6 subnet: %w", p.VTEP, err)
 	}
 	var s4 *net.IPNet
-	if p.IPv4Subnet != nil {
-		if s4, err = normNet(p.IPv4Subnet, false); err != nil {
+	if p.Subnets.V4 != nil {
+		if s4, err = normNet(p.Subnets.V4, false); err != nil {
 			return p, fmt.Errorf("peer %v: IPv4 subnet: %w", p.VTEP, err)
 		}
 	}
 	return Peer{
-		VTEP:       append(net.IP(nil), p.VTEP.To16()...),
-		MAC:        append(net.HardwareAddr(nil), p.MAC...),
-		IPv6Subnet: s6,
-		IPv4Subnet: s4,
+		VTEP:    append(net.IP(nil), p.VTEP.To16()...),
+		MAC:     append(net.HardwareAddr(nil), p.MAC...),
+		Subnets: ipnet.Subnets{V6: s6, V4: s4},
 	}, nil
 }
 
@@ -109,9 +109,9 @@ type hop struct {
 }
 
 func (p Peer) hops() []hop {
-	h := []hop{{p.IPv6Subnet, p.IPv6Subnet.IP, ipv6Metric}}
-	if p.IPv4Subnet != nil {
-		h = append(h, hop{p.IPv4Subnet, p.IPv4Subnet.IP, ipv4Metric(p.IPv4Subnet)})
+	h := []hop{{p.Subnets.V6, p.Subnets.V6.IP, ipv6Metric}}
+	if p.Subnets.V4 != nil {
+		h = append(h, hop{p.Subnets.V4, p.Subnets.V4.IP, ipv4Metric(p.Subnets.V4)})
 	}
 	return h
 }
@@ -448,7 +448,7 @@ type wanted struct {
 
 func wantedEntries(want []Peer) wanted {
 	nh := len(want)
-	if len(want) > 0 && want[0].IPv4Subnet != nil {
+	if len(want) > 0 && want[0].Subnets.V4 != nil {
 		nh *= 2
 	}
 	w := wanted{

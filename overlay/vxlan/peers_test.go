@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 )
 
@@ -75,7 +76,7 @@ func expectTables(peers ...Peer) tables {
 	tb := tables{fdb: map[string]string{}, neigh: map[string]string{}, routes: map[string]string{}}
 	for _, p := range peers {
 		tb.fdb[p.MAC.String()] = p.VTEP.String()
-		for _, s := range []*net.IPNet{p.IPv6Subnet, p.IPv4Subnet} {
+		for _, s := range []*net.IPNet{p.Subnets.V6, p.Subnets.V4} {
 			if s != nil {
 				tb.neigh[s.IP.String()] = p.MAC.String()
 				tb.routes[s.String()] = s.IP.String()
@@ -102,9 +103,9 @@ func checkTables(t *testing.T, n ns.NetNS, dev *Device, peers ...Peer) {
 // 10.(100+i/256).(i%256).0/24.
 func testPeer(t testing.TB, i int, dual bool) Peer {
 	vtep := net.ParseIP(fmt.Sprintf("2001:db8:2::%x", i))
-	p := Peer{VTEP: vtep, MAC: MACFor(vtep), IPv6Subnet: testutil.MustCIDR(fmt.Sprintf("fd10:244:%x:%x::/64", i>>16, i&0xffff))}
+	p := Peer{VTEP: vtep, MAC: MACFor(vtep), Subnets: ipnet.Subnets{V6: testutil.MustCIDR(fmt.Sprintf("fd10:244:%x:%x::/64", i>>16, i&0xffff))}}
 	if dual {
-		p.IPv4Subnet = testutil.MustCIDR(fmt.Sprintf("10.%d.%d.0/24", 100+i>>8, i&0xff))
+		p.Subnets.V4 = testutil.MustCIDR(fmt.Sprintf("10.%d.%d.0/24", 100+i>>8, i&0xff))
 	}
 	return p
 }
@@ -255,9 +256,9 @@ func TestReconcile(t *testing.T) {
 			// neighbour, a second route of ours with another metric, a stale
 			// fdb entry of an unknown MAC.
 			for _, c := range [][]string{
-				{"ip", "-6", "route", "replace", p1.IPv6Subnet.String(), "via", "fd10:244:0:99::", "dev", dev.Name, "onlink", "proto", "118"},
-				{"ip", "-6", "neigh", "del", p2.IPv6Subnet.IP.String(), "dev", dev.Name},
-				{"ip", "-6", "route", "add", p3.IPv6Subnet.String(), "via", p3.IPv6Subnet.IP.String(), "dev", dev.Name, "onlink", "proto", "118", "metric", "7"},
+				{"ip", "-6", "route", "replace", p1.Subnets.V6.String(), "via", "fd10:244:0:99::", "dev", dev.Name, "onlink", "proto", "118"},
+				{"ip", "-6", "neigh", "del", p2.Subnets.V6.IP.String(), "dev", dev.Name},
+				{"ip", "-6", "route", "add", p3.Subnets.V6.String(), "via", p3.Subnets.V6.IP.String(), "dev", dev.Name, "onlink", "proto", "118", "metric", "7"},
 				{bridgeCmd(t), "fdb", "add", "02:00:00:00:00:99", "dev", dev.Name, "dst", "2001:db8:2::99", "self", "permanent"},
 			} {
 				if out, err := nsenter(n, c...).CombinedOutput(); err != nil {
@@ -305,15 +306,15 @@ func TestReconcileRejectsBadSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameSubnet := testPeer(t, 3, true)
-	sameSubnet.IPv6Subnet = p1.IPv6Subnet
+	sameSubnet.Subnets.V6 = p1.Subnets.V6
 	sameMAC := testPeer(t, 3, true)
 	sameMAC.MAC = p2.MAC
 	own := testPeer(t, 3, true)
 	own.VTEP = dev.Local
 	noSubnet := testPeer(t, 3, true)
-	noSubnet.IPv6Subnet = nil
+	noSubnet.Subnets.V6 = nil
 	v4as6 := testPeer(t, 3, true)
-	v4as6.IPv6Subnet = testutil.MustCIDR("10.9.0.0/24")
+	v4as6.Subnets.V6 = testutil.MustCIDR("10.9.0.0/24")
 	for _, tc := range []struct {
 		name string
 		bad  Peer
@@ -370,7 +371,7 @@ func TestAddRemovePeer(t *testing.T) {
 
 	// Dual-stack peer drops its IPv4 subnet.
 	p2v6 := p2
-	p2v6.IPv4Subnet = nil
+	p2v6.Subnets.V4 = nil
 	if err := dev.AddPeer(p2v6); err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func addNode(conf *NetConf, req *staticRequest) (*subnetfile.Config, *node, erro
 	if sf.Held() {
 		// Addresses from it would clash with the other node's pods.
 		return nil, nil, cniErr(types.ErrTryAgainLater, "node subnet %s is held by another node (%s); vxlan6d is sorting it out: try again later (subnet file %s)",
-			sf.SubnetV6, sf.HeldBy, conf.SubnetFile)
+			sf.Subnets.V6, sf.HeldBy, conf.SubnetFile)
 	}
 	nd := nodeFrom(sf, conf.MTU)
 	if err := checkRequested(req, nd, conf.SubnetFile); err != nil {

@@ -27,9 +27,9 @@ func TestCheckOutsideNodeSubnet(t *testing.T) {
 	v6, v4 := familyAddr(t, r, false), familyAddr(t, r, true)
 
 	lostV6 := dualSubnet()
-	lostV6.SubnetV6 = testutil.MustCIDR("fd10:244:0:7::/64")
+	lostV6.Subnets.V6 = testutil.MustCIDR("fd10:244:0:7::/64")
 	lostV4 := dualSubnet()
-	lostV4.SubnetV4 = testutil.MustCIDR("10.244.7.0/24")
+	lostV4.Subnets.V4 = testutil.MustCIDR("10.244.7.0/24")
 	for _, tc := range []struct {
 		name     string
 		sf       *subnetfile.Config

@@ -23,6 +23,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vxlan6/vxlan6/internal/ipnet"
 	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/ipam"
 	"github.com/vxlan6/vxlan6/subnetfile"
@@ -47,16 +48,16 @@ type env struct {
 
 func v6Subnet() *subnetfile.Config {
 	return &subnetfile.Config{
-		NetworkV6: testutil.MustCIDR("fd10:244::/48"),
-		SubnetV6:  testutil.MustCIDR("fd10:244:0:1::/64"),
-		MTU:       1430,
+		Networks: ipnet.Subnets{V6: testutil.MustCIDR("fd10:244::/48")},
+		Subnets:  ipnet.Subnets{V6: testutil.MustCIDR("fd10:244:0:1::/64")},
+		MTU:      1430,
 	}
 }
 
 func dualSubnet() *subnetfile.Config {
 	c := v6Subnet()
-	c.NetworkV4 = testutil.MustCIDR("10.244.0.0/16")
-	c.SubnetV4 = testutil.MustCIDR("10.244.1.0/24")
+	c.Networks.V4 = testutil.MustCIDR("10.244.0.0/16")
+	c.Subnets.V4 = testutil.MustCIDR("10.244.1.0/24")
 	return c
 }
 

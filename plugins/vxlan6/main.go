@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -73,12 +74,8 @@ func nodeFrom(sf *subnetfile.Config, mtu int) *node {
 	if mtu != 0 {
 		n.mtu = mtu
 	}
-	n.subnets = append(n.subnets, sf.SubnetV6)
-	n.networks = append(n.networks, sf.NetworkV6)
-	if sf.DualStack() {
-		n.subnets = append(n.subnets, sf.SubnetV4)
-		n.networks = append(n.networks, sf.NetworkV4)
-	}
+	// A parsed subnet file sets a family's network and subnet together.
+	n.subnets, n.networks = slices.Collect(sf.Subnets.All()), slices.Collect(sf.Networks.All())
 	for _, s := range n.subnets {
 		n.gws = append(n.gws, ipam.Gateway(s))
 	}

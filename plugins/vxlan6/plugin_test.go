@@ -526,14 +526,14 @@ func TestSubnetChange(t *testing.T) {
 		t.Fatalf("CHECK before change: %v", err)
 	}
 	sf := v6Subnet()
-	sf.SubnetV6 = testutil.MustCIDR("fd10:244:0:2::/64")
+	sf.Subnets.V6 = testutil.MustCIDR("fd10:244:0:2::/64")
 	e.writeSubnet(sf)
 	if err := e.check(l, old.rt()); err == nil {
 		t.Errorf("CHECK passed although the address left the node subnet")
 	}
 	c := e.newContainer()
 	r := e.mustAdd(l, c.rt())
-	if !sf.SubnetV6.Contains(r.IPs[0].Address.IP) {
+	if !sf.Subnets.V6.Contains(r.IPs[0].Address.IP) {
 		t.Errorf("new address %s outside new subnet", r.IPs[0].Address.IP)
 	}
 	err := e.inHost(func() error {
@@ -543,7 +543,7 @@ func TestSubnetChange(t *testing.T) {
 		}
 		addrs, err := netlinksafe.AddrList(br, netlink.FAMILY_V6)
 		for _, a := range addrs {
-			if !a.IP.IsLinkLocalUnicast() && !a.IP.Equal(ipam.Gateway(sf.SubnetV6)) {
+			if !a.IP.IsLinkLocalUnicast() && !a.IP.Equal(ipam.Gateway(sf.Subnets.V6)) {
 				t.Errorf("bridge still holds %s", a.IPNet)
 			}
 		}
@@ -552,7 +552,7 @@ func TestSubnetChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.ping(t, ipam.Gateway(sf.SubnetV6))
+	c.ping(t, ipam.Gateway(sf.Subnets.V6))
 	for _, x := range []*container{old, c} {
 		e.mustDel(l, x.rt())
 	}
@@ -612,7 +612,7 @@ func TestGC(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	sf := v6Subnet()
-	sf.SubnetV6 = testutil.MustCIDR("fd10:244:0:1::/126") // network, gateway and 2 addresses
+	sf.Subnets.V6 = testutil.MustCIDR("fd10:244:0:1::/126") // network, gateway and 2 addresses
 	e := newEnv(t, sf)
 	l := e.list("1.1.0")
 	status := func() error {

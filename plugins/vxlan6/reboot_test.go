@@ -33,8 +33,8 @@ import (
 // small28 is dual-stack with an IPv4 node subnet of 13 assignable addresses.
 func small28(v6, v4 string) *subnetfile.Config {
 	c := dualSubnet()
-	c.SubnetV6 = testutil.MustCIDR(v6)
-	c.SubnetV4 = testutil.MustCIDR(v4)
+	c.Subnets.V6 = testutil.MustCIDR(v6)
+	c.Subnets.V4 = testutil.MustCIDR(v4)
 	return c
 }
 
@@ -153,12 +153,12 @@ func TestRebootReleasesAddresses(t *testing.T) {
 			}
 			after, _ := e.addPods(l, 10, "after")
 			for _, c := range after {
-				if a := e.alloc(c.id); a == nil || len(a.IPs) != 2 || !sf.SubnetV4.Contains(a.IPs[1]) {
+				if a := e.alloc(c.id); a == nil || len(a.IPs) != 2 || !sf.Subnets.V4.Contains(a.IPs[1]) {
 					t.Fatalf("%s holds %+v, want one address per node subnet", c.id, a)
 				}
 			}
-			after[9].ping(t, ipam.Gateway(sf.SubnetV4))
-			after[9].ping(t, ipam.Gateway(sf.SubnetV6))
+			after[9].ping(t, ipam.Gateway(sf.Subnets.V4))
+			after[9].ping(t, ipam.Gateway(sf.Subnets.V6))
 			if v := e.hostVeths(); len(v) != 10 {
 				t.Errorf("host veths after the reboot: %v, want 10", v)
 			}
@@ -393,7 +393,7 @@ func TestLiveContainerNextToStale(t *testing.T) {
 			if err := e.check(l, live.c.rt()); err != nil {
 				t.Errorf("CHECK of the live container: %v", err)
 			}
-			live.c.ping(t, ipam.Gateway(sf.SubnetV4))
+			live.c.ping(t, ipam.Gateway(sf.Subnets.V4))
 			// One chain per family and attachment: the 11 leftovers' are
 			// replaced by the 11 new ones'.
 			if before, after := len(chainsBefore), len(e.masqChains()); before != 26 || after != 26 {
@@ -463,7 +463,7 @@ func TestRebootSubnetChange(t *testing.T) {
 		}
 		r := e.mustAdd(l, c.rt())
 		for _, ip := range resultIPs(r) {
-			if !sf.SubnetV6.Contains(ip) && !sf.SubnetV4.Contains(ip) {
+			if !sf.Subnets.V6.Contains(ip) && !sf.Subnets.V4.Contains(ip) {
 				t.Fatalf("%s got %s outside the new node subnets", c.id, ip)
 			}
 		}
@@ -471,12 +471,12 @@ func TestRebootSubnetChange(t *testing.T) {
 	}
 	for _, a := range e.allocations() {
 		for _, ip := range a.IPs {
-			if !sf.SubnetV6.Contains(ip) && !sf.SubnetV4.Contains(ip) {
+			if !sf.Subnets.V6.Contains(ip) && !sf.Subnets.V4.Contains(ip) {
 				t.Errorf("%s/%s holds %s outside the new node subnets", a.ContainerID, a.IfName, ip)
 			}
 		}
 	}
-	after[0].ping(t, ipam.Gateway(sf.SubnetV4))
+	after[0].ping(t, ipam.Gateway(sf.Subnets.V4))
 	err := e.inHost(func() error {
 		br, err := netlinksafe.LinkByName(e.bridge)
 		if err != nil {
@@ -484,7 +484,7 @@ func TestRebootSubnetChange(t *testing.T) {
 		}
 		addrs, err := netlinksafe.AddrList(br, netlink.FAMILY_ALL)
 		for _, a := range addrs {
-			if !a.IP.IsLinkLocalUnicast() && !sf.SubnetV6.Contains(a.IP) && !sf.SubnetV4.Contains(a.IP) {
+			if !a.IP.IsLinkLocalUnicast() && !sf.Subnets.V6.Contains(a.IP) && !sf.Subnets.V4.Contains(a.IP) {
 				t.Errorf("bridge holds %s outside the new subnets", a.IPNet)
 			}
 		}
