@@ -3,6 +3,8 @@ package testbed
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -151,4 +153,52 @@ func (c *Container) HostVethTxPackets() (uint64, error) {
 		return 0, fmt.Errorf("parse ip -j -s link show %s: %v: %s", name, err, out)
 	}
 	return strconv.ParseUint(links[0].Stats.TX.Packets.String(), 10, 64)
+}
+
+// RenameFastPathPins moves the host's pin directory (programs, links, maps)
+// to that of map version v, as an older vxlan6d whose plugin↔daemon
+// contract had that version would have left it: the start of an upgrade.
+func (h *Host) RenameFastPathPins(v int) {
+	h.Bed.T.Helper()
+	n, err := ns.GetNS(h.NetnsPath())
+	if err != nil {
+		h.Bed.T.Fatal(err)
+	}
+	defer n.Close()
+	err = n.Do(func(ns.NetNS) error {
+		dir, err := fastpath.PinDir()
+		if err != nil {
+			return err
+		}
+		return os.Rename(dir, filepath.Join(filepath.Dir(dir), fmt.Sprintf("v%d", v)))
+	})
+	if err != nil {
+		h.Bed.T.Fatalf("rename the fast-path pins of %s to version %d: %v", h.Name, v, err)
+	}
+}
+
+// FastPathVersions lists the map versions pinned for the host (v1, ...).
+func (h *Host) FastPathVersions() []string {
+	h.Bed.T.Helper()
+	n, err := ns.GetNS(h.NetnsPath())
+	if err != nil {
+		h.Bed.T.Fatal(err)
+	}
+	defer n.Close()
+	var vs []string
+	err = n.Do(func(ns.NetNS) error {
+		dir, err := fastpath.PinDir()
+		if err != nil {
+			return err
+		}
+		ents, err := os.ReadDir(filepath.Dir(dir))
+		for _, e := range ents {
+			vs = append(vs, e.Name())
+		}
+		return err
+	})
+	if err != nil {
+		h.Bed.T.Fatalf("list the fast-path pins of %s: %v", h.Name, err)
+	}
+	return vs
 }
