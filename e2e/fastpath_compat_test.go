@@ -211,33 +211,42 @@ func TestFastPathDaemonRestart(t *testing.T) {
 	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
 		f := newFastPathBed(t, mode, testbed.Options{})
-		testbed.StartIperfServer(t, f.c2.Name)
-		tcp := make(chan error, 1)
-		go func() {
-			_, err := testbed.Iperf(f.c1.Name, f.c2.IPv6, 1, 8*time.Second)
-			tcp <- err
-		}()
-		tr := f.c1.StartPing(f.c2.IPv6, 40)
-		tr2 := f.c2.StartPing(f.c1b.IPv6, 40)
-		time.Sleep(time.Second)
-		for _, h := range []*testbed.Host{f.h1, f.h2} {
-			if code := h.Daemon().Stop(); code != 0 {
-				t.Errorf("vxlan6d on %s exited %d on SIGTERM", h.Name, code)
+		f.survives(t, "daemon restarts", func() {
+			for _, h := range []*testbed.Host{f.h1, f.h2} {
+				if code := h.Daemon().Stop(); code != 0 {
+					t.Errorf("vxlan6d on %s exited %d on SIGTERM", h.Name, code)
+				}
+				time.Sleep(500 * time.Millisecond)
+				h.StartDaemon().WaitReady(readyTimeout)
 			}
-			time.Sleep(500 * time.Millisecond)
-			h.StartDaemon().WaitReady(readyTimeout)
-		}
-		for _, x := range []*testbed.Traffic{tr, tr2} {
-			if out, err := x.Wait(); err != nil {
-				t.Errorf("echoes lost across daemon restarts: %v\n%s", err, out)
-			}
-		}
-		if err := <-tcp; err != nil {
-			t.Errorf("TCP stream across daemon restarts: %v", err)
-		}
+		})
 		const count = 20
 		f.checkPath(t, "after restarts", f.pingCounted(t, f.c1, f.c2, count), count)
 	})
+}
+
+// survives runs change while a TCP stream c1 → c2 and echoes c1 → c2 and
+// c2 → c1b are under way; none of them may break across what.
+func (f *fastPathBed) survives(t *testing.T, what string, change func()) {
+	t.Helper()
+	testbed.StartIperfServer(t, f.c2.Name)
+	tcp := make(chan error, 1)
+	go func() {
+		_, err := testbed.Iperf(f.c1.Name, f.c2.IPv6, 1, 8*time.Second)
+		tcp <- err
+	}()
+	tr := f.c1.StartPing(f.c2.IPv6, 40)
+	tr2 := f.c2.StartPing(f.c1b.IPv6, 40)
+	time.Sleep(time.Second)
+	change()
+	for _, x := range []*testbed.Traffic{tr, tr2} {
+		if out, err := x.Wait(); err != nil {
+			t.Errorf("echoes lost across %s: %v\n%s", what, err, out)
+		}
+	}
+	if err := <-tcp; err != nil {
+		t.Errorf("TCP stream across %s: %v", what, err)
+	}
 }
 
 // A host where the fast path cannot load falls back to the bridge path by

@@ -3,7 +3,6 @@ package e2e
 import (
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
 )
@@ -18,37 +17,22 @@ import (
 func TestFastPathVersionUpgrade(t *testing.T) {
 	t.Parallel()
 	f := newFastPathBed(t, "auto", testbed.Options{})
-	testbed.StartIperfServer(t, f.c2.Name)
-	tcp := make(chan error, 1)
-	go func() {
-		_, err := testbed.Iperf(f.c1.Name, f.c2.IPv6, 1, 8*time.Second)
-		tcp <- err
-	}()
-	tr := f.c1.StartPing(f.c2.IPv6, 40)
-	tr2 := f.c2.StartPing(f.c1b.IPv6, 40)
-	time.Sleep(time.Second)
-	for _, h := range []*testbed.Host{f.h1, f.h2} {
-		if code := h.Daemon().Stop(); code != 0 {
-			t.Errorf("vxlan6d on %s exited %d on SIGTERM", h.Name, code)
+	f.survives(t, "the upgrade", func() {
+		for _, h := range []*testbed.Host{f.h1, f.h2} {
+			if code := h.Daemon().Stop(); code != 0 {
+				t.Errorf("vxlan6d on %s exited %d on SIGTERM", h.Name, code)
+			}
+			h.RenameFastPathPins(0)
+			d := h.StartDaemon()
+			d.WaitReady(readyTimeout)
+			if err := d.WaitLog(`msg="removed fast path of another version"`, readyTimeout); err != nil {
+				t.Fatal(err)
+			}
+			if vs := h.FastPathVersions(); !slices.Equal(vs, []string{"v1"}) {
+				t.Errorf("pinned versions on %s after the upgrade: %v, want only v1", h.Name, vs)
+			}
 		}
-		h.RenameFastPathPins(0)
-		d := h.StartDaemon()
-		d.WaitReady(readyTimeout)
-		if err := d.WaitLog(`msg="removed fast path of another version"`, readyTimeout); err != nil {
-			t.Fatal(err)
-		}
-		if vs := h.FastPathVersions(); !slices.Equal(vs, []string{"v1"}) {
-			t.Errorf("pinned versions on %s after the upgrade: %v, want only v1", h.Name, vs)
-		}
-	}
-	for _, x := range []*testbed.Traffic{tr, tr2} {
-		if out, err := x.Wait(); err != nil {
-			t.Errorf("echoes lost across the upgrade: %v\n%s", err, out)
-		}
-	}
-	if err := <-tcp; err != nil {
-		t.Errorf("TCP stream across the upgrade: %v", err)
-	}
+	})
 	const count = 20
 	f.fast = false
 	f.checkPath(t, "old pods after the upgrade", f.pingCounted(t, f.c1, f.c2, count), count)

@@ -246,11 +246,10 @@ func TestRedirectNeigh(t *testing.T) {
 	}
 }
 
-// Node.Due: a pod waiting out its grace period keeps the node due (the
-// daemon runs pod rounds while it is); once every pod is judged and nothing
-// failed, only a link change or the next re-judgement gives it work.
-func TestNodeDue(t *testing.T) {
-	l := newLab(t)
+// node is a Node of the lab's host for a device that does not exist (pods
+// only), closed when the test ends.
+func (l *lab) node(t *testing.T) *Node {
+	t.Helper()
 	var n *Node
 	err := l.host.Do(func(ns.NetNS) (err error) {
 		n, err = NewNode("nodev")
@@ -259,7 +258,16 @@ func TestNodeDue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
+	t.Cleanup(n.Close)
+	return n
+}
+
+// Node.Due: a pod waiting out its grace period keeps the node due (the
+// daemon runs pod rounds while it is); once every pod is judged and nothing
+// failed, only a link change or the next re-judgement gives it work.
+func TestNodeDue(t *testing.T) {
+	l := newLab(t)
+	n := l.node(t)
 	n.NATTargets = func() (string, error) { return "", nil }
 	p := Pod{Ifindex: uint32(l.idx["hp1"]), Flags: FlagSlow | FlagPending, MAC: mustMAC("02:00:00:00:01:02"), Created: uint32(time.Now().Unix())}
 	if err := n.PutPod(net.ParseIP("fd00:1::2"), p); err != nil {
@@ -305,15 +313,7 @@ func TestLegacyDNATTargetStaysSlow(t *testing.T) {
 	l := newLab(t)
 	run(t, l.host, "ip6tables-legacy", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "18080",
 		"-j", "DNAT", "--to-destination", "[fd00:1::2]:8080")
-	var n *Node
-	err := l.host.Do(func(ns.NetNS) (err error) {
-		n, err = NewNode("nodev")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := l.node(t)
 	n.Grace = 0
 	for addr, hostEnd := range map[string]string{"fd00:1::2": "hp1", "fd00:1::3": "hp2"} {
 		if err := n.PutPod(net.ParseIP(addr), Pod{Ifindex: uint32(l.idx[hostEnd]), Flags: FlagSlow | FlagPending}); err != nil {
