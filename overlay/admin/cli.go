@@ -47,8 +47,12 @@ which wins over the env file.`
 // Main is the whole CLI; the binary's main only calls it. It returns the
 // process exit code.
 func Main(args []string, version string, stdout, stderr io.Writer) int {
-	c := &cli{stdout: stdout, stderr: stderr, getenv: os.LookupEnv, version: version, defaultEnvFile: DefaultEnvFile}
-	return c.execute(args)
+	return newCLI(args, version, stdout, stderr).execute(args)
+}
+
+func newCLI(args []string, version string, stdout, stderr io.Writer) *cli {
+	return &cli{stdout: stdout, stderr: stderr, getenv: os.LookupEnv, version: version,
+		defaultEnvFile: DefaultEnvFile, args: args}
 }
 
 type cli struct {
@@ -61,6 +65,14 @@ type cli struct {
 	envFile        string
 	// runDaemon is daemon.Run; tests replace it to see the parsed options.
 	runDaemon func(context.Context, daemon.Options, *slog.Logger) error
+	// args is the command line as given: `vxlan6d etcd` hands it on
+	// unchanged to vxlan6d-etcd.
+	args []string
+	// startEtcd runs the embedded etcd in process (vxlan6d-etcd); nil in
+	// vxlan6d, whose `etcd` execs vxlan6d-etcd instead (etcdlaunch.go).
+	startEtcd StartEtcdFunc
+	// exec is syscall.Exec; tests replace it.
+	exec func(argv0 string, argv, envv []string) error
 }
 
 // exitError carries an exit code through cobra; its message has been

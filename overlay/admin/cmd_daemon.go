@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra/doc"
 
 	"github.com/vxlan6/vxlan6/overlay/daemon"
-	"github.com/vxlan6/vxlan6/overlay/etcdserver"
+	"github.com/vxlan6/vxlan6/overlay/etcdserver/etcdconf"
 )
 
 func (c *cli) runCmd() *cobra.Command {
@@ -54,7 +54,7 @@ func (c *cli) runCommand(cmd *cobra.Command, o *runOptions) error {
 }
 
 func (c *cli) etcdCmd() *cobra.Command {
-	var cfg etcdserver.Config
+	var cfg etcdconf.Config
 	var level, format string
 	cmd := &cobra.Command{
 		Use:   "etcd --data-dir D [--listen-client-urls U[,U]] [TLS, cluster flags]",
@@ -70,12 +70,17 @@ func (c *cli) etcdCmd() *cobra.Command {
 			if _, err := parseLevel(level); err != nil {
 				return c.usageErr(cmd, err)
 			}
+			if c.startEtcd == nil {
+				// Checked here, so usage errors are vxlan6d's own; the
+				// program execed checks again and warns.
+				return c.execEtcdProgram(cmd)
+			}
 			log := newLogger(c.stderr, level, format)
 			slog.SetDefault(log)
 			for _, u := range exposed {
 				log.Warn("etcd serves clients in cleartext beyond this host: anyone who reaches it can rewrite the overlay's routes; prefer https:// with --client-cert-auth", "url", u)
 			}
-			srv, err := etcdserver.Start(cfg)
+			srv, err := c.startEtcd(cfg)
 			if err != nil {
 				return c.fail(cmd, err)
 			}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/vxlan6/vxlan6/overlay/etcdserver"
+	"github.com/vxlan6/vxlan6/overlay/etcdserver/etcdconf"
 )
 
 // DefaultEtcdListen is where `vxlan6d etcd` serves clients unless told
@@ -17,7 +17,7 @@ import (
 const DefaultEtcdListen = "http://127.0.0.1:2379"
 
 // addEtcdServerFlags are the flags of `vxlan6d etcd`, named like etcd's own.
-func addEtcdServerFlags(fs *pflag.FlagSet, c *etcdserver.Config) {
+func addEtcdServerFlags(fs *pflag.FlagSet, c *etcdconf.Config) {
 	fs.StringVar(&c.DataDir, "data-dir", "", "etcd data directory (required)")
 	fs.Var(listFlag{&c.ClientURLs, true}, "listen-client-urls", "client URLs, comma list (default "+DefaultEtcdListen+"; e.g. unix:///run/vxlan6-etcd/etcd.sock, https://[2001:db8::10]:2379)")
 	fs.Var(listFlag{&c.AdvertiseClientURLs, true}, "advertise-client-urls", "client URLs announced to the other members (default: the TCP --listen-client-urls)")
@@ -36,7 +36,7 @@ func addEtcdServerFlags(fs *pflag.FlagSet, c *etcdserver.Config) {
 // checkEtcdServer validates the flags of `vxlan6d etcd` after parsing and
 // fills the default listen URL. It returns the cleartext client URLs on
 // non-loopback addresses, which the caller warns about.
-func checkEtcdServer(c *etcdserver.Config) (exposed []string, err error) {
+func checkEtcdServer(c *etcdconf.Config) (exposed []string, err error) {
 	if c.DataDir == "" {
 		return nil, errors.New("--data-dir is required")
 	}
