@@ -24,6 +24,7 @@ build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vxlan6 ./plugins/vxlan6
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vxlan6d ./overlay/cmd/vxlan6d
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vxlan6d-etcd ./overlay/cmd/vxlan6d-etcd
 
 # Every test: formatting, vet and staticcheck first, then all packages (the
 # kernel- and runtime-touching ones need root and skip without it).
@@ -81,6 +82,7 @@ dist:
 install: build
 	install -D -m 0755 $(BIN)/vxlan6 $(DESTDIR)$(PREFIX)/vxlan6
 	install -D -m 0755 $(BIN)/vxlan6d $(DESTDIR)$(SBINDIR)/vxlan6d
+	install -D -m 0755 $(BIN)/vxlan6d-etcd $(DESTDIR)$(SBINDIR)/vxlan6d-etcd
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
 	for u in $(UNITS); do \
 		sed 's|/usr/sbin/vxlan6d|$(SBINDIR)/vxlan6d|g' conf.d/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
@@ -90,7 +92,7 @@ install: build
 	@[ -n "$(DESTDIR)" ] || echo "now: edit $(ENVFILE), systemctl daemon-reload, systemctl enable --now vxlan6d (docs/install.md)"
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/vxlan6 $(DESTDIR)$(SBINDIR)/vxlan6d
+	rm -f $(DESTDIR)$(PREFIX)/vxlan6 $(DESTDIR)$(SBINDIR)/vxlan6d $(DESTDIR)$(SBINDIR)/vxlan6d-etcd
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
 	@if cmp -s conf.d/vxlan6d.env $(DESTDIR)$(ENVFILE); then rm -f $(DESTDIR)$(ENVFILE); \
 		rmdir $(DESTDIR)$(dir $(ENVFILE)) 2>/dev/null || true; \

@@ -14,9 +14,14 @@ import (
 
 // Packages of the project's programs, by binary name.
 var binaryPackages = map[string]string{
-	"vxlan6":  "./plugins/vxlan6",
-	"vxlan6d": "./overlay/cmd/vxlan6d",
+	"vxlan6":       "./plugins/vxlan6",
+	"vxlan6d":      "./overlay/cmd/vxlan6d",
+	"vxlan6d-etcd": "./overlay/cmd/vxlan6d-etcd",
 }
+
+// companions are built with a binary into the same directory: `vxlan6d
+// etcd` execs the vxlan6d-etcd beside it.
+var companions = map[string][]string{"vxlan6d": {"vxlan6d-etcd"}}
 
 var (
 	buildMu  sync.Mutex
@@ -24,14 +29,24 @@ var (
 	buildDir string
 )
 
-// Binary builds one of the project's programs ("vxlan6" or "vxlan6d") once per
-// test process and returns its path. A test run needs no prior `make build`;
-// the Go build cache makes repeated builds cheap. The directory holding it is
-// also a valid CNI_PATH entry for the plugin.
+// Binary builds one of the project's programs ("vxlan6", "vxlan6d" or
+// "vxlan6d-etcd") once per test process and returns its path; vxlan6d comes
+// with vxlan6d-etcd beside it, which its etcd command runs. A test run needs
+// no prior `make build`; the Go build cache makes repeated builds cheap. The
+// directory holding it is also a valid CNI_PATH entry for the plugin.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
+	for _, c := range companions[name] {
+		buildLocked(t, c)
+	}
+	return buildLocked(t, name)
+}
+
+// buildLocked builds name unless built already; buildMu is held.
+func buildLocked(t testing.TB, name string) string {
+	t.Helper()
 	if p, ok := built[name]; ok {
 		return p
 	}

@@ -43,7 +43,9 @@ func MainWithEtcd(args []string, version string, stdout, stderr io.Writer, start
 // execEtcdProgram replaces this process with vxlan6d-etcd, given the same
 // arguments and environment: it parses them exactly as vxlan6d did. The
 // PID stays, so systemd (Type=simple, ExecStart=vxlan6d etcd) and whoever
-// started `vxlan6d etcd` signal the member itself.
+// started `vxlan6d etcd` signal the member itself; argv[0] stays too, so
+// its command line still reads "vxlan6d etcd ..." (scripts/testbed.sh
+// checks that before it signals a pid).
 func (c *cli) execEtcdProgram(cmd *cobra.Command) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -61,7 +63,7 @@ func (c *cli) execEtcdProgram(cmd *cobra.Command) error {
 	if run == nil {
 		run = syscall.Exec
 	}
-	argv := append([]string{prog}, c.args...)
+	argv := append([]string{os.Args[0]}, c.args...)
 	if err := run(prog, argv, os.Environ()); err != nil {
 		return c.fail(cmd, fmt.Errorf("run %s: %w", prog, err))
 	}
