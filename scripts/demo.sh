@@ -40,8 +40,8 @@ die() { printf 'demo: ERROR: %s\n' "$*" >&2; exit 1; }
 [[ "$CONTAINERS" =~ ^[1-9]$ ]] || die "CONTAINERS=$CONTAINERS: want 1..9"
 
 # --- what it needs --------------------------------------------------------------
-if [ ! -x "$BIN/vxlan6" ] || [ ! -x "$BIN/vxlan6d" ]; then
-	say "building bin/vxlan6 and bin/vxlan6d ..."
+if [ ! -x "$BIN/vxlan6" ] || [ ! -x "$BIN/vxlan6d" ] || [ ! -x "$BIN/vxlan6d-etcd" ]; then
+	say "building bin/vxlan6, bin/vxlan6d and bin/vxlan6d-etcd ..."
 	make -C "$REPO" build >/dev/null
 fi
 if [ -z "${CNITOOL:-}" ]; then

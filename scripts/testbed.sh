@@ -442,7 +442,8 @@ mode_of() { # I -> the I-th entry of VTEP_MODES, cycling
 
 up() {
 	[ "$(id -u)" = 0 ] || die "must run as root (creates network namespaces)"
-	for b in vxlan6 vxlan6d; do
+	# vxlan6d-etcd: what `vxlan6d etcd` runs.
+	for b in vxlan6 vxlan6d vxlan6d-etcd; do
 		[ -x "$BIN/$b" ] || die "$BIN/$b missing: run 'make build' (or pass --bin DIR)"
 	done
 	command -v ip >/dev/null || die "iproute2 (ip) not found"

@@ -44,7 +44,7 @@ type Artifacts struct {
 	Tarball, Deb, Sums string
 }
 
-// Build compiles both binaries with the release version, collects the
+// Build compiles the binaries with the release version, collects the
 // generated extras (completion, man pages) and writes the artifacts.
 func Build(ctx context.Context, o Options) (*Artifacts, error) {
 	if err := ValidVersion(o.Source.Version); err != nil {
@@ -94,9 +94,10 @@ func Build(ctx context.Context, o Options) (*Artifacts, error) {
 // buildBinaries builds what `make build` builds, with the release version
 // in main.version and for linux/amd64 whatever the build host is.
 func buildBinaries(ctx context.Context, o Options, dir string) (map[string]string, error) {
-	pkgs := map[string]string{"vxlan6": "./plugins/vxlan6", "vxlan6d": "./overlay/cmd/vxlan6d"}
+	pkgs := map[string]string{"vxlan6": "./plugins/vxlan6", "vxlan6d": "./overlay/cmd/vxlan6d",
+		EtcdProgram: "./overlay/cmd/vxlan6d-etcd"}
 	out := map[string]string{}
-	for _, name := range []string{"vxlan6", "vxlan6d"} {
+	for _, name := range []string{"vxlan6", "vxlan6d", EtcdProgram} {
 		p := filepath.Join(dir, name)
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath",
 			"-ldflags", "-s -w -X main.version="+o.Source.Version, "-o", p, pkgs[name])

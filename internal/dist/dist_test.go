@@ -103,7 +103,7 @@ func (r *release) extras(t *testing.T) (completion, man bool) {
 	return completion, man
 }
 
-// TestTarballAndSums: the tarball holds both binaries, conf.d, docs and
+// TestTarballAndSums: the tarball holds the binaries, conf.d, docs and
 // LICENSE under one top directory, and SHA256SUMS matches both artifacts
 // (also for `sha256sum -c`).
 func TestTarballAndSums(t *testing.T) {
@@ -112,7 +112,7 @@ func TestTarballAndSums(t *testing.T) {
 	if filepath.Base(r.a.Tarball) != strings.TrimSuffix(top, "/")+".tar.gz" {
 		t.Errorf("tarball named %s", filepath.Base(r.a.Tarball))
 	}
-	want := map[string]int64{"bin/vxlan6": 0o755, "bin/vxlan6d": 0o755, "LICENSE": 0o644, "README.md": 0o644}
+	want := map[string]int64{"bin/vxlan6": 0o755, "bin/vxlan6d": 0o755, "bin/" + EtcdProgram: 0o755, "LICENSE": 0o644, "README.md": 0o644}
 	for _, dir := range []string{"conf.d", "docs"} {
 		ents, _ := os.ReadDir(filepath.Join(r.root, dir))
 		for _, e := range ents {
@@ -254,6 +254,9 @@ func TestDebPackage(t *testing.T) {
 	if out, err := exec.Command(d, "--version").CombinedOutput(); err != nil || !strings.Contains(string(out), r.src.Version) {
 		t.Errorf("vxlan6d --version: %q, want it to name %s", out, r.src.Version)
 	}
+	if out, err := exec.Command(filepath.Join(r.pkg, EtcdPath), "version").CombinedOutput(); err != nil || !strings.Contains(string(out), r.src.Version) {
+		t.Errorf("%s version: %q (%v), want it to name %s", EtcdProgram, out, err, r.src.Version)
+	}
 	p := filepath.Join(r.pkg, PluginPath)
 	cmd := exec.Command(p)
 	cmd.Env = []string{"CNI_COMMAND=VERSION"}
@@ -301,7 +304,7 @@ func checkDebFiles(t *testing.T, r *release) {
 		listed[strings.TrimPrefix(f[5], ".")] = f[0]
 	}
 	want := map[string]string{
-		PluginPath: "-rwxr-xr-x", DaemonPath: "-rwxr-xr-x", PluginLink: "lrwxrwxrwx",
+		PluginPath: "-rwxr-xr-x", DaemonPath: "-rwxr-xr-x", EtcdPath: "-rwxr-xr-x", PluginLink: "lrwxrwxrwx",
 		UnitDir + "/vxlan6d.service": "-rw-r--r--", UnitDir + "/vxlan6-etcd.service": "-rw-r--r--",
 		EnvFile: "-rw-------", DocDir + "/copyright": "-rw-r--r--", DocDir + "/README.md": "-rw-r--r--",
 	}

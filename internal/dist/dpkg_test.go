@@ -41,7 +41,7 @@ func TestDpkgInstallRemovePurge(t *testing.T) {
 		t.Errorf("dpkg -s vxlan6 after install:\n%s", out)
 	}
 	installed := installedFiles(t, root)
-	for _, p := range []string{PluginPath, PluginLink, DaemonPath, UnitDir + "/vxlan6d.service", EnvFile} {
+	for _, p := range []string{PluginPath, PluginLink, DaemonPath, EtcdPath, UnitDir + "/vxlan6d.service", EnvFile} {
 		if !installed[p] {
 			t.Errorf("%s not installed", p)
 		}

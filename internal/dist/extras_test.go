@@ -42,7 +42,7 @@ echo "unknown command \"$1\"" >&2; exit 2
 	if err := os.WriteFile(filepath.Join(root, "docs", "install.md"), []byte("#"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m, err := manifest(root, map[string]string{"vxlan6": "p", "vxlan6d": "d"}, ex)
+	m, err := manifest(root, map[string]string{"vxlan6": "p", "vxlan6d": "d", EtcdProgram: "e"}, ex)
 	if err != nil {
 		t.Fatal(err)
 	}

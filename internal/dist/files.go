@@ -19,15 +19,21 @@ type Entry struct {
 	Symlink string      // target, for a symlink in the .deb
 }
 
+// EtcdProgram is the lab etcd's program (admin.EtcdProgram).
+const EtcdProgram = "vxlan6d-etcd"
+
 // Package paths. The plugin goes where every runtime looks by default
 // (/opt/cni/bin); Debian's containernetworking-plugins, which provides the
 // portmap plugin the shipped conflists chain, installs into /usr/lib/cni,
 // so the plugin is linked there too: a runtime told to search only
 // /usr/lib/cni finds both (docs/runtimes.md).
 const (
-	PluginPath     = "/opt/cni/bin/vxlan6"
-	PluginLink     = "/usr/lib/cni/vxlan6"
-	DaemonPath     = "/usr/sbin/vxlan6d"
+	PluginPath = "/opt/cni/bin/vxlan6"
+	PluginLink = "/usr/lib/cni/vxlan6"
+	DaemonPath = "/usr/sbin/vxlan6d"
+	// EtcdPath is the embedded etcd that `vxlan6d etcd` execs: beside the
+	// daemon, where it looks first.
+	EtcdPath       = "/usr/sbin/" + EtcdProgram
 	UnitDir        = "/lib/systemd/system"
 	EnvFile        = "/etc/vxlan6/vxlan6d.env"
 	DocDir         = "/usr/share/doc/vxlan6"
@@ -42,6 +48,7 @@ func manifest(root string, bins map[string]string, ex Extras) ([]Entry, error) {
 		{Src: bins["vxlan6"], Deb: PluginPath, Tar: "bin/vxlan6", Mode: 0o755},
 		{Deb: PluginLink, Symlink: PluginPath},
 		{Src: bins["vxlan6d"], Deb: DaemonPath, Tar: "bin/vxlan6d", Mode: 0o755},
+		{Src: bins[EtcdProgram], Deb: EtcdPath, Tar: "bin/" + EtcdProgram, Mode: 0o755},
 		{Src: filepath.Join(root, "LICENSE"), Deb: DocDir + "/copyright", Tar: "LICENSE", Mode: 0o644},
 		{Src: filepath.Join(root, "README.md"), Deb: DocDir + "/README.md", Tar: "README.md", Mode: 0o644},
 	}

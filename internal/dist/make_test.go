@@ -25,7 +25,7 @@ func TestMakeInstallUninstall(t *testing.T) {
 	// Stand-in binaries: this checks where make puts files, not the build
 	// (-o build: the install target's build prerequisite is not run).
 	bin := t.TempDir()
-	for _, n := range []string{"vxlan6", "vxlan6d"} {
+	for _, n := range []string{"vxlan6", "vxlan6d", EtcdProgram} {
 		if err := os.WriteFile(filepath.Join(bin, n), []byte("#!/bin/sh\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestMakeInstallUninstall(t *testing.T) {
 	}
 	mkRun("install")
 	want := map[string]os.FileMode{
-		"/opt/cni/bin/vxlan6": 0o755, "/usr/local/sbin/vxlan6d": 0o755, "/etc/vxlan6/vxlan6d.env": 0o600,
+		"/opt/cni/bin/vxlan6": 0o755, "/usr/local/sbin/vxlan6d": 0o755, "/usr/local/sbin/" + EtcdProgram: 0o755, "/etc/vxlan6/vxlan6d.env": 0o600,
 		"/etc/systemd/system/vxlan6d.service": 0o644, "/etc/systemd/system/vxlan6-etcd.service": 0o644,
 	}
 	got := treeFiles(t, dest)
