@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -150,5 +152,49 @@ func TestEtcdCommandWithoutEtcdProgram(t *testing.T) {
 	code, out = run("etcd", "--listen-client-urls", "unix://"+filepath.Join(dir, "e.sock"))
 	if code != ExitUsage || !strings.Contains(out, "--data-dir is required") {
 		t.Errorf("without --data-dir: exit %d, output %q; want exit %d and the usage error", code, out, ExitUsage)
+	}
+}
+
+// TestEtcdCommandExecArgs: vxlan6d's etcd hands vxlan6d-etcd (here found on
+// PATH) its whole command line, argv[0] included, and its environment; a
+// usage error never gets that far.
+func TestEtcdCommandExecArgs(t *testing.T) {
+	dir := t.TempDir()
+	prog := filepath.Join(dir, EtcdProgram)
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	t.Setenv("VXLAN6D_LOG_LEVEL", "debug")
+	args := []string{"etcd", "-data-dir", "/d", "--listen-client-urls", "unix:///run/e.sock", "--unsafe-no-fsync"}
+	var gotProg string
+	var gotArgv, gotEnv []string
+	var out, errb bytes.Buffer
+	c := newCLI(args, "v9", &out, &errb)
+	c.defaultEnvFile = ""
+	c.exec = func(argv0 string, argv, envv []string) error {
+		gotProg, gotArgv, gotEnv = argv0, argv, envv
+		return nil
+	}
+	if code := c.execute(args); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if gotProg != prog {
+		t.Errorf("execed %q, want %q", gotProg, prog)
+	}
+	if want := append([]string{os.Args[0]}, args...); !reflect.DeepEqual(gotArgv, want) {
+		t.Errorf("argv %q, want %q (as given, before vxlan6d's own rewriting)", gotArgv, want)
+	}
+	if !slices.Contains(gotEnv, "VXLAN6D_LOG_LEVEL=debug") {
+		t.Errorf("environment lacks VXLAN6D_LOG_LEVEL=debug: %q", gotEnv)
+	}
+
+	gotProg = ""
+	bad := []string{"etcd", "--data-dir", "/d", "--listen-client-urls", "ftp://x"}
+	c = newCLI(bad, "v9", &out, &errb)
+	c.defaultEnvFile = ""
+	c.exec = func(argv0 string, _, _ []string) error { gotProg = argv0; return nil }
+	if code := c.execute(bad); code != ExitUsage || gotProg != "" {
+		t.Errorf("bad URL: exit %d, execed %q; want exit %d and no exec", code, gotProg, ExitUsage)
 	}
 }
