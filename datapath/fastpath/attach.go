@@ -18,6 +18,10 @@ type Hooks struct {
 	Local  bool // pod → pod on this host: bpf_redirect_peer
 	Remote bool // pod → remote pod subnet: bpf_redirect to the VXLAN device
 	Neigh  bool // Remote with bpf_redirect_neigh instead (measured, not the default)
+	// Decap: decapsulate VXLAN for local pods on the underlay's TCX
+	// ingress (a measured prototype; not in AllHooks, the daemon never
+	// sets it). Node only.
+	Decap bool
 }
 
 // AllHooks is the normal configuration.

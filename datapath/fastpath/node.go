@@ -42,6 +42,10 @@ type Node struct {
 	judged  time.Time // last re-judgement of every pod
 	due     bool      // a pod was left pending, or a step failed
 	lastDev int       // device index at the last peers sync
+
+	decap    *decapMaps  // opened on the first Sync with Hooks.Decap
+	decapCfg DecapConfig // what the attached underlay program compares
+	underlay string      // underlay interface carrying it ("" if none)
 }
 
 // RejudgeEvery is how often pods already on a path are judged again (a
@@ -76,6 +80,9 @@ func NewNode(device string) (*Node, error) {
 
 // Close releases handles; pins and attachments stay.
 func (n *Node) Close() {
+	if n.decap != nil {
+		n.decap.close()
+	}
 	n.h.Close()
 	n.Maps.Close()
 }
@@ -126,6 +133,10 @@ func (n *Node) sync(peers bool) error {
 				n.Log.Info("fast path attached", "device", n.Device, "index", dev.Attrs().Index)
 			}
 		}
+	}
+	n.underlay = ""
+	if dev != nil && n.Hooks.Decap {
+		errs = append(errs, n.syncDecap(dev, att))
 	}
 	if _, ok := att[n.Device]; ok && (!n.Tunnel || dev == nil) {
 		errs = append(errs, n.Detach(n.Device))
@@ -324,6 +335,9 @@ func (n *Node) syncPods(att map[string]int) error {
 	}
 	waiting := false
 	keep := map[string]bool{n.Device: true}
+	if n.underlay != "" {
+		keep[n.underlay] = true // the underlay program (Hooks.Decap)
+	}
 	for addr, p := range pods {
 		l := byIdx[int(p.Ifindex)]
 		if l == nil || l.Type() != "veth" {
