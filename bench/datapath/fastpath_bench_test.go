@@ -95,6 +95,7 @@ func (l *lab) addFastPathColumns(b *testing.B) {
 		column{name: "fast: pod hook only", setup: l.fastMode(fastpath.AllHooks, false)},
 		column{name: "fast: tunnel hook only", setup: l.fastMode(fastpath.Hooks{}, true)},
 		column{name: "fast: local hook only", setup: l.fastMode(fastpath.Hooks{Local: true}, false)},
+		column{name: "fast + underlay decap", setup: l.fastMode(fastpath.Hooks{Local: true, Remote: true, Decap: true}, true)},
 	)
 }
 

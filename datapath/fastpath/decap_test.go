@@ -1,0 +1,165 @@
+package fastpath_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/vxlan6/vxlan6/datapath/fastpath"
+	"github.com/vxlan6/vxlan6/internal/testbed"
+)
+
+// The underlay decap prototype (Hooks.Decap) on two testbed hosts, driven
+// as the data-path benchmark drives it: daemons with the fast path off, one
+// fastpath.Node per host opened before the containers are added.
+func TestUnderlayDecap(t *testing.T) {
+	bed := testbed.New(t, testbed.Options{Hosts: 2})
+	bed.PutConfig(testbed.ConfigJSONFastPath(false, "off"))
+	bed.StartDaemons(60*time.Second, nil)
+	var nodes []*fastpath.Node
+	var nss []ns.NetNS
+	for _, h := range bed.Hosts {
+		n, err := ns.GetNS(h.NetnsPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		var node *fastpath.Node
+		if err := n.Do(func(ns.NetNS) (err error) { node, err = fastpath.NewNode(testbed.Device); return err }); err != nil {
+			t.Fatalf("fast path on %s: %v", h.Name, err)
+		}
+		node.Grace = 0
+		t.Cleanup(func() {
+			_ = n.Do(func(ns.NetNS) error { return node.Remove() })
+			node.Close()
+		})
+		nodes, nss = append(nodes, node), append(nss, n)
+	}
+	h1, h2 := bed.Hosts[0], bed.Hosts[1]
+	c1, c2 := h1.AddContainer(), h2.AddContainer()
+	h1.WaitSubnetFile(30 * time.Second)
+	h2.WaitSubnetFile(30 * time.Second)
+	hooks := fastpath.AllHooks
+	hooks.Decap = true
+	sync := func() {
+		t.Helper()
+		for i, node := range nodes {
+			node.Hooks = hooks
+			if err := nss[i].Do(func(ns.NetNS) error { return node.Sync() }); err != nil {
+				t.Fatalf("sync %s: %v", bed.Hosts[i].Name, err)
+			}
+		}
+	}
+	// The peers' routes and fdb entries may come a moment after the subnet
+	// files: sync until the first ping gets through.
+	err := testbed.Eventually(60*time.Second, 500*time.Millisecond, func() error {
+		sync()
+		out, err := c1.Ping(c2.IPv6, 2)
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("pod → pod across hosts with underlay decap: %v", err)
+	}
+	sync()
+	decap0, _, err := nodes[1].DecapStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx0, err := linkRxPackets(h2, testbed.Device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c1.Ping(c2.IPv6, 20); err != nil {
+		t.Fatalf("ping %s → %s: %v\n%s", c1.Name, c2.IPv6, err, out)
+	}
+	decap1, adjErr, err := nodes[1].DecapStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx1, err := linkRxPackets(h2, testbed.Device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 20 echo requests came to h2; a lost one is no proof of anything.
+	if decap1-decap0 < 15 || adjErr != 0 {
+		t.Errorf("underlay program on %s decapsulated %d packets of 20 echoes (adjust_room errors %d)", h2.Name, decap1-decap0, adjErr)
+	}
+	if rx1-rx0 > 5 {
+		t.Errorf("%s on %s received %d packets during 20 echoes: they took the kernel path", testbed.Device, h2.Name, rx1-rx0)
+	}
+	t.Logf("decapsulated %d, %s rx %d during 20 echoes", decap1-decap0, testbed.Device, rx1-rx0)
+
+	// A TCP stream: its GSO skbs take the kernel path (vxlan device), its
+	// small ones (ACKs one way, anything unbatched) the program; both must
+	// work together.
+	rxTCP0, err := linkRxPackets(h2, testbed.Device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testbed.StartIperfServer(t, c2.Name)
+	gbps, err := testbed.Iperf(c1.Name, c2.IPv6, 1, 2*time.Second)
+	if err != nil || gbps <= 0 {
+		t.Fatalf("TCP across hosts with underlay decap: %v Gbit/s, %v", gbps, err)
+	}
+	testbed.StartIperfServerPort(t, c1.Name, 5202)
+	back, err := testbed.IperfPort(c2.Name, c1.IPv6, 5202, 1, 2*time.Second)
+	if err != nil || back <= 0 {
+		t.Fatalf("TCP the other way with underlay decap: %v Gbit/s, %v", back, err)
+	}
+	decap2, adjErr, err := nodes[1].DecapStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rxTCP1, err := linkRxPackets(h2, testbed.Device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if adjErr != 0 {
+		t.Errorf("bpf_skb_adjust_room failed %d times", adjErr)
+	}
+	t.Logf("TCP %.2f / %.2f Gbit/s; on %s: decapsulated %d packets, %s received %d (GSO ones)",
+		gbps, back, h2.Name, decap2-decap1, testbed.Device, rxTCP1-rxTCP0)
+
+	// Off again: the underlay program goes, the kernel path carries on.
+	hooks.Decap = false
+	sync()
+	for i, node := range nodes {
+		att, err := node.Attached()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := att[testbed.Uplink]; ok {
+			t.Errorf("%s: underlay program still attached with Decap off", bed.Hosts[i].Name)
+		}
+	}
+	if out, err := c1.Ping(c2.IPv6, 3); err != nil {
+		t.Fatalf("ping with Decap off again: %v\n%s", err, out)
+	}
+}
+
+// linkRxPackets is the receive counter of interface name on host h.
+func linkRxPackets(h *testbed.Host, name string) (uint64, error) {
+	out, err := h.Exec("ip", "-j", "-s", "link", "show", "dev", name)
+	if err != nil {
+		return 0, err
+	}
+	var links []struct {
+		Stats struct {
+			RX struct {
+				Packets json.Number `json:"packets"`
+			} `json:"rx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		return 0, errors.Join(err, fmt.Errorf("parse ip -j -s link show %s: %s", name, out))
+	}
+	return strconv.ParseUint(links[0].Stats.RX.Packets.String(), 10, 64)
+}
