@@ -96,6 +96,7 @@ func (l *lab) addFastPathColumns(b *testing.B) {
 		column{name: "fast: tunnel hook only", setup: l.fastMode(fastpath.Hooks{}, true)},
 		column{name: "fast: local hook only", setup: l.fastMode(fastpath.Hooks{Local: true}, false)},
 		column{name: "fast + underlay decap", setup: l.fastMode(fastpath.Hooks{Local: true, Remote: true, Decap: true}, true)},
+		column{name: "fast + decap incl. GSO", setup: l.fastMode(fastpath.Hooks{Local: true, Remote: true, Decap: true, DecapGSO: true}, true)},
 	)
 }
 

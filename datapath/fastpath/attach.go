@@ -22,6 +22,9 @@ type Hooks struct {
 	// ingress (a measured prototype; not in AllHooks, the daemon never
 	// sets it). Node only.
 	Decap bool
+	// DecapGSO: Decap takes GSO skbs too (an experiment, unsafe for pods
+	// that forward: see DecapConfig.GSO).
+	DecapGSO bool
 }
 
 // AllHooks is the normal configuration.

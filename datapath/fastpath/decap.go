@@ -41,6 +41,7 @@ const (
 	// headers): sets skb->protocol to IPv6 for the inner packet.
 	adjRoomDecapL3IPv6 = 1 << 8
 	adjRoomMAC         = 1 // BPF_ADJ_ROOM_MAC
+	adjRoomFixedGSO    = 1 // BPF_F_ADJ_ROOM_FIXED_GSO: gso_size is the inner MSS
 
 	spillOff   = -48 // the pods map value pointer across helper calls
 	statKeyOff = -52
@@ -48,6 +49,7 @@ const (
 	// Per-CPU counters of the stats map.
 	statDecap     = 0 // packets decapsulated and redirected
 	statAdjustErr = 1 // bpf_skb_adjust_room failed (the packet was dropped)
+	statGSO       = 2 // of statDecap, GSO skbs (DecapConfig.GSO)
 )
 
 // DecapConfig is what the underlay program compares against: this node's
@@ -56,6 +58,11 @@ type DecapConfig struct {
 	VTEP [16]byte
 	Port uint16
 	VNI  uint32
+	// GSO: decapsulate GSO skbs too (Hooks.DecapGSO, an experiment: Linux
+	// 6.18 has no BPF_F_ADJ_ROOM_DECAP_L4_UDP, so their skb->encapsulation
+	// and SKB_GSO_UDP_TUNNEL* state stays behind, which breaks segmenting
+	// them if the pod forwards them).
+	GSO bool
 }
 
 // le32 is the value a little-endian 32-bit load of b sees.
@@ -67,12 +74,15 @@ func fromUnderlayProgram(pods, vteps, stats *ebpf.Map, c DecapConfig) asm.Instru
 	binary.BigEndian.PutUint16(port[:], c.Port)
 	var vni [4]byte
 	binary.BigEndian.PutUint32(vni[:], c.VNI<<8) // 3 bytes VNI, 1 reserved
-	ins := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
+	ins := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	if !c.GSO {
 		// A GSO skb (a GRO'd or locally built batch) takes the kernel
 		// path: shrinking it would need its gso_type fixed up.
-		asm.LoadMem(asm.R2, asm.R6, skbGSOSize, asm.Word),
-		asm.JNE.Imm(asm.R2, 0, "pass"),
+		ins = append(ins,
+			asm.LoadMem(asm.R2, asm.R6, skbGSOSize, asm.Word),
+			asm.JNE.Imm(asm.R2, 0, "pass"))
+	}
+	ins = append(ins,
 		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
 		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
 		asm.Mov.Reg(asm.R2, asm.R7),
@@ -82,7 +92,7 @@ func fromUnderlayProgram(pods, vteps, stats *ebpf.Map, c DecapConfig) asm.Instru
 		asm.JNE.Imm(asm.R2, ethIPv6LE, "pass"),
 		asm.LoadMem(asm.R2, asm.R7, outerNext, asm.Byte),
 		asm.JNE.Imm(asm.R2, unix.IPPROTO_UDP, "pass"),
-	}
+	)
 	for i := 0; i < 16; i += 4 {
 		ins = append(ins,
 			asm.LoadMem(asm.R2, asm.R7, outerDst+int16(i), asm.Word),
@@ -122,12 +132,22 @@ func fromUnderlayProgram(pods, vteps, stats *ebpf.Map, c DecapConfig) asm.Instru
 		asm.JSet.Imm(asm.R2, FlagSlow, "pass"),
 		asm.LoadMem(asm.R9, asm.R0, podIfindexOff, asm.Word),
 		asm.StoreMem(asm.RFP, spillOff, asm.R0, asm.DWord),
+		asm.Mov.Imm(asm.R4, adjRoomDecapL3IPv6),
+	)
+	if c.GSO {
+		ins = append(ins,
+			asm.LoadMem(asm.R2, asm.R6, skbGSOSize, asm.Word),
+			asm.JEq.Imm(asm.R2, 0, "adjust"),
+		)
+		ins = append(ins, count(stats, statGSO)...)
+		ins = append(ins, asm.Mov.Imm(asm.R4, adjRoomDecapL3IPv6|adjRoomFixedGSO))
+	}
+	ins = append(ins,
 		// Remove outer IPv6, UDP, VXLAN and the inner Ethernet header
 		// behind the outer Ethernet header, whose type is IPv6 already.
-		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("adjust"),
 		asm.Mov.Imm(asm.R2, -decapShrink),
 		asm.Mov.Imm(asm.R3, adjRoomMAC),
-		asm.Mov.Imm(asm.R4, adjRoomDecapL3IPv6),
 		asm.FnSkbAdjustRoom.Call(),
 		asm.JEq.Imm(asm.R0, 0, "adjusted"),
 	)
@@ -188,7 +208,7 @@ func openDecapMaps(dir string) (*decapMaps, error) {
 		return nil, fmt.Errorf("open peer VTEPs map in %s: %w", dir, err)
 	}
 	stats, err := ebpf.NewMapWithOptions(&ebpf.MapSpec{
-		Name: "vx6_decap_stat", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 2,
+		Name: "vx6_decap_stat", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 3,
 		Pinning: ebpf.PinByName,
 	}, opts)
 	if err != nil {
@@ -263,7 +283,7 @@ func (n *Node) decapTarget(dev netlink.Link) (DecapConfig, netlink.Link, error) 
 		return c, nil, fmt.Errorf("%s has no IPv6 local address or underlay device", n.Device)
 	}
 	copy(c.VTEP[:], vx.SrcAddr.To16())
-	c.Port, c.VNI = uint16(vx.Port), uint32(vx.VxlanId)
+	c.Port, c.VNI, c.GSO = uint16(vx.Port), uint32(vx.VxlanId), n.Hooks.DecapGSO
 	under, err := n.h.LinkByIndex(vx.VtepDevIndex)
 	if err != nil {
 		return c, nil, fmt.Errorf("underlay of %s (index %d): %w", n.Device, vx.VtepDevIndex, err)
@@ -300,31 +320,32 @@ func (n *Node) syncDecap(dev netlink.Link, att map[string]int) error {
 	return nil
 }
 
-// DecapStats returns the underlay program's counters summed over CPUs:
-// packets decapsulated and redirected, and bpf_skb_adjust_room failures.
-func (n *Node) DecapStats() (decap, adjustErr uint64, err error) {
+// DecapStats are the underlay program's counters, summed over CPUs.
+type DecapStats struct {
+	Decap     uint64 // packets decapsulated and redirected
+	GSO       uint64 // of those, GSO skbs (Hooks.DecapGSO)
+	AdjustErr uint64 // bpf_skb_adjust_room failures (dropped)
+}
+
+// DecapStats reads the underlay program's counters (zero if it never ran).
+func (n *Node) DecapStats() (DecapStats, error) {
+	var st DecapStats
 	m, err := ebpf.LoadPinnedMap(filepath.Join(n.Dir, "vx6_decap_stat"), nil)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, 0, nil
+		return st, nil
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("open decap stats in %s: %w", n.Dir, err)
+		return st, fmt.Errorf("open decap stats in %s: %w", n.Dir, err)
 	}
 	defer m.Close()
-	sum := func(k uint32) (uint64, error) {
+	for k, dst := range map[uint32]*uint64{statDecap: &st.Decap, statGSO: &st.GSO, statAdjustErr: &st.AdjustErr} {
 		var vs []uint64
 		if err := m.Lookup(k, &vs); err != nil {
-			return 0, fmt.Errorf("read decap stat %d: %w", k, err)
+			return st, fmt.Errorf("read decap stat %d in %s: %w", k, n.Dir, err)
 		}
-		var s uint64
 		for _, v := range vs {
-			s += v
+			*dst += v
 		}
-		return s, nil
 	}
-	if decap, err = sum(statDecap); err != nil {
-		return 0, 0, err
-	}
-	adjustErr, err = sum(statAdjustErr)
-	return decap, adjustErr, err
+	return st, nil
 }

@@ -68,7 +68,7 @@ func TestUnderlayFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vteps.Close()
-	stats, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 2})
+	stats, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
