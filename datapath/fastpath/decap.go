@@ -70,6 +70,14 @@ func le32(b []byte) int32 { return int32(binary.LittleEndian.Uint32(b)) }
 
 // fromUnderlayProgram runs on TCX ingress of the underlay interface.
 func fromUnderlayProgram(pods, vteps, stats *ebpf.Map, c DecapConfig) asm.Instructions {
+	ins := underlayMatch(pods, vteps, c)
+	ins = append(ins, decapRedirect(stats, c.GSO)...)
+	return append(ins, pass()...)
+}
+
+// underlayMatch jumps to "pass" unless the frame is VXLAN for this node and
+// a local pod (R0 = its pods map value, R9 = its veth's ifindex).
+func underlayMatch(pods, vteps *ebpf.Map, c DecapConfig) asm.Instructions {
 	var port [2]byte
 	binary.BigEndian.PutUint16(port[:], c.Port)
 	var vni [4]byte
@@ -126,15 +134,22 @@ func fromUnderlayProgram(pods, vteps, stats *ebpf.Map, c DecapConfig) asm.Instru
 			asm.StoreMem(asm.RFP, keyAddrOff+i, asm.R2, asm.Word))
 	}
 	ins = append(ins, lookup(pods, keyAddrOff)...)
-	ins = append(ins,
+	return append(ins,
 		asm.JEq.Imm(asm.R0, 0, "pass"),
 		asm.LoadMem(asm.R2, asm.R0, podFlagsOff, asm.Word),
 		asm.JSet.Imm(asm.R2, FlagSlow, "pass"),
 		asm.LoadMem(asm.R9, asm.R0, podIfindexOff, asm.Word),
+	)
+}
+
+// decapRedirect strips the encapsulation and hands the inner packet to the
+// pod (R0 = pods map value, R9 = ifindex).
+func decapRedirect(stats *ebpf.Map, gso bool) asm.Instructions {
+	ins := asm.Instructions{
 		asm.StoreMem(asm.RFP, spillOff, asm.R0, asm.DWord),
 		asm.Mov.Imm(asm.R4, adjRoomDecapL3IPv6),
-	)
-	if c.GSO {
+	}
+	if gso {
 		ins = append(ins,
 			asm.LoadMem(asm.R2, asm.R6, skbGSOSize, asm.Word),
 			asm.JEq.Imm(asm.R2, 0, "adjust"),
@@ -151,11 +166,9 @@ func fromUnderlayProgram(pods, vteps, stats *ebpf.Map, c DecapConfig) asm.Instru
 		asm.FnSkbAdjustRoom.Call(),
 		asm.JEq.Imm(asm.R0, 0, "adjusted"),
 	)
+	// It fails before it changes the frame: the kernel path takes it.
 	ins = append(ins, count(stats, statAdjustErr)...)
-	ins = append(ins,
-		asm.Mov.Imm(asm.R0, 2), // TC_ACT_SHOT: the frame is half-changed
-		asm.Return(),
-	)
+	ins = append(ins, asm.Ja.Label("pass"))
 	cnt := count(stats, statDecap)
 	cnt[0] = cnt[0].WithSymbol("adjusted")
 	ins = append(ins, cnt...)
@@ -171,11 +184,10 @@ func fromUnderlayProgram(pods, vteps, stats *ebpf.Map, c DecapConfig) asm.Instru
 	ins = append(ins, copyMAC(6, podGwMACOff)...)
 	ins = append(ins, decHopLimit()...)
 	ins = append(ins, redirectPeer()...)
-	ins = append(ins,
-		asm.Mov.Imm(asm.R0, 2).WithSymbol("shot"),
+	return append(ins,
+		asm.Mov.Imm(asm.R0, 2).WithSymbol("shot"), // TC_ACT_SHOT: cannot happen
 		asm.Return(),
 	)
-	return append(ins, pass()...)
 }
 
 // count adds one to the per-CPU counter idx of stats (clobbers R0-R5).
