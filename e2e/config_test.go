@@ -74,7 +74,7 @@ func TestConfigChangesWhileRunning(t *testing.T) {
 	reachBoth(t, c1, c2, time.Now())
 	sf1, sf2 := h1.WaitSubnetFile(readyTimeout), h2.WaitSubnetFile(readyTimeout)
 
-	t.Run("MTU and networks wait for a restart", func(t *testing.T) {
+	t.Run("MTU, networks and FastPath wait for a restart", func(t *testing.T) {
 		dp1, err := h1.DataPath()
 		if err != nil {
 			t.Fatal(err)
@@ -82,6 +82,7 @@ func TestConfigChangesWhileRunning(t *testing.T) {
 		for _, c := range []struct{ cfg, names string }{
 			{configWith(testbed.VNI, port, 1300, net6), "Backend.MTU 0 -> 1300"},
 			{configWith(testbed.VNI, port, 0, "fd10:245::/48"), "IPv6Network " + net6 + " -> fd10:245::/48"},
+			{testbed.ConfigJSONFastPath(false, "decap"), "Backend.FastPath auto -> decap"},
 		} {
 			b.PutConfig(c.cfg)
 			if err := h1.Daemon().WaitLog(c.names, 20*time.Second); err != nil {

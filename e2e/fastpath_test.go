@@ -39,7 +39,7 @@ func newFastPathHosts(t *testing.T, mode string, opts testbed.Options, prep ...f
 	}
 	b.PutConfig(testbed.ConfigJSONFastPath(false, mode))
 	b.StartDaemons(readyTimeout, nil)
-	f := &fastPathBed{b: b, h1: b.Hosts[0], h2: b.Hosts[1], fast: mode == "auto"}
+	f := &fastPathBed{b: b, h1: b.Hosts[0], h2: b.Hosts[1], fast: mode != "off"}
 	want := map[bool]string{true: "data path: eBPF fast path", false: "data path: bridge path"}[f.fast]
 	for _, h := range b.Hosts {
 		if err := h.Daemon().WaitLog(want, readyTimeout); err != nil {
@@ -97,7 +97,7 @@ func (f *fastPathBed) checkPath(t *testing.T, what string, sent uint64, count in
 }
 
 func forModes(t *testing.T, f func(t *testing.T, mode string)) {
-	for _, mode := range []string{"auto", "off"} {
+	for _, mode := range []string{"auto", "decap", "off"} {
 		t.Run("fastpath="+mode, func(t *testing.T) {
 			t.Parallel()
 			f(t, mode)
@@ -106,15 +106,25 @@ func forModes(t *testing.T, f func(t *testing.T, mode string)) {
 }
 
 // Pod → pod across hosts and on one host, ICMP and TCP, with the fast path
-// on and off; the bridges' counters show which path carried them.
+// on (also with underlay decapsulation) and off; the host veths' counters
+// show which path carried them, the decap counters who decapsulated.
 func TestFastPathPodToPod(t *testing.T) {
 	t.Parallel()
 	forModes(t, func(t *testing.T, mode string) {
 		f := newFastPathBed(t, mode, testbed.Options{})
 		const n = 20
+		decapBefore := f.h1.FastPathDecapCount() + f.h2.FastPathDecapCount()
 		f.checkPath(t, "across hosts", f.pingCounted(t, f.c1, f.c2, n), n)
 		f.checkPath(t, "one host", f.pingCounted(t, f.c1, f.c1b, n), n)
 		f.checkPath(t, "across hosts, reverse", f.pingCounted(t, f.c2, f.c1b, n), n)
+		// Two cross-host runs of n echoes: 4n packets to decapsulate.
+		decap := f.h1.FastPathDecapCount() + f.h2.FastPathDecapCount() - decapBefore
+		switch {
+		case mode == "decap" && decap < 2*n:
+			t.Errorf("underlay decap on, but it took %d of the %d cross-host packets", decap, 4*n)
+		case mode != "decap" && decap != 0:
+			t.Errorf("underlay decap off, but it took %d packets", decap)
+		}
 		for _, dst := range []*testbed.Container{f.c2, f.c1b} {
 			testbed.StartIperfServer(t, dst.Name)
 			gbps, err := testbed.Iperf(f.c1.Name, dst.IPv6, 1, 2*time.Second)

@@ -336,24 +336,28 @@ func (n *Node) syncDecap(dev netlink.Link, att map[string]int) error {
 type DecapStats struct {
 	Decap     uint64 // packets decapsulated and redirected
 	GSO       uint64 // of those, GSO skbs (Hooks.DecapGSO)
-	AdjustErr uint64 // bpf_skb_adjust_room failures (dropped)
+	AdjustErr uint64 // bpf_skb_adjust_room failures (left to the kernel path)
 }
 
 // DecapStats reads the underlay program's counters (zero if it never ran).
-func (n *Node) DecapStats() (DecapStats, error) {
+func (n *Node) DecapStats() (DecapStats, error) { return DecapStatsIn(n.Dir) }
+
+// DecapStatsIn reads the counters pinned in dir (a host's PinDir), for
+// those who watch a daemon's fast path from outside.
+func DecapStatsIn(dir string) (DecapStats, error) {
 	var st DecapStats
-	m, err := ebpf.LoadPinnedMap(filepath.Join(n.Dir, "vx6_decap_stat"), nil)
+	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "vx6_decap_stat"), nil)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
 	}
 	if err != nil {
-		return st, fmt.Errorf("open decap stats in %s: %w", n.Dir, err)
+		return st, fmt.Errorf("open decap stats in %s: %w", dir, err)
 	}
 	defer m.Close()
 	for k, dst := range map[uint32]*uint64{statDecap: &st.Decap, statGSO: &st.GSO, statAdjustErr: &st.AdjustErr} {
 		var vs []uint64
 		if err := m.Lookup(k, &vs); err != nil {
-			return st, fmt.Errorf("read decap stat %d in %s: %w", k, n.Dir, err)
+			return st, fmt.Errorf("read decap stat %d in %s: %w", k, dir, err)
 		}
 		for _, v := range vs {
 			*dst += v

@@ -8,11 +8,10 @@
 //     device with bpf_redirect.
 //   - On the VXLAN device: decapsulated traffic for a local pod goes straight
 //     into the pod's namespace with bpf_redirect_peer.
-//   - Prototype, off unless Hooks.Decap is set (the daemon never sets it; the
-//     data-path benchmark measures it): on the underlay interface, VXLAN
-//     from a known peer VTEP for a local pod is decapsulated in BPF and goes
-//     straight into the pod, skipping ip6_rcv, netfilter, the UDP socket
-//     and vxlan_rcv (decap.go).
+//   - Opt-in (Hooks.Decap; the daemon sets it for Backend.FastPath "decap"):
+//     on the underlay interface, non-GSO VXLAN from a known peer VTEP for a
+//     local pod is decapsulated in BPF and goes straight into the pod,
+//     skipping ip6_rcv, netfilter, the UDP socket and vxlan_rcv (decap.go).
 //
 // State is two maps pinned per host (network namespace) and per Version
 // under /sys/fs/bpf/vxlan6/netns<cookie>/v<Version>/: local pods by address

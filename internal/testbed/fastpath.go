@@ -202,3 +202,27 @@ func (h *Host) FastPathVersions() []string {
 	}
 	return vs
 }
+
+// FastPathDecapCount is how many packets the host's underlay program
+// (Backend.FastPath "decap") has decapsulated (0 without it).
+func (h *Host) FastPathDecapCount() uint64 {
+	h.Bed.T.Helper()
+	n, err := ns.GetNS(h.NetnsPath())
+	if err != nil {
+		h.Bed.T.Fatal(err)
+	}
+	defer n.Close()
+	var st fastpath.DecapStats
+	err = n.Do(func(ns.NetNS) error {
+		dir, err := fastpath.PinDir()
+		if err != nil {
+			return err
+		}
+		st, err = fastpath.DecapStatsIn(dir)
+		return err
+	})
+	if err != nil {
+		h.Bed.T.Fatalf("read the decap counters of %s: %v", h.Name, err)
+	}
+	return st.Decap
+}

@@ -11,8 +11,8 @@ import (
 )
 
 // onConfig follows a change of <prefix>/config while running. Backend.VNI
-// and Backend.Port are followed live (switchBackend). The networks and
-// Backend.MTU are not: applying them would renumber pods or leave existing
+// and Backend.Port are followed live (switchBackend). The networks,
+// Backend.MTU and Backend.FastPath are not: applying them would renumber pods or leave existing
 // ones at the old MTU, so the daemon says what changed, is not ready, and
 // keeps its data path until a restart applies them to new pods. An invalid
 // or deleted config is refused the same way.
@@ -61,6 +61,7 @@ func fixedDiff(old, cur *lease.Config) string {
 	add("Network", netStr(old.Networks.V4), netStr(cur.Networks.V4))
 	add("SubnetLen", strconv.Itoa(old.SubnetLen.V4), strconv.Itoa(cur.SubnetLen.V4))
 	add("Backend.MTU", strconv.Itoa(old.Backend.MTU), strconv.Itoa(cur.Backend.MTU))
+	add("Backend.FastPath", old.Backend.FastPath, cur.Backend.FastPath)
 	return strings.Join(d, ", ")
 }
 

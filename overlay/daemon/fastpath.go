@@ -55,6 +55,7 @@ func (d *daemon) startFastPath(ctx context.Context) func() {
 	node, err := fastpath.NewNode(d.dev.Name)
 	if err == nil {
 		node.Log = log
+		node.Hooks.Decap = d.cfg.Backend.FastPath == lease.FastPathDecap
 		err = node.Sync()
 	}
 	if errors.Is(err, fastpath.ErrUnsupported) || (err != nil && node == nil) {
@@ -74,7 +75,7 @@ func (d *daemon) startFastPath(ctx context.Context) func() {
 	if err := node.RemoveOtherVersions(); err != nil {
 		log.Warn("remove fast path of other versions", "err", err)
 	}
-	log.Info("data path: eBPF fast path (TCX)", "pins", node.Dir)
+	log.Info("data path: eBPF fast path (TCX)", "pins", node.Dir, "underlayDecap", node.Hooks.Decap)
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -27,6 +27,12 @@ const (
 
 	FastPathAuto = "auto"
 	FastPathOff  = "off"
+	// FastPathDecap is auto plus decapsulation on the underlay's ingress
+	// (datapath/fastpath decap.go): VXLAN packets of known peers for local
+	// pods skip the host's INPUT chain, conntrack and the VXLAN socket.
+	// Opt-in, because an operator's rules on the VXLAN port no longer see
+	// that traffic.
+	FastPathDecap = "decap"
 	// DefaultFastPath is what an unset Backend.FastPath means.
 	DefaultFastPath = FastPathAuto
 )
@@ -72,7 +78,7 @@ type rawBackend struct {
 	VNI  int    `json:"VNI,omitempty"`
 	Port int    `json:"Port,omitempty"`
 	MTU  int    `json:"MTU,omitempty"`
-	// FastPath: "auto" or "off" (DefaultFastPath when empty).
+	// FastPath: "auto", "decap" or "off" (DefaultFastPath when empty).
 	FastPath string `json:"FastPath,omitempty"`
 }
 
@@ -217,9 +223,9 @@ func parseBackend(b rawBackend) (Backend, error) {
 	switch out.FastPath {
 	case "":
 		out.FastPath = DefaultFastPath
-	case FastPathAuto, FastPathOff:
+	case FastPathAuto, FastPathDecap, FastPathOff:
 	default:
-		return Backend{}, fmt.Errorf("Backend.FastPath %q is not one of %q, %q", b.FastPath, FastPathAuto, FastPathOff)
+		return Backend{}, fmt.Errorf("Backend.FastPath %q is not one of %q, %q, %q", b.FastPath, FastPathAuto, FastPathDecap, FastPathOff)
 	}
 	return out, nil
 }

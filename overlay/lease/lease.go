@@ -60,7 +60,8 @@ type Backend struct {
 	Port int    // default 8472
 	MTU  int    // 0 = underlay MTU - 70
 	// FastPath is "auto" (the eBPF fast path where the kernel runs it, see
-	// datapath/fastpath) or "off" (the bridge path everywhere).
+	// datapath/fastpath), "decap" (auto, and VXLAN decapsulated on the
+	// underlay's ingress) or "off" (the bridge path everywhere).
 	FastPath string
 }
 
