@@ -172,14 +172,8 @@ func decapRedirect(stats *ebpf.Map, gso bool) asm.Instructions {
 	cnt := count(stats, statDecap)
 	cnt[0] = cnt[0].WithSymbol("adjusted")
 	ins = append(ins, cnt...)
-	ins = append(ins,
-		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, ethLen+ip6Len),
-		asm.JGT.Reg(asm.R2, asm.R8, "shot"),
-		asm.LoadMem(asm.R0, asm.RFP, spillOff, asm.DWord),
-	)
+	ins = append(ins, loadFrame("shot")...)
+	ins = append(ins, asm.LoadMem(asm.R0, asm.RFP, spillOff, asm.DWord))
 	ins = append(ins, copyMAC(0, podMACOff)...)
 	ins = append(ins, copyMAC(6, podGwMACOff)...)
 	ins = append(ins, decHopLimit()...)

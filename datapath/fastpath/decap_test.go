@@ -1,10 +1,7 @@
 package fastpath_test
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
@@ -165,19 +162,6 @@ func TestUnderlayDecap(t *testing.T) {
 
 // linkRxPackets is the receive counter of interface name on host h.
 func linkRxPackets(h *testbed.Host, name string) (uint64, error) {
-	out, err := h.Exec("ip", "-j", "-s", "link", "show", "dev", name)
-	if err != nil {
-		return 0, err
-	}
-	var links []struct {
-		Stats struct {
-			RX struct {
-				Packets json.Number `json:"packets"`
-			} `json:"rx"`
-		} `json:"stats64"`
-	}
-	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
-		return 0, errors.Join(err, fmt.Errorf("parse ip -j -s link show %s: %s", name, out))
-	}
-	return strconv.ParseUint(links[0].Stats.RX.Packets.String(), 10, 64)
+	rx, _, err := h.LinkPackets(name)
+	return rx, err
 }

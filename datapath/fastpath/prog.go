@@ -39,22 +39,30 @@ const (
 	nhOff        = -64 // struct bpf_redir_neigh for bpf_redirect_neigh
 )
 
-// parseIPv6 checks the frame, copies the IPv6 destination to the stack keys,
-// and jumps to "pass" for anything the fast path does not take.
-func parseIPv6() asm.Instructions {
-	ins := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
+// loadFrame (re)loads the packet pointers from ctx (R6) into R7 (data) and
+// R8 (data end), and jumps to short unless Ethernet + IPv6 headers are in
+// the linear data.
+func loadFrame(short string) asm.Instructions {
+	return asm.Instructions{
 		asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
 		asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
 		asm.Mov.Reg(asm.R2, asm.R7),
 		asm.Add.Imm(asm.R2, ethLen+ip6Len),
-		asm.JGT.Reg(asm.R2, asm.R8, "pass"),
+		asm.JGT.Reg(asm.R2, asm.R8, short),
+	}
+}
+
+// parseIPv6 checks the frame, copies the IPv6 destination to the stack keys,
+// and jumps to "pass" for anything the fast path does not take.
+func parseIPv6() asm.Instructions {
+	ins := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, loadFrame("pass")...)
+	ins = append(ins,
 		asm.LoadMem(asm.R2, asm.R7, ethProto, asm.Half),
 		asm.JNE.Imm(asm.R2, ethIPv6LE, "pass"),
 		asm.LoadMem(asm.R2, asm.R7, ip6Hop, asm.Byte),
 		asm.JLE.Imm(asm.R2, 1, "pass"),
 		asm.StoreImm(asm.RFP, keyPrefixOff, 128, asm.Word),
-	}
+	)
 	for i := int16(0); i < 16; i += 4 {
 		ins = append(ins,
 			asm.LoadMem(asm.R2, asm.R7, ip6Dst+i, asm.Word),

@@ -137,22 +137,36 @@ func (h *Host) WaitFastPath(c *Container, timeout time.Duration) {
 // the bridge path delivers every packet for c through it, the fast path
 // (bpf_redirect_peer) hands packets to c's end directly.
 func (c *Container) HostVethTxPackets() (uint64, error) {
-	name := link.HostVethName(c.Name, "eth0")
-	out, err := c.Host.Exec("ip", "-j", "-s", "link", "show", "dev", name)
+	_, tx, err := c.Host.LinkPackets(link.HostVethName(c.Name, "eth0"))
+	return tx, err
+}
+
+// LinkPackets are the receive and transmit packet counters of the host's
+// interface name.
+func (h *Host) LinkPackets(name string) (rx, tx uint64, err error) {
+	out, err := h.Exec("ip", "-j", "-s", "link", "show", "dev", name)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
+	}
+	type counter struct {
+		Packets json.Number `json:"packets"`
 	}
 	var links []struct {
 		Stats struct {
-			TX struct {
-				Packets json.Number `json:"packets"`
-			} `json:"tx"`
+			RX counter `json:"rx"`
+			TX counter `json:"tx"`
 		} `json:"stats64"`
 	}
 	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
-		return 0, fmt.Errorf("parse ip -j -s link show %s: %v: %s", name, err, out)
+		return 0, 0, fmt.Errorf("parse ip -j -s link show %s: %v: %s", name, err, out)
 	}
-	return strconv.ParseUint(links[0].Stats.TX.Packets.String(), 10, 64)
+	if rx, err = strconv.ParseUint(links[0].Stats.RX.Packets.String(), 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("rx packets of %s: %w", name, err)
+	}
+	if tx, err = strconv.ParseUint(links[0].Stats.TX.Packets.String(), 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("tx packets of %s: %w", name, err)
+	}
+	return rx, tx, nil
 }
 
 // RenameFastPathPins moves the host's pin directory (programs, links, maps)
