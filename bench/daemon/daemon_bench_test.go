@@ -55,7 +55,7 @@ var results []result
 
 func BenchmarkDaemon(b *testing.B) {
 	for _, n := range peerCounts(b) {
-		for _, fast := range []string{"off", "auto"} {
+		for _, fast := range []string{"off", "auto", "decap"} {
 			b.Run(fmt.Sprintf("peers=%d/fastpath=%s", n, fast), func(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					r := run(b, n, fast)

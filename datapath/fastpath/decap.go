@@ -257,8 +257,10 @@ func (d *decapMaps) syncVTEPs(h interface {
 	var k [16]byte
 	var v uint32
 	var stale [][16]byte
+	have := map[[16]byte]bool{}
 	it := d.vteps.Iterate()
 	for it.Next(&k, &v) {
+		have[k] = true
 		if !want[k] {
 			stale = append(stale, k)
 		}
@@ -270,6 +272,9 @@ func (d *decapMaps) syncVTEPs(h interface {
 		}
 	}
 	for k := range want {
+		if have[k] {
+			continue
+		}
 		if err := d.vteps.Put(k, uint32(1)); err != nil {
 			errs = append(errs, fmt.Errorf("put VTEP %s: %w", net.IP(k[:]), err))
 		}
@@ -297,10 +302,11 @@ func (n *Node) decapTarget(dev netlink.Link) (DecapConfig, netlink.Link, error) 
 	return c, under, nil
 }
 
-// syncDecap keeps the underlay program attached (and its VTEPs map filled)
-// while Hooks.Decap is set. It records the underlay's name in n.underlay,
-// so syncPods keeps its pin.
-func (n *Node) syncDecap(dev netlink.Link, att map[string]int) error {
+// syncDecap keeps the underlay program attached while Hooks.Decap is set,
+// and its VTEPs map filled on a peers round (the fdb changes only with
+// peers; a pod round must not dump it). It records the underlay's name in
+// n.underlay, so syncPods keeps its pin.
+func (n *Node) syncDecap(dev netlink.Link, att map[string]int, peers bool) error {
 	c, under, err := n.decapTarget(dev)
 	if err != nil {
 		return err
@@ -309,9 +315,12 @@ func (n *Node) syncDecap(dev netlink.Link, att map[string]int) error {
 		if n.decap, err = openDecapMaps(n.Dir); err != nil {
 			return err
 		}
+		peers = true
 	}
-	if err := n.decap.syncVTEPs(n.h, dev); err != nil {
-		return err
+	if peers {
+		if err := n.decap.syncVTEPs(n.h, dev); err != nil {
+			return err
+		}
 	}
 	name, idx := under.Attrs().Name, under.Attrs().Index
 	n.underlay = name

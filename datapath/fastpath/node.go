@@ -115,10 +115,11 @@ func (n *Node) sync(peers bool) error {
 	if err != nil {
 		return err
 	}
+	// A recreated device has a new index: the peers map must follow at
+	// once, or redirects would go to an index that is gone.
+	peers = peers || (dev != nil && dev.Attrs().Index != n.lastDev)
 	if dev != nil {
-		// A recreated device has a new index: the peers map must follow
-		// at once, or redirects would go to an index that is gone.
-		if peers || dev.Attrs().Index != n.lastDev {
+		if peers {
 			err := n.syncPeers(dev)
 			if err == nil {
 				n.lastDev = dev.Attrs().Index
@@ -136,7 +137,7 @@ func (n *Node) sync(peers bool) error {
 	}
 	n.underlay = ""
 	if dev != nil && n.Hooks.Decap {
-		errs = append(errs, n.syncDecap(dev, att))
+		errs = append(errs, n.syncDecap(dev, att, peers))
 	}
 	if _, ok := att[n.Device]; ok && (!n.Tunnel || dev == nil) {
 		errs = append(errs, n.Detach(n.Device))
