@@ -109,8 +109,19 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	d.wd = notify.NewWatchdog()
 	defer d.wd.Stop()
-	// STOPPING=1 as soon as shutdown starts, whatever Run is doing then.
-	defer context.AfterFunc(ctx, func() { d.notify(notify.Stopping) })()
+	// STOPPING=1 as soon as shutdown starts, whatever Run is doing then;
+	// Run does not return before it is sent (AfterFunc's goroutine would
+	// otherwise race the process's exit, and systemd would not hear it).
+	stopping := make(chan struct{})
+	notStarted := context.AfterFunc(ctx, func() {
+		defer close(stopping)
+		d.notify(notify.Stopping)
+	})
+	defer func() {
+		if !notStarted() {
+			<-stopping
+		}
+	}()
 	if err := d.run(ctx); err != nil && !errors.Is(err, errStopped) {
 		d.status("failed: " + err.Error())
 		return err
