@@ -276,7 +276,7 @@ func isAddrChar(c byte) bool {
 	return c == ':' || c == '.' || ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
 }
 
-// slowReasons says why each pod veth must keep the ordinary path: a qdisc
+// shapedLinks says why each pod veth must keep the ordinary path: a qdisc
 // other than noqueue (the bandwidth plugin's tbf and ingress, an operator's
 // clsact filters) that redirected packets would skip.
 func (n *Node) shapedLinks() (map[int]string, error) {
@@ -291,6 +291,42 @@ func (n *Node) shapedLinks() (map[int]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// evidence is what a round judges pods by: the host's qdiscs and NAT rules,
+// each read at most once per round (a failure too: err) and only if some pod
+// is judged (most rounds judge none: a veth came or went).
+type evidence struct {
+	n      *Node
+	shaped map[int]string
+	nat    *string
+	err    error
+}
+
+// slowReason says why the pod addr on veth ifindex must keep the ordinary
+// path ("" if it need not); ok is false if that cannot be told (e.err).
+func (e *evidence) slowReason(addr string, ifindex int) (why string, ok bool) {
+	if e.shaped == nil && e.err == nil {
+		e.shaped, e.err = e.n.shapedLinks()
+	}
+	if why := e.shaped[ifindex]; why != "" {
+		return why, true
+	}
+	if e.nat == nil && e.err == nil {
+		f := e.n.NATTargets
+		if f == nil {
+			f = NATRules
+		}
+		s, err := f()
+		e.nat, e.err = &s, err
+	}
+	if e.err != nil {
+		return "", false
+	}
+	if dnatTarget(*e.nat, addr) {
+		return "target of a DNAT rule (portmap hostPort?)", true
+	}
+	return "", true
 }
 
 // syncPods judges pending pods, re-judges the others (a qdisc or a DNAT rule
@@ -309,25 +345,7 @@ func (n *Node) syncPods(att map[string]int) error {
 	for _, l := range links {
 		byIdx[l.Attrs().Index] = l
 	}
-	shaped, err := n.shapedLinks()
-	if err != nil {
-		return err
-	}
-	var nat *string
-	natText := func() (string, error) {
-		if nat == nil {
-			f := n.NATTargets
-			if f == nil {
-				f = NATRules
-			}
-			s, err := f()
-			if err != nil {
-				return "", err
-			}
-			nat = &s
-		}
-		return *nat, nil
-	}
+	ev := &evidence{n: n}
 	var errs []error
 	now := time.Now()
 	rejudge := now.Sub(n.judged) >= RejudgeEvery
@@ -358,16 +376,9 @@ func (n *Node) syncPods(att map[string]int) error {
 			}
 			continue
 		}
-		why := shaped[int(p.Ifindex)]
-		if why == "" {
-			text, err := natText()
-			if err != nil {
-				errs = append(errs, err)
-				continue // cannot tell: leave it as it is
-			}
-			if dnatTarget(text, addr) {
-				why = "target of a DNAT rule (portmap hostPort?)"
-			}
+		why, ok := ev.slowReason(addr, int(p.Ifindex))
+		if !ok {
+			continue // cannot tell: leave it as it is
 		}
 		errs = append(errs, n.judge(addr, p, name, why, att))
 	}
@@ -376,7 +387,7 @@ func (n *Node) syncPods(att map[string]int) error {
 			errs = append(errs, n.Detach(name))
 		}
 	}
-	err = errors.Join(errs...)
+	err = errors.Join(append(errs, ev.err)...)
 	n.due = waiting || err != nil
 	return err
 }
