@@ -334,3 +334,40 @@ func TestLegacyDNATTargetStaysSlow(t *testing.T) {
 		t.Errorf("pod no rule names: flags %d, want fast (0)", f)
 	}
 }
+
+// A pod round reads the NAT rules once however many pods it judges (a
+// failure too), and not at all when it judges none.
+func TestPodRoundReadsNATOnce(t *testing.T) {
+	l := newLab(t)
+	n := l.node(t)
+	n.Grace = 0
+	reads, fail := 0, false
+	n.NATTargets = func() (string, error) {
+		reads++
+		if fail {
+			return "", errors.New("no nft")
+		}
+		return "", nil
+	}
+	put := func() {
+		t.Helper()
+		for addr, hostEnd := range map[string]string{"fd00:1::2": "hp1", "fd00:1::3": "hp2"} {
+			if err := n.PutPod(net.ParseIP(addr), Pod{Ifindex: uint32(l.idx[hostEnd]), Flags: FlagSlow | FlagPending}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	syncPods := func() error { return l.host.Do(func(ns.NetNS) error { return n.SyncPods() }) }
+	put()
+	if err := syncPods(); err != nil || reads != 1 {
+		t.Errorf("two pods judged: %d NAT reads, err %v; want 1, nil", reads, err)
+	}
+	if err := syncPods(); err != nil || reads != 1 {
+		t.Errorf("no pod judged: %d NAT reads in all, err %v; want still 1, nil", reads, err)
+	}
+	fail = true
+	put()
+	if err := syncPods(); err == nil || reads != 2 {
+		t.Errorf("failing NAT read: %d reads in all, err %v; want 2, an error", reads, err)
+	}
+}
