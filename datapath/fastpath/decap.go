@@ -265,7 +265,9 @@ func (d *decapMaps) syncVTEPs(h interface {
 			stale = append(stale, k)
 		}
 	}
-	errs = append(errs, it.Err())
+	if err := it.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("iterate peer VTEPs map: %w", err))
+	}
 	for _, k := range stale {
 		if err := d.vteps.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, fmt.Errorf("delete VTEP %s: %w", net.IP(k[:]), err))
