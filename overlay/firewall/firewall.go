@@ -28,11 +28,6 @@ import (
 // Chain is the filter chain holding the accept rules.
 const Chain = "VXLAN6-FWD"
 
-// backend is one iptables binary (one family, one of nft/legacy).
-type backend struct {
-	bin string // e.g. ip6tables-nft
-}
-
 var fwd = chain.Chain{Table: "filter", Name: Chain, From: "FORWARD"}
 
 // Result says what Ensure did, for the log.
@@ -65,18 +60,19 @@ func Ensure(networks []*net.IPNet) (Result, error) {
 				errs = append(errs, err)
 				continue
 			}
-			res.Backends = append(res.Backends, st.b.bin)
+			res.Backends = append(res.Backends, st.bin)
 			if changed {
-				res.Changed = append(res.Changed, st.b.bin)
+				res.Changed = append(res.Changed, st.bin)
 			}
 		}
 	}
 	return res, errors.Join(errs...)
 }
 
-// state is a backend's filter table as `-S` prints it.
+// state is a backend's filter table as `-S` prints it. A backend is one
+// iptables binary: one family, one of nft/legacy (e.g. ip6tables-nft).
 type state struct {
-	b     backend
+	bin   string
 	lines []string
 }
 
@@ -94,12 +90,12 @@ func (st state) dropsForward() bool {
 	return false
 }
 
-func read(b backend) (state, error) {
-	lines, err := fwd.List(b.bin)
+func read(bin string) (state, error) {
+	lines, err := fwd.List(bin)
 	if err != nil {
 		return state{}, err
 	}
-	return state{b: b, lines: lines}, nil
+	return state{bin: bin, lines: lines}, nil
 }
 
 // targets returns the backends of one family that hold a drop in FORWARD,
@@ -120,7 +116,7 @@ func targets(v6 bool) []state {
 			// then on iptables-nft warns about them on every listing.
 			continue
 		}
-		st, err := read(backend{bin: variant})
+		st, err := read(variant)
 		if err != nil {
 			continue // e.g. no legacy tables in this kernel
 		}
@@ -139,17 +135,15 @@ func targets(v6 bool) []state {
 			return nil
 		}
 	}
-	def := defaultBackend(base)
+	// The variant the plain name runs.
+	def := chain.Default(base)
 	for _, st := range all {
-		if st.b == def {
+		if st.bin == def {
 			return []state{st}
 		}
 	}
-	return []state{{b: def}}
+	return []state{{bin: def}}
 }
-
-// defaultBackend is the variant the plain name runs (chain.Default).
-func defaultBackend(base string) backend { return backend{bin: chain.Default(base)} }
 
 // wantRules are the chain's rules as `-S` prints them.
 func wantRules(nets []*net.IPNet) []string {
@@ -167,11 +161,11 @@ func wantRules(nets []*net.IPNet) []string {
 func ensureIn(st state, nets []*net.IPNet) (bool, error) {
 	if st.lines == nil { // not read yet (no variant binaries)
 		var err error
-		if st, err = read(st.b); err != nil {
+		if st, err = read(st.bin); err != nil {
 			return false, err
 		}
 	}
-	return fwd.Ensure(st.b.bin, st.lines, wantRules(nets))
+	return fwd.Ensure(st.bin, st.lines, wantRules(nets))
 }
 
 // Remove deletes the jump and the chain from every backend that has them
