@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
+	"github.com/vxlan6/vxlan6/internal/testbed/topology"
 )
 
 // Issue 8 §1: hosts whose underlay is configured by router advertisements
@@ -153,10 +154,10 @@ func TestRAUnderlayRecreated(t *testing.T) {
 	out := h.MustExec("ip", "-o", "link", "show", "dev", testbed.Uplink)
 	f := strings.Fields(out[strings.Index(out, "link/ether"):])
 	hw := f[1]
-	port := fmt.Sprintf("p%d", h.ID)
+	port := topology.SwitchPort(h.ID)
 	h.MustExec("ip", "link", "del", testbed.Uplink)
 	b.MustExec(b.Switch, "ip", "link", "add", port, "type", "veth", "peer", "name", testbed.Uplink, "netns", h.Name)
-	b.MustExec(b.Switch, "ip", "link", "set", port, "master", "br0", "up")
+	b.MustExec(b.Switch, "ip", "link", "set", port, "master", topology.SwitchBridge, "up")
 	h.MustExec("ip", "link", "set", testbed.Uplink, "address", hw)
 	h.MustExec("ip", "link", "set", testbed.Uplink, "up")
 	accept := func() string {
