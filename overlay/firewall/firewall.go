@@ -106,21 +106,9 @@ func targets(v6 bool) []state {
 	if v6 {
 		base = "ip6tables"
 	}
-	var all, out []state
-	for _, variant := range []string{base + "-nft", base + "-legacy"} {
-		if _, err := exec.LookPath(variant); err != nil {
-			continue
-		}
-		if strings.HasSuffix(variant, "-legacy") && !chain.LegacyLoaded(v6, "filter") {
-			// Asking iptables-legacy would create its tables, and from
-			// then on iptables-nft warns about them on every listing.
-			continue
-		}
-		st, err := read(variant)
-		if err != nil {
-			continue // e.g. no legacy tables in this kernel
-		}
-		all = append(all, st)
+	all := installed(v6)
+	var out []state
+	for _, st := range all {
 		if st.dropsForward() {
 			out = append(out, st)
 		}
@@ -172,22 +160,38 @@ func ensureIn(st state, nets []*net.IPNet) (bool, error) {
 // (for --forward-rules=false after they were on). Missing pieces are fine.
 func Remove() error {
 	var errs []error
-	for _, base := range []string{"ip6tables", "iptables"} {
-		for _, variant := range []string{base + "-nft", base + "-legacy"} {
-			if _, err := exec.LookPath(variant); err != nil {
-				continue
-			}
-			if strings.HasSuffix(variant, "-legacy") && !chain.LegacyLoaded(base == "ip6tables", "filter") {
-				continue
-			}
-			lines, err := fwd.List(variant)
-			if err != nil {
-				continue // e.g. no legacy tables in this kernel
-			}
-			if _, err := fwd.Remove(variant, lines); err != nil {
+	for _, v6 := range []bool{true, false} {
+		for _, st := range installed(v6) {
+			if _, err := fwd.Remove(st.bin, st.lines); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// installed reads the filter table of each backend of one family that is
+// installed and has its tables: the nft one, and the legacy one once its
+// filter table exists (asking iptables-legacy would create its tables, and
+// from then on iptables-nft warns about them on every listing).
+func installed(v6 bool) []state {
+	base := "iptables"
+	if v6 {
+		base = "ip6tables"
+	}
+	var all []state
+	for _, variant := range []string{base + "-nft", base + "-legacy"} {
+		if _, err := exec.LookPath(variant); err != nil {
+			continue
+		}
+		if strings.HasSuffix(variant, "-legacy") && !chain.LegacyLoaded(v6, "filter") {
+			continue
+		}
+		st, err := read(variant)
+		if err != nil {
+			continue // e.g. no legacy tables in this kernel
+		}
+		all = append(all, st)
+	}
+	return all
 }
