@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vxlan6/vxlan6/internal/testbed"
+	"github.com/vxlan6/vxlan6/internal/testbed/topology"
 )
 
 // Issue 8 §1: hosts whose underlay is configured by router advertisements
@@ -113,24 +114,7 @@ func TestForwardDropFirewall(t *testing.T) {
 	for _, h := range b.Hosts {
 		cs = append(cs, h.AddContainer())
 	}
-	for _, dst := range []net.IP{cs[1].IPv6, cs[1].IPv4} {
-		if out, err := cs[0].Ping(dst, 5); err == nil {
-			t.Fatalf("with --forward-rules=false and FORWARD DROP, %s reached %s:\n%s", cs[0].Name, dst, out)
-		}
-	}
-	for _, h := range b.Hosts {
-		h.Daemon().Stop()
-		h.StartDaemon("--resync-interval", "2s").WaitReady(readyTimeout)
-	}
-	meshPing(t, targets(cs, false))
-	meshPing(t, targets(cs, true))
-	for _, h := range b.Hosts {
-		for _, bin := range []string{"ip6tables", "iptables"} {
-			if out := h.MustExec(bin, "-S", "FORWARD"); !strings.Contains(out, "-j VXLAN6-FWD") {
-				t.Errorf("%s: %s FORWARD has no jump to VXLAN6-FWD:\n%s", h.Name, bin, out)
-			}
-		}
-	}
+	forwardDropOpens(t, b, cs, 5, "FORWARD DROP", "-j VXLAN6-FWD", []string{"ip6tables", "iptables"}, "--resync-interval", "2s")
 	// A firewall reload drops our rules; the next resync puts them back.
 	h := b.Hosts[0]
 	h.MustExec("ip6tables", "-D", "FORWARD", "-j", "VXLAN6-FWD")
@@ -170,10 +154,10 @@ func TestRAUnderlayRecreated(t *testing.T) {
 	out := h.MustExec("ip", "-o", "link", "show", "dev", testbed.Uplink)
 	f := strings.Fields(out[strings.Index(out, "link/ether"):])
 	hw := f[1]
-	port := fmt.Sprintf("p%d", h.ID)
+	port := topology.SwitchPort(h.ID)
 	h.MustExec("ip", "link", "del", testbed.Uplink)
 	b.MustExec(b.Switch, "ip", "link", "add", port, "type", "veth", "peer", "name", testbed.Uplink, "netns", h.Name)
-	b.MustExec(b.Switch, "ip", "link", "set", port, "master", "br0", "up")
+	b.MustExec(b.Switch, "ip", "link", "set", port, "master", topology.SwitchBridge, "up")
 	h.MustExec("ip", "link", "set", testbed.Uplink, "address", hw)
 	h.MustExec("ip", "link", "set", testbed.Uplink, "up")
 	accept := func() string {
@@ -211,4 +195,31 @@ func TestRAUnderlayRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	meshPing(t, targets(cs, false))
+}
+
+// forwardDropOpens is what TestForwardDropFirewall and
+// TestForwardDropLegacyFirewall share: with the daemons running
+// --forward-rules=false under a FORWARD DROP (what), cs[0] reaches cs[1] in
+// neither family; restarted with the default (and args), every pod reaches
+// every other in both, and FORWARD in each of bins holds jump.
+func forwardDropOpens(t *testing.T, b *testbed.Bed, cs []*testbed.Container, count int, what, jump string, bins []string, args ...string) {
+	t.Helper()
+	for _, dst := range []net.IP{cs[1].IPv6, cs[1].IPv4} {
+		if out, err := cs[0].Ping(dst, count); err == nil {
+			t.Fatalf("with --forward-rules=false and %s, %s reached %s:\n%s", what, cs[0].Name, dst, out)
+		}
+	}
+	for _, h := range b.Hosts {
+		h.Daemon().Stop()
+		h.StartDaemon(args...).WaitReady(readyTimeout)
+	}
+	meshPing(t, targets(cs, false))
+	meshPing(t, targets(cs, true))
+	for _, h := range b.Hosts {
+		for _, bin := range bins {
+			if out := h.MustExec(bin, "-S", "FORWARD"); !strings.Contains(out, jump) {
+				t.Errorf("%s: %s FORWARD has no jump to VXLAN6-FWD:\n%s", h.Name, bin, out)
+			}
+		}
+	}
 }

@@ -88,7 +88,7 @@ func (b *Bed) startRouter() {
 	r := b.Name + "r"
 	b.AddNetns(r)
 	b.MustExec(b.Switch, "ip", "link", "add", "pr", "type", "veth", "peer", "name", "r0", "netns", r)
-	b.MustExec(b.Switch, "ip", "link", "set", "pr", "master", "br0", "up")
+	b.MustExec(b.Switch, "ip", "link", "set", "pr", "master", topology.SwitchBridge, "up")
 	for _, c := range [][]string{
 		{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"},
 		// radvd sends from the link-local address: usable at once.

@@ -28,11 +28,6 @@ import (
 // Chain is the filter chain holding the accept rules.
 const Chain = "VXLAN6-FWD"
 
-// backend is one iptables binary (one family, one of nft/legacy).
-type backend struct {
-	bin string // e.g. ip6tables-nft
-}
-
 var fwd = chain.Chain{Table: "filter", Name: Chain, From: "FORWARD"}
 
 // Result says what Ensure did, for the log.
@@ -65,18 +60,19 @@ func Ensure(networks []*net.IPNet) (Result, error) {
 				errs = append(errs, err)
 				continue
 			}
-			res.Backends = append(res.Backends, st.b.bin)
+			res.Backends = append(res.Backends, st.bin)
 			if changed {
-				res.Changed = append(res.Changed, st.b.bin)
+				res.Changed = append(res.Changed, st.bin)
 			}
 		}
 	}
 	return res, errors.Join(errs...)
 }
 
-// state is a backend's filter table as `-S` prints it.
+// state is a backend's filter table as `-S` prints it. A backend is one
+// iptables binary: one family, one of nft/legacy (e.g. ip6tables-nft).
 type state struct {
-	b     backend
+	bin   string
 	lines []string
 }
 
@@ -94,12 +90,12 @@ func (st state) dropsForward() bool {
 	return false
 }
 
-func read(b backend) (state, error) {
-	lines, err := fwd.List(b.bin)
+func read(bin string) (state, error) {
+	lines, err := fwd.List(bin)
 	if err != nil {
 		return state{}, err
 	}
-	return state{b: b, lines: lines}, nil
+	return state{bin: bin, lines: lines}, nil
 }
 
 // targets returns the backends of one family that hold a drop in FORWARD,
@@ -110,21 +106,9 @@ func targets(v6 bool) []state {
 	if v6 {
 		base = "ip6tables"
 	}
-	var all, out []state
-	for _, variant := range []string{base + "-nft", base + "-legacy"} {
-		if _, err := exec.LookPath(variant); err != nil {
-			continue
-		}
-		if strings.HasSuffix(variant, "-legacy") && !chain.LegacyLoaded(v6, "filter") {
-			// Asking iptables-legacy would create its tables, and from
-			// then on iptables-nft warns about them on every listing.
-			continue
-		}
-		st, err := read(backend{bin: variant})
-		if err != nil {
-			continue // e.g. no legacy tables in this kernel
-		}
-		all = append(all, st)
+	all := installed(v6)
+	var out []state
+	for _, st := range all {
 		if st.dropsForward() {
 			out = append(out, st)
 		}
@@ -139,17 +123,15 @@ func targets(v6 bool) []state {
 			return nil
 		}
 	}
-	def := defaultBackend(base)
+	// The variant the plain name runs.
+	def := chain.Default(base)
 	for _, st := range all {
-		if st.b == def {
+		if st.bin == def {
 			return []state{st}
 		}
 	}
-	return []state{{b: def}}
+	return []state{{bin: def}}
 }
-
-// defaultBackend is the variant the plain name runs (chain.Default).
-func defaultBackend(base string) backend { return backend{bin: chain.Default(base)} }
 
 // wantRules are the chain's rules as `-S` prints them.
 func wantRules(nets []*net.IPNet) []string {
@@ -167,33 +149,49 @@ func wantRules(nets []*net.IPNet) []string {
 func ensureIn(st state, nets []*net.IPNet) (bool, error) {
 	if st.lines == nil { // not read yet (no variant binaries)
 		var err error
-		if st, err = read(st.b); err != nil {
+		if st, err = read(st.bin); err != nil {
 			return false, err
 		}
 	}
-	return fwd.Ensure(st.b.bin, st.lines, wantRules(nets))
+	return fwd.Ensure(st.bin, st.lines, wantRules(nets))
 }
 
 // Remove deletes the jump and the chain from every backend that has them
 // (for --forward-rules=false after they were on). Missing pieces are fine.
 func Remove() error {
 	var errs []error
-	for _, base := range []string{"ip6tables", "iptables"} {
-		for _, variant := range []string{base + "-nft", base + "-legacy"} {
-			if _, err := exec.LookPath(variant); err != nil {
-				continue
-			}
-			if strings.HasSuffix(variant, "-legacy") && !chain.LegacyLoaded(base == "ip6tables", "filter") {
-				continue
-			}
-			lines, err := fwd.List(variant)
-			if err != nil {
-				continue // e.g. no legacy tables in this kernel
-			}
-			if _, err := fwd.Remove(variant, lines); err != nil {
+	for _, v6 := range []bool{true, false} {
+		for _, st := range installed(v6) {
+			if _, err := fwd.Remove(st.bin, st.lines); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// installed reads the filter table of each backend of one family that is
+// installed and has its tables: the nft one, and the legacy one once its
+// filter table exists (asking iptables-legacy would create its tables, and
+// from then on iptables-nft warns about them on every listing).
+func installed(v6 bool) []state {
+	base := "iptables"
+	if v6 {
+		base = "ip6tables"
+	}
+	var all []state
+	for _, variant := range []string{base + "-nft", base + "-legacy"} {
+		if _, err := exec.LookPath(variant); err != nil {
+			continue
+		}
+		if strings.HasSuffix(variant, "-legacy") && !chain.LegacyLoaded(v6, "filter") {
+			continue
+		}
+		st, err := read(variant)
+		if err != nil {
+			continue // e.g. no legacy tables in this kernel
+		}
+		all = append(all, st)
+	}
+	return all
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vxlan6/vxlan6/plugins/vxlan6/masq"
 )
 
 // cmdTimeout bounds one iptables command (it waits up to 5s for the xtables
@@ -86,7 +88,7 @@ func (c Chain) Ensure(bin string, lines, rules []string) (bool, error) {
 	}
 	if !sameRules {
 		for _, r := range rules {
-			if _, err := c.Run(bin, splitRule(r)...); err != nil {
+			if _, err := c.Run(bin, masq.SplitRule(r)...); err != nil {
 				return true, err
 			}
 		}
@@ -118,33 +120,6 @@ func (c Chain) Remove(bin string, lines []string) (bool, error) {
 	}
 	_, err := c.Run(bin, "-X", c.Name)
 	return true, err
-}
-
-// splitRule turns a -S line into arguments, honouring the double quotes
-// -S puts around a comment with spaces.
-func splitRule(line string) []string {
-	var args []string
-	var cur strings.Builder
-	inQ, have := false, false
-	for _, r := range line {
-		switch {
-		case r == '"':
-			inQ, have = !inQ, true
-		case r == ' ' && !inQ:
-			if have {
-				args = append(args, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteRune(r)
-			have = true
-		}
-	}
-	if have {
-		args = append(args, cur.String())
-	}
-	return args
 }
 
 // LegacyLoaded reports whether the legacy (x_tables) table of the family

@@ -138,7 +138,7 @@ func teardownChain(bin, chain string) error {
 		return err
 	}
 	for _, line := range strings.Split(out, "\n") {
-		f := splitRule(line)
+		f := SplitRule(line)
 		if len(f) < 4 || f[0] != "-A" || f[len(f)-2] != "-j" || f[len(f)-1] != chain {
 			continue
 		}
@@ -150,10 +150,11 @@ func teardownChain(bin, chain string) error {
 	return err
 }
 
-// splitRule splits a line of iptables -S output into arguments: words, and
+// SplitRule splits a line of iptables -S output into arguments: words, and
 // "double-quoted strings" (with \" and \\ escapes) as one argument each,
-// the way iptables quotes a comment.
-func splitRule(line string) []string {
+// the way iptables quotes a comment. The daemon's chain package replays -S
+// lines with it too.
+func SplitRule(line string) []string {
 	var out []string
 	var cur strings.Builder
 	inWord, quoted := false, false
