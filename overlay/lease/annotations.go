@@ -125,28 +125,9 @@ func (r *Registry) WatchNode(ctx context.Context, node string) <-chan map[string
 			<-ctx.Done()
 			return
 		}
-		r.watchNode(ctx, node, annotationSender(ctx, ch))
+		r.watchNode(ctx, node, changeSender(ctx, ch, maps.Equal, maps.Clone))
 	}()
 	return ch
-}
-
-// annotationSender returns a send that passes a copy of ann to ch unless it
-// equals the last one sent; it returns false once ctx ended.
-func annotationSender(ctx context.Context, ch chan<- map[string]string) func(map[string]string) bool {
-	var last map[string]string
-	sent := false
-	return func(ann map[string]string) bool {
-		if sent && maps.Equal(ann, last) {
-			return true
-		}
-		select {
-		case ch <- maps.Clone(ann):
-			last, sent = ann, true
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
 }
 
 // watchNode sends the node's annotations (an empty map when the record is
