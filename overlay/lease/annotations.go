@@ -62,16 +62,22 @@ func (r *Registry) nodeAnnotations(ctx context.Context, node string) (map[string
 	return ann, resp.Kvs[0].ModRevision, resp.Header.Revision, err
 }
 
-// Annotate sets (value != "") or removes (value == "") one annotation. It is
-// a read-modify-write guarded by the key's ModRevision, retried when another
-// writer got in between, so concurrent annotations never get lost.
+// Annotate sets (value != "") or removes (value == "") one annotation.
 func (r *Registry) Annotate(ctx context.Context, node, key, value string) error {
-	if key == "" {
+	return r.AnnotateAll(ctx, node, map[string]string{key: value})
+}
+
+// AnnotateAll sets (value != "") or removes (value == "") the annotations
+// of changes in one write, so watchers see them all at once. It is a
+// read-modify-write guarded by the key's ModRevision, retried when another
+// writer got in between, so concurrent annotations never get lost.
+func (r *Registry) AnnotateAll(ctx context.Context, node string, changes map[string]string) error {
+	if _, ok := changes[""]; ok {
 		return fmt.Errorf("annotate node %s: empty annotation key", node)
 	}
 	nodeKey := r.NodeKey(node)
 	return retryRaces(ctx, func() error {
-		return r.annotateOnce(ctx, node, key, value)
+		return r.annotateOnce(ctx, node, changes)
 	}, func(err error) error {
 		if errors.Is(err, errLostRace) {
 			return fmt.Errorf("annotate node %s: %s kept changing under us", node, nodeKey)
@@ -80,21 +86,24 @@ func (r *Registry) Annotate(ctx context.Context, node, key, value string) error 
 	})
 }
 
-// annotateOnce is one read-modify-write of Annotate; errLostRace when the
-// record changed under it.
-func (r *Registry) annotateOnce(ctx context.Context, node, key, value string) error {
+// annotateOnce is one read-modify-write of AnnotateAll; errLostRace when
+// the record changed under it.
+func (r *Registry) annotateOnce(ctx context.Context, node string, changes map[string]string) error {
 	nodeKey := r.NodeKey(node)
 	ann, modRev, _, err := r.nodeAnnotations(ctx, node)
 	if err != nil {
 		return fmt.Errorf("annotate node %s: %w", node, err)
 	}
-	if cur, ok := ann[key]; (value == "" && !ok) || (value != "" && ok && cur == value) {
-		return nil
+	was := maps.Clone(ann)
+	for key, value := range changes {
+		if value == "" {
+			delete(ann, key)
+		} else {
+			ann[key] = value
+		}
 	}
-	if value == "" {
-		delete(ann, key)
-	} else {
-		ann[key] = value
+	if maps.Equal(ann, was) {
+		return nil
 	}
 	data, err := json.Marshal(nodeRecord{Annotations: ann})
 	if err != nil {
