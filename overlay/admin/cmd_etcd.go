@@ -180,8 +180,8 @@ func parseAnnotations(kvs []string) ([]annotation, error) {
 }
 
 func (c *cli) annotate(cmd *cobra.Command, ec *etcdCommand, node string, kvs []string) error {
-	if node == "" || strings.Contains(node, "/") {
-		return c.usageErr(cmd, fmt.Errorf("node name %q must be non-empty without /", node))
+	if err := lease.ValidateNodeName(node); err != nil {
+		return c.usageErr(cmd, err)
 	}
 	changes, err := parseAnnotations(kvs)
 	if err != nil {

@@ -17,7 +17,9 @@ type nodeRecord struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
-func validateNodeName(node string) error {
+// ValidateNodeName refuses a node name that cannot be one key under
+// <prefix>/nodes/: empty, or with '/' or NUL.
+func ValidateNodeName(node string) error {
 	if node == "" {
 		return errors.New("empty node name")
 	}
@@ -47,7 +49,7 @@ func (r *Registry) NodeAnnotations(ctx context.Context, node string) (map[string
 // nodeAnnotations also returns the key's ModRevision (0 if missing) and the
 // revision read.
 func (r *Registry) nodeAnnotations(ctx context.Context, node string) (map[string]string, int64, int64, error) {
-	if err := validateNodeName(node); err != nil {
+	if err := ValidateNodeName(node); err != nil {
 		return nil, 0, 0, err
 	}
 	key := r.NodeKey(node)
@@ -129,7 +131,7 @@ func (r *Registry) WatchNode(ctx context.Context, node string) <-chan map[string
 	ch := make(chan map[string]string, 1)
 	go func() {
 		defer close(ch)
-		if err := validateNodeName(node); err != nil {
+		if err := ValidateNodeName(node); err != nil {
 			r.log.Error("cannot watch node annotations", "err", err)
 			<-ctx.Done()
 			return
