@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -144,12 +145,44 @@ func TestEtcdTLSRBACPastTokenTTL(t *testing.T) {
 	if out, errOut, code := h1.Run(30*time.Second, nil, append([]string{"config", "get"}, userFlags...)...); code != 0 || !strings.Contains(out, testbed.IPv6Network) {
 		t.Errorf("vxlan6d config get as %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
 	}
+	if out, errOut, code := h1.Run(30*time.Second, nil, append([]string{"nodes", "-o", "wide"}, userFlags...)...); code != 0 || !strings.Contains(out, h3.Name) || !strings.Contains(out, "team=blue") {
+		t.Errorf("vxlan6d nodes as %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
+	}
+	rbacReserveAndDelete(t, b, h1, userFlags)
 	creds := t.TempDir()
 	if err := os.WriteFile(filepath.Join(creds, "etcd-password"), []byte(c.Password), 0o400); err != nil {
 		t.Fatal(err)
 	}
 	if out, errOut, code := h1.Run(30*time.Second, []string{"CREDENTIALS_DIRECTORY=" + creds}, noPw...); code != 0 {
 		t.Errorf("vxlan6d leases with the systemd credential: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// rbacReserveAndDelete: 'lease reserve' (a compare-and-put guarded by the
+// whole leases prefix) and 'lease delete' of that reservation (a read and a
+// compare-and-delete) as the prefix-limited user, on a VTEP no host has and
+// a subnet no lease holds.
+func rbacReserveAndDelete(t *testing.T, b *testbed.Bed, h *testbed.Host, userFlags []string) {
+	t.Helper()
+	vtep := net.ParseIP("2001:db8:ffff::99")
+	held := map[string]bool{}
+	for _, l := range b.Leases() {
+		held[l.Subnets.V6.String()] = true
+	}
+	subnet := ""
+	for i := 0xffff; subnet == "" || held[subnet]; i-- {
+		subnet = fmt.Sprintf("fd10:244:0:%x::/64", i)
+	}
+	reserve := append([]string{"lease", "reserve", "--node", "rbac", vtep.String(), subnet}, userFlags...)
+	if out, errOut, code := h.Run(30*time.Second, nil, reserve...); code != 0 {
+		t.Errorf("vxlan6d lease reserve as %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
+	} else if l := b.LeaseFor(vtep); l == nil || !l.Reserved || l.Subnets.V6.String() != subnet {
+		t.Errorf("reservation written as %s: %+v", testbed.EtcdUser, l)
+	}
+	if out, errOut, code := h.Run(30*time.Second, nil, append([]string{"lease", "delete", vtep.String()}, userFlags...)...); code != 0 {
+		t.Errorf("vxlan6d lease delete as %s: exit %d\n%s%s", testbed.EtcdUser, code, out, errOut)
+	} else if l := b.LeaseFor(vtep); l != nil {
+		t.Errorf("reservation deleted as %s is still there: %+v", testbed.EtcdUser, l)
 	}
 }
 

@@ -180,8 +180,8 @@ func parseAnnotations(kvs []string) ([]annotation, error) {
 }
 
 func (c *cli) annotate(cmd *cobra.Command, ec *etcdCommand, node string, kvs []string) error {
-	if node == "" || strings.Contains(node, "/") {
-		return c.usageErr(cmd, fmt.Errorf("node name %q must be non-empty without /", node))
+	if err := lease.ValidateNodeName(node); err != nil {
+		return c.usageErr(cmd, err)
 	}
 	changes, err := parseAnnotations(kvs)
 	if err != nil {
@@ -206,10 +206,16 @@ func (c *cli) annotate(cmd *cobra.Command, ec *etcdCommand, node string, kvs []s
 			}
 			return nil
 		}
+		all := make(map[string]string, len(changes))
+		keys := make([]string, 0, len(changes))
 		for _, ch := range changes {
-			if err := reg.Annotate(ctx, node, ch.k, ch.v); err != nil {
-				return c.fail(cmd, fmt.Errorf("annotate node %s with %s: %w", node, ch.k, err))
-			}
+			all[ch.k] = ch.v
+			keys = append(keys, ch.k)
+		}
+		if err := reg.AnnotateAll(ctx, node, all); err != nil {
+			return c.fail(cmd, fmt.Errorf("annotate node %s with %s: %w", node, strings.Join(keys, ","), err))
+		}
+		for _, ch := range changes {
 			if ch.v == "" {
 				fmt.Fprintf(c.stdout, "node %s: removed %s\n", node, ch.k)
 			} else {

@@ -1,18 +1,15 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxlan6/vxlan6/internal/ipnet"
-	"github.com/vxlan6/vxlan6/internal/testutil"
 	"github.com/vxlan6/vxlan6/overlay/lease"
 	"github.com/vxlan6/vxlan6/overlay/vxlan"
 )
@@ -23,12 +20,8 @@ import (
 // format, and name what they skipped on stderr. These are the commands an
 // operator runs to find such a record.
 func TestListingsSurviveCorruptRecords(t *testing.T) {
-	e := testutil.StartEtcd(t)
-	prefix := "/" + testutil.UniqueName("bad")
-	flags := []string{"--etcd-endpoints", e.Endpoints[0], "--etcd-prefix", prefix}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	reg := lease.New(e.Client, prefix)
+	f := newEtcdFixture(t, "bad")
+	e, reg, flags, ctx := f.e, f.reg, f.flags, f.ctx
 	vtep := net.ParseIP("2001:db8::21")
 	_, s6, _ := net.ParseCIDR("fd10:244:0:21::/64")
 	good, err := lease.MarshalRecord(&lease.Lease{VTEP: vtep, Subnets: ipnet.Subnets{V6: s6}, VtepMAC: vxlan.MACFor(vtep), NodeName: "good"})
@@ -36,7 +29,6 @@ func TestListingsSurviveCorruptRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
-		reg.ConfigKey():                     `{"IPv6Network":"fd10:244::/48","IPv6SubnetLen":64,"Backend":{"Type":"vxlan"}}`,
 		reg.LeaseKey(vtep):                  string(good),
 		reg.LeasesPrefix() + "2001:db8::66": `{not json`,
 		reg.NodeKey("good"):                 `{"annotations":{"example.com/rack":"r1"}}`,

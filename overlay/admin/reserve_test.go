@@ -1,15 +1,10 @@
 package admin
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/vxlan6/vxlan6/internal/testutil"
-	"github.com/vxlan6/vxlan6/overlay/lease"
 )
 
 // TestReserveRefusesRecordsDaemonsSkip: 'lease reserve' writes only a
@@ -18,15 +13,8 @@ import (
 // invalid by every reader (the node never gets its reservation); the
 // command fails naming why and writes nothing. A good one is written.
 func TestReserveRefusesRecordsDaemonsSkip(t *testing.T) {
-	e := testutil.StartEtcd(t)
-	prefix := "/" + testutil.UniqueName("rsv")
-	flags := []string{"--etcd-endpoints", e.Endpoints[0], "--etcd-prefix", prefix}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	reg := lease.New(e.Client, prefix)
-	if _, err := e.Client.Put(ctx, reg.ConfigKey(), `{"IPv6Network":"fd10:244::/48","IPv6SubnetLen":64,"Backend":{"Type":"vxlan"}}`); err != nil {
-		t.Fatal(err)
-	}
+	f := newEtcdFixture(t, "rsv")
+	e, reg, flags, ctx := f.e, f.reg, f.flags, f.ctx
 	for _, c := range []struct {
 		args []string
 		want string

@@ -17,7 +17,9 @@ type nodeRecord struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
-func validateNodeName(node string) error {
+// ValidateNodeName refuses a node name that cannot be one key under
+// <prefix>/nodes/: empty, or with '/' or NUL.
+func ValidateNodeName(node string) error {
 	if node == "" {
 		return errors.New("empty node name")
 	}
@@ -47,7 +49,7 @@ func (r *Registry) NodeAnnotations(ctx context.Context, node string) (map[string
 // nodeAnnotations also returns the key's ModRevision (0 if missing) and the
 // revision read.
 func (r *Registry) nodeAnnotations(ctx context.Context, node string) (map[string]string, int64, int64, error) {
-	if err := validateNodeName(node); err != nil {
+	if err := ValidateNodeName(node); err != nil {
 		return nil, 0, 0, err
 	}
 	key := r.NodeKey(node)
@@ -62,16 +64,22 @@ func (r *Registry) nodeAnnotations(ctx context.Context, node string) (map[string
 	return ann, resp.Kvs[0].ModRevision, resp.Header.Revision, err
 }
 
-// Annotate sets (value != "") or removes (value == "") one annotation. It is
-// a read-modify-write guarded by the key's ModRevision, retried when another
-// writer got in between, so concurrent annotations never get lost.
+// Annotate sets (value != "") or removes (value == "") one annotation.
 func (r *Registry) Annotate(ctx context.Context, node, key, value string) error {
-	if key == "" {
+	return r.AnnotateAll(ctx, node, map[string]string{key: value})
+}
+
+// AnnotateAll sets (value != "") or removes (value == "") the annotations
+// of changes in one write, so watchers see them all at once. It is a
+// read-modify-write guarded by the key's ModRevision, retried when another
+// writer got in between, so concurrent annotations never get lost.
+func (r *Registry) AnnotateAll(ctx context.Context, node string, changes map[string]string) error {
+	if _, ok := changes[""]; ok {
 		return fmt.Errorf("annotate node %s: empty annotation key", node)
 	}
 	nodeKey := r.NodeKey(node)
 	return retryRaces(ctx, func() error {
-		return r.annotateOnce(ctx, node, key, value)
+		return r.annotateOnce(ctx, node, changes)
 	}, func(err error) error {
 		if errors.Is(err, errLostRace) {
 			return fmt.Errorf("annotate node %s: %s kept changing under us", node, nodeKey)
@@ -80,21 +88,24 @@ func (r *Registry) Annotate(ctx context.Context, node, key, value string) error 
 	})
 }
 
-// annotateOnce is one read-modify-write of Annotate; errLostRace when the
-// record changed under it.
-func (r *Registry) annotateOnce(ctx context.Context, node, key, value string) error {
+// annotateOnce is one read-modify-write of AnnotateAll; errLostRace when
+// the record changed under it.
+func (r *Registry) annotateOnce(ctx context.Context, node string, changes map[string]string) error {
 	nodeKey := r.NodeKey(node)
 	ann, modRev, _, err := r.nodeAnnotations(ctx, node)
 	if err != nil {
 		return fmt.Errorf("annotate node %s: %w", node, err)
 	}
-	if cur, ok := ann[key]; (value == "" && !ok) || (value != "" && ok && cur == value) {
-		return nil
+	was := maps.Clone(ann)
+	for key, value := range changes {
+		if value == "" {
+			delete(ann, key)
+		} else {
+			ann[key] = value
+		}
 	}
-	if value == "" {
-		delete(ann, key)
-	} else {
-		ann[key] = value
+	if maps.Equal(ann, was) {
+		return nil
 	}
 	data, err := json.Marshal(nodeRecord{Annotations: ann})
 	if err != nil {
@@ -120,33 +131,14 @@ func (r *Registry) WatchNode(ctx context.Context, node string) <-chan map[string
 	ch := make(chan map[string]string, 1)
 	go func() {
 		defer close(ch)
-		if err := validateNodeName(node); err != nil {
+		if err := ValidateNodeName(node); err != nil {
 			r.log.Error("cannot watch node annotations", "err", err)
 			<-ctx.Done()
 			return
 		}
-		r.watchNode(ctx, node, annotationSender(ctx, ch))
+		r.watchNode(ctx, node, changeSender(ctx, ch, maps.Equal, maps.Clone))
 	}()
 	return ch
-}
-
-// annotationSender returns a send that passes a copy of ann to ch unless it
-// equals the last one sent; it returns false once ctx ended.
-func annotationSender(ctx context.Context, ch chan<- map[string]string) func(map[string]string) bool {
-	var last map[string]string
-	sent := false
-	return func(ann map[string]string) bool {
-		if sent && maps.Equal(ann, last) {
-			return true
-		}
-		select {
-		case ch <- maps.Clone(ann):
-			last, sent = ann, true
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
 }
 
 // watchNode sends the node's annotations (an empty map when the record is

@@ -103,3 +103,33 @@ func TestAnnotations(t *testing.T) {
 	for range ch {
 	}
 }
+
+// TestAnnotateAllOneWrite: several sets and removals land in one write (one
+// revision of the node key), so a watcher never sees half of them; changes
+// that leave the annotations as they are write nothing.
+func TestAnnotateAllOneWrite(t *testing.T) {
+	v := newEnv(t)
+	if err := v.r.AnnotateAll(v.ctx, "host-c", map[string]string{"a": "1", "b": "2", "c": "3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.r.AnnotateAll(v.ctx, "host-c", map[string]string{"a": "", "b": "20", "d": "4"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := v.cli.Get(v.ctx, v.r.NodeKey("host-c"))
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Version != 2 {
+		t.Fatalf("node key after two AnnotateAll: %v %v; want version 2", resp, err)
+	}
+	if err := v.r.AnnotateAll(v.ctx, "host-c", map[string]string{"a": "", "b": "20"}); err != nil {
+		t.Fatal(err)
+	}
+	ann, err := v.r.NodeAnnotations(v.ctx, "host-c")
+	if want := map[string]string{"b": "20", "c": "3", "d": "4"}; err != nil || !maps.Equal(ann, want) {
+		t.Fatalf("annotations %v (%v), want %v", ann, err, want)
+	}
+	if resp, err = v.cli.Get(v.ctx, v.r.NodeKey("host-c")); err != nil || resp.Kvs[0].Version != 2 {
+		t.Errorf("a no-op AnnotateAll wrote the node key (%v)", err)
+	}
+	if err := v.r.AnnotateAll(v.ctx, "host-c", map[string]string{"": "x"}); err == nil {
+		t.Error("AnnotateAll with an empty key succeeded")
+	}
+}

@@ -22,20 +22,7 @@ func (r *Registry) WatchConfig(ctx context.Context) <-chan ConfigChange {
 	ch := make(chan ConfigChange, 1)
 	go func() {
 		defer close(ch)
-		var last []byte
-		sent := false
-		r.watchKey(ctx, r.ConfigKey(), func(raw []byte) bool {
-			if sent && bytes.Equal(raw, last) {
-				return true
-			}
-			select {
-			case ch <- r.configChange(raw):
-				last, sent = raw, true
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}, nil)
+		r.watchKey(ctx, r.ConfigKey(), changeSender(ctx, ch, bytes.Equal, r.configChange), nil)
 	}()
 	return ch
 }

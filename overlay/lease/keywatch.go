@@ -84,3 +84,23 @@ func (r *Registry) watchKeyFrom(ctx context.Context, key string, rev int64, recv
 	}
 	return ctx.Err() == nil
 }
+
+// changeSender returns a send for a watchKey consumer: it passes conv(v) to
+// ch unless v is the same as the last value sent, and returns false once ctx
+// ended. v must not be changed after the call (it is kept to compare).
+func changeSender[K, V any](ctx context.Context, ch chan<- V, same func(a, b K) bool, conv func(K) V) func(K) bool {
+	var last K
+	sent := false
+	return func(v K) bool {
+		if sent && same(v, last) {
+			return true
+		}
+		select {
+		case ch <- conv(v):
+			last, sent = v, true
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+}

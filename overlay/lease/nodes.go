@@ -22,7 +22,7 @@ func (r *Registry) Nodes(ctx context.Context) (nodes map[string]map[string]strin
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		name := strings.TrimPrefix(key, prefix)
-		if err := validateNodeName(name); err != nil {
+		if err := ValidateNodeName(name); err != nil {
 			invalid = append(invalid, fmt.Sprintf("%s: %v", clip(key), err))
 			continue
 		}
